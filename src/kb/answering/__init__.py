@@ -1,0 +1,1 @@
+"""Answering: validate → retrieve → prompt → generate → verify citations."""

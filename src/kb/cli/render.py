@@ -1,0 +1,201 @@
+"""All terminal output: rich tables, progress, Markdown on a TTY; JSON/NDJSON otherwise.
+
+Machine output goes to stdout as plain JSON lines; messages and progress go to stderr,
+and colour and progress appear only when the stream is a terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+def emit_json(obj) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+
+
+def error(message: str) -> None:
+    err.print(f"[bold red]error:[/] {message}" if err.is_terminal else f"error: {message}", markup=err.is_terminal)
+
+
+def note(message: str) -> None:
+    err.print(f"[dim]{message}[/]" if err.is_terminal else message, markup=err.is_terminal)
+
+
+def _short(path: str) -> str:
+    try:
+        return os.path.relpath(path) if Path(path).is_relative_to(Path.cwd()) else path
+    except ValueError:
+        return path
+
+
+class IngestProgress:
+    """A rich progress bar with files, chunks and ETA; silent when stderr is not a TTY."""
+
+    def __init__(self) -> None:
+        self._bar = None
+        self._chunks = 0
+
+    def start(self, total_files: int) -> None:
+        if not err.is_terminal:
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._bar = Progress(TextColumn("[bold]ingesting"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
+                             TextColumn("{task.fields[chunks]} chunks"), TimeRemainingColumn(), TextColumn("{task.fields[name]}"),
+                             console=err, transient=True)
+        self._bar.start()
+        self._task = self._bar.add_task("ingest", total=total_files, chunks=0, name="")
+
+    def advance(self, path: str, chunks: int) -> None:
+        if self._bar:
+            self._chunks += chunks
+            self._bar.update(self._task, advance=1, chunks=self._chunks, name=Path(path).name[:40])
+
+    def finish(self) -> None:
+        if self._bar:
+            self._bar.stop()
+
+
+def ingest_report(report) -> None:
+    r = report
+    out.print(f"{r.files_seen} files: {r.added} added, {r.updated} updated, {r.unchanged} unchanged, "
+              f"{r.removed} removed, {len(r.failed)} failed; {r.chunks_added} chunks added, "
+              f"{r.chunks_removed} removed in {r.seconds:.1f}s")
+    for item in r.failed:
+        err.print(f"  failed: {_short(item['path'])}: {item['reason']}", markup=False)
+    for item in r.skipped:
+        err.print(f"  skipped: {_short(item['path'])}: {item['reason']}", markup=False)
+    for item in r.warnings:
+        err.print(f"  warning: {_short(item['path'])}: {item['warning']}", markup=False)
+
+
+def hit_json(query: str, hit) -> dict:
+    return {"query": query, "rank": hit.rank, "score": hit.score, "source": hit.source, "chunk_id": hit.chunk_id,
+            "page": hit.page, "lines": hit.lines, "heading": hit.heading, "text": hit.text}
+
+
+def hits_table(query: str, hits) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"[bold]{query}[/]", title_justify="left", show_lines=True)
+    table.add_column("#", justify="right")
+    table.add_column("score", justify="right")
+    table.add_column("source", max_width=36, overflow="fold")
+    table.add_column("text", ratio=1, min_width=30)
+    for h in hits:
+        snippet = " ".join(h.text.split())
+        snippet = snippet[:300] + ("…" if len(snippet) > 300 else "")
+        where = "\n".join(x for x in (_short(h.source), h.location(), h.heading) if x)
+        table.add_row(str(h.rank), f"{h.score:.3f}", where, snippet)
+    out.print(table)
+
+
+class MarkdownStream:
+    """Shows a streamed answer as Markdown while it arrives (TTY only)."""
+
+    def __init__(self) -> None:
+        from rich.live import Live
+
+        self.parts: list[str] = []
+        self._live = Live(console=out, refresh_per_second=12, vertical_overflow="visible")
+        self._live.start()
+
+    def text(self, delta: str) -> None:
+        from rich.markdown import Markdown
+
+        self.parts.append(delta)
+        self._live.update(Markdown("".join(self.parts)))
+
+    def reset(self, reason: str) -> None:
+        self._live.update("")
+        self.parts = []
+        note(f"{reason}; trying the next provider")
+
+    def close(self) -> None:
+        self._live.stop()
+
+
+def answer(ans, streamed: bool) -> None:
+    from rich.markdown import Markdown
+
+    if not streamed:
+        out.print(Markdown(ans.answer) if out.is_terminal else ans.answer)
+    if ans.citations:
+        out.print()
+        for c in ans.citations:
+            where = c.hit.location()
+            out.print(f"[{c.n}] {_short(c.hit.source)}" + (f", {where}" if where else ""), markup=False, highlight=False)
+    if ans.dropped_citations:
+        note(f"dropped citations to passages the model was not given: {ans.dropped_citations}")
+    u = ans.usage
+    cost = f"${u.cost_usd:.6f}" if u.cost_usd else "$0"
+    line = (f"{ans.provider} ({ans.model}) · {ans.latency_ms['total']:.0f} ms · "
+            f"{u.input_tokens} in / {u.output_tokens} out tokens · {cost}" + (" · cached" if ans.cached else ""))
+    failed = [a for a in ans.attempts if a.outcome != "ok"]
+    if failed:
+        line += " · fell back past " + ", ".join(f"{a.provider} ({a.error})" for a in failed)
+    note(line)
+
+
+def documents(rows: list[dict]) -> None:
+    from rich.table import Table
+
+    table = Table()
+    for col in ("source", "chunks", "bytes", "ingested"):
+        table.add_column(col, justify="right" if col in ("chunks", "bytes") else "left")
+    for r in rows:
+        table.add_row(_short(r["source"]), str(r["chunks"]), str(r["bytes"]), r["ingested_at"])
+    out.print(table)
+
+
+def info(data: dict) -> None:
+    for key, value in data.items():
+        out.print(f"[bold]{key:>10}[/]  {value}")
+
+
+def _fmt(value) -> str:
+    return "–" if value is None else str(value)
+
+
+def stats(data: dict) -> None:
+    from rich.table import Table
+
+    req = ", ".join(f"{n} {k}" for k, n in data["requests"].items()) or "none"
+    cache = data["cache"]
+    out.print(f"[bold]requests[/] {req}; {data['errors']} with errors")
+    out.print(f"[bold]cache[/] {cache['hits']} of {cache['asks']} asks answered from cache (hit rate {_fmt(cache['hit_rate'])})")
+    lat = Table(title="latency (ms)", title_justify="left")
+    for col in ("stage", "request", "n", "p50", "p95", "p99"):
+        lat.add_column(col)
+    for stage, kinds in data["latency_ms"].items():
+        for kind, v in kinds.items():
+            lat.add_row(stage, kind, str(v["n"]), _fmt(v["p50"]), _fmt(v["p95"]), _fmt(v["p99"]))
+    out.print(lat)
+    prov = Table(title="providers", title_justify="left")
+    for col in ("provider", "answers", "tokens in", "tokens out", "cost $", "attempts", "error rate", "breaker"):
+        prov.add_column(col)
+    for name, p in data["providers"].items():
+        prov.add_row(name, _fmt(p.get("answers")), _fmt(p.get("input_tokens")), _fmt(p.get("output_tokens")),
+                     _fmt(p.get("cost_usd")), _fmt(p.get("attempts")), _fmt(p.get("error_rate")), p.get("breaker", "closed"))
+    out.print(prov)
+    d = data["drift"]
+    r, b = d["recent"], d["baseline"]
+    out.print(f"[bold]drift[/] top-1 similarity: recent mean {_fmt(r['mean'])} (n={r['n']}), baseline mean "
+              f"{_fmt(b['mean'])} (n={b['n']}), shift {_fmt(d['mean_shift'])}, KS {_fmt(d['ks'])}; "
+              f"share below {d['low_match']}: recent {_fmt(r['low_match_share'])}, baseline {_fmt(b['low_match_share'])}"
+              + ("; [bold red]drifting[/]" if d["drifting"] else ""))
+
+
+def pretty_json(obj) -> None:
+    if out.is_terminal:
+        out.print_json(data=obj)
+    else:
+        emit_json(obj)

@@ -1,0 +1,81 @@
+"""The data that flows between pipeline stages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Section:
+    """A structural unit of a document: a Markdown/HTML heading section or a PDF page."""
+
+    text: str
+    heading: str | None = None
+    page: int | None = None
+    first_line: int | None = None  # 1-based line of `text` in the source file, if meaningful
+
+
+@dataclass
+class Document:
+    source: str
+    sections: list[Section]
+    title: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Chunk:
+    id: str
+    source: str
+    text: str
+    ordinal: int
+    heading: str | None = None
+    page: int | None = None
+    lines: tuple[int, int] | None = None
+
+    def embedding_text(self) -> str:
+        # The heading path travels with the passage so a chunk deep in a section still
+        # matches questions that name the section's subject.
+        return f"{self.heading}\n{self.text}" if self.heading else self.text
+
+    def metadata(self) -> dict:
+        meta = {"source": self.source, "ordinal": self.ordinal}
+        if self.heading:
+            meta["heading"] = self.heading
+        if self.page is not None:
+            meta["page"] = self.page
+        if self.lines:
+            meta["lines"] = f"{self.lines[0]}-{self.lines[1]}"
+        return meta
+
+
+@dataclass
+class Hit:
+    rank: int
+    score: float
+    chunk_id: str
+    source: str
+    text: str
+    heading: str | None = None
+    page: int | None = None
+    lines: str | None = None
+
+    @classmethod
+    def from_store(cls, rank: int, score: float, chunk_id: str, text: str, meta: dict) -> "Hit":
+        return cls(
+            rank=rank,
+            score=round(score, 4),
+            chunk_id=chunk_id,
+            source=meta.get("source", ""),
+            text=text,
+            heading=meta.get("heading"),
+            page=meta.get("page"),
+            lines=meta.get("lines"),
+        )
+
+    def location(self) -> str:
+        if self.page is not None:
+            return f"p. {self.page}"
+        if self.lines:
+            return f"lines {self.lines}"
+        return ""

@@ -1,0 +1,1 @@
+"""Ingestion: discover → read → chunk → embed → store, with a manifest for incremental runs."""

@@ -1,0 +1,120 @@
+"""Structure-aware chunking into passages that fit the embedding model's window.
+
+Sections (headings, PDF pages) are never merged; inside a section, paragraphs are packed
+greedily up to `max_tokens` word pieces, measured with the model's own tokenizer. A
+paragraph that is too long is split at sentences, and a sentence that is too long at
+token boundaries. Consecutive chunks of a section share up to `overlap` word pieces of
+whole trailing sentences, so a fact that straddles a boundary stays findable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+from kb.documents import Chunk, Document, Section
+
+CHUNKER_VERSION = "1"
+_SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+")
+_PARAGRAPH = re.compile(r"\n[ \t]*\n")
+
+
+@dataclass
+class _Piece:
+    text: str
+    first_line: int | None
+    last_line: int | None
+    tokens: int
+
+
+class Chunker:
+    def __init__(self, count_tokens: Callable[[str], int], split_tokens: Callable[[str, int], list[str]],
+                 max_tokens: int = 200, overlap: int = 32) -> None:
+        self.count = count_tokens
+        self.split = split_tokens
+        self.max_tokens = max_tokens
+        self.overlap = overlap
+
+    @property
+    def version(self) -> str:
+        return f"{CHUNKER_VERSION}:{self.max_tokens}:{self.overlap}"
+
+    def chunk(self, doc: Document) -> list[Chunk]:
+        chunks: list[Chunk] = []
+        for section in doc.sections:
+            heading = section.heading or doc.title
+            budget = self.max_tokens - (self.count(heading) + 1 if heading else 0)
+            budget = max(budget, self.max_tokens // 2)
+            for text, first, last in self._pack(self._pieces(section, budget), budget):
+                lines = (first, last) if first is not None and last is not None else None
+                chunks.append(_make_chunk(doc.source, len(chunks), text, heading, section.page, lines))
+        return chunks
+
+    def _pieces(self, section: Section, budget: int) -> Iterable[_Piece]:
+        """Paragraphs, or sentences/windows of paragraphs that exceed the budget."""
+        offset = 0
+        for match in list(_PARAGRAPH.finditer(section.text)) + [None]:
+            end = match.start() if match else len(section.text)
+            para = section.text[offset:end]
+            first = last = None
+            if section.first_line is not None:
+                lead = len(para) - len(para.lstrip("\n"))
+                first = section.first_line + section.text.count("\n", 0, offset + lead)
+                last = first + para.strip("\n").count("\n")
+            offset = match.end() if match else end
+            para = para.strip()
+            if not para:
+                continue
+            tokens = self.count(para)
+            if tokens <= budget:
+                yield _Piece(para, first, last, tokens)
+                continue
+            for sentence in _SENTENCE_END.split(para):
+                n = self.count(sentence)
+                parts = [sentence] if n <= budget else self.split(sentence, budget)
+                for part in parts:
+                    yield _Piece(part, first, last, self.count(part) if len(parts) > 1 else n)
+
+    def _pack(self, pieces: Iterable[_Piece], budget: int) -> Iterable[tuple[str, int | None, int | None]]:
+        current: list[_Piece] = []
+        size = 0
+        for piece in pieces:
+            if current and size + piece.tokens > budget:
+                yield _join(current)
+                current = self._overlap_tail(current, budget - piece.tokens)
+                size = sum(p.tokens for p in current)
+            current.append(piece)
+            size += piece.tokens
+        if current:
+            yield _join(current)
+
+    def _overlap_tail(self, pieces: list[_Piece], room: int) -> list[_Piece]:
+        """Trailing whole sentences of the finished chunk, up to `overlap` tokens."""
+        limit = min(self.overlap, room)
+        last = pieces[-1]
+        tail: list[_Piece] = []
+        used = 0
+        for sentence in reversed(_SENTENCE_END.split(last.text)):
+            n = self.count(sentence)
+            if used + n > limit:
+                break
+            tail.insert(0, _Piece(sentence, last.last_line, last.last_line, n))
+            used += n
+        if len(tail) == len(_SENTENCE_END.split(last.text)):
+            return []  # the whole previous piece would repeat; that is duplication, not overlap
+        return [_Piece(" ".join(p.text for p in tail), last.last_line, last.last_line, used)] if tail else []
+
+
+def _join(pieces: list[_Piece]) -> tuple[str, int | None, int | None]:
+    firsts = [p.first_line for p in pieces if p.first_line is not None]
+    lasts = [p.last_line for p in pieces if p.last_line is not None]
+    return "\n\n".join(p.text for p in pieces), (min(firsts) if firsts else None), (max(lasts) if lasts else None)
+
+
+def _make_chunk(source: str, ordinal: int, text: str, heading: str | None, page: int | None,
+                lines: tuple[int, int] | None) -> Chunk:
+    key = "\x1f".join([source, str(ordinal), str(page), str(lines), heading or "", text])
+    chunk_id = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return Chunk(id=chunk_id, source=source, text=text, ordinal=ordinal, heading=heading, page=page, lines=lines)

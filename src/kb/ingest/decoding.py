@@ -1,0 +1,45 @@
+"""Bytes to text: BOMs, UTF-8, then detected legacy encodings; binary data refused."""
+
+from __future__ import annotations
+
+import codecs
+
+from kb.errors import IngestError
+
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
+def _looks_binary(data: bytes) -> bool:
+    sample = data[:8192]
+    if b"\x00" in sample:
+        return True
+    controls = sum(1 for b in sample if b < 32 and b not in (9, 10, 12, 13, 27))
+    return controls > len(sample) * 0.05
+
+
+def decode(data: bytes) -> tuple[str, str]:
+    """Return (text, encoding). Raises IngestError for data that is not text."""
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data.decode(encoding), encoding
+            except UnicodeDecodeError as exc:
+                raise IngestError(f"starts with a {encoding} byte-order mark but does not decode ({exc.reason})") from exc
+    if _looks_binary(data):
+        raise IngestError("binary content, not text")
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data).best()
+    if best is None:
+        raise IngestError("could not detect the text encoding")
+    return str(best), best.encoding

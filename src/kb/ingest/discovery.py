@@ -1,0 +1,87 @@
+"""Find the files to ingest: folders recursively, include/exclude globs, hidden entries
+skipped unless asked for, symlinks followed without ever visiting a folder twice."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from fnmatch import fnmatch
+from pathlib import Path
+
+from kb.ingest.readers import reader_for
+
+
+@dataclass
+class Found:
+    files: list[Path] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason): not kb's to read
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (path, reason): should have been read
+    roots: list[Path] = field(default_factory=list)  # folders walked completely
+
+
+def _matches(rel: str, name: str, patterns: list[str]) -> bool:
+    return any(fnmatch(rel, p) or fnmatch(name, p) for p in patterns)
+
+
+def discover(paths: list[Path], include: list[str] | None = None, exclude: list[str] | None = None,
+             hidden: bool = False) -> Found:
+    found = Found()
+    seen_dirs: set[tuple[int, int]] = set()
+    seen_files: set[str] = set()
+    include, exclude = include or [], exclude or []
+
+    def consider(path: Path, rel: str) -> None:
+        real = os.path.realpath(path)
+        if real in seen_files:
+            return
+        if include and not _matches(rel, path.name, include):
+            return
+        if reader_for(path) is None:
+            found.skipped.append((str(path), f"unsupported file type {path.suffix}"))
+            return
+        seen_files.add(real)
+        found.files.append(path)
+
+    def walk(folder: Path, root: Path) -> None:
+        try:
+            st = folder.stat()
+        except OSError as exc:
+            found.failed.append((str(folder), f"cannot open folder ({exc.strerror})"))
+            return
+        if (st.st_dev, st.st_ino) in seen_dirs:
+            return  # a symlink loop or a second link to a folder already walked
+        seen_dirs.add((st.st_dev, st.st_ino))
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as exc:
+            found.failed.append((str(folder), f"cannot list folder ({exc.strerror})"))
+            return
+        for entry in entries:
+            path = Path(entry.path)
+            rel = path.relative_to(root).as_posix()
+            if not hidden and entry.name.startswith("."):
+                continue
+            if _matches(rel, entry.name, exclude):
+                continue
+            try:
+                is_dir = entry.is_dir()  # follows symlinks
+                is_file = entry.is_file()
+            except OSError:
+                is_dir = is_file = False
+            if is_dir:
+                walk(path, root)
+            elif is_file:
+                consider(path, rel)
+            elif entry.is_symlink():
+                found.skipped.append((str(path), "broken symlink"))
+
+    for given in paths:
+        path = Path(os.path.abspath(given.expanduser()))
+        if path.is_dir():
+            found.roots.append(path)
+            walk(path, path)
+        elif path.is_file():
+            consider(path, path.name)
+        else:
+            found.failed.append((str(path), "no such file or folder"))
+    return found

@@ -1,0 +1,104 @@
+"""The manifest: what has been ingested, so re-ingesting does only what changed.
+
+One SQLite file per knowledge base, in WAL mode. A file's row is written only after its
+chunks are committed to the vector store, so a crash can leave chunks without a row (the
+next run replaces them by id) but never a row without chunks.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from kb.sqlite import connect
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS files (
+    source TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    chunker TEXT NOT NULL,
+    model TEXT NOT NULL,
+    chunk_ids TEXT NOT NULL,
+    warnings TEXT NOT NULL DEFAULT '[]',
+    ingested_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+@dataclass
+class FileRecord:
+    source: str
+    size: int
+    mtime_ns: int
+    sha256: str
+    chunker: str
+    model: str
+    chunk_ids: list[str]
+    warnings: list[str]
+    ingested_at: float
+
+
+class Manifest:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db = connect(path, _SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- meta -----------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    def content_version(self) -> int:
+        return int(self.get_meta("content_version") or 0)
+
+    def bump_version(self) -> None:
+        self._db.execute(
+            "INSERT INTO meta(key, value) VALUES ('content_version', '1') "
+            "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+        )
+
+    # -- files ----------------------------------------------------------------------
+    def get(self, source: str) -> FileRecord | None:
+        row = self._db.execute("SELECT * FROM files WHERE source = ?", (source,)).fetchone()
+        return _record(row) if row else None
+
+    def all(self) -> list[FileRecord]:
+        return [_record(r) for r in self._db.execute("SELECT * FROM files ORDER BY source")]
+
+    def sources_under(self, folder: str) -> list[str]:
+        prefix = folder.rstrip("/") + "/"
+        rows = self._db.execute("SELECT source FROM files WHERE substr(source, 1, ?) = ?", (len(prefix), prefix))
+        return [r[0] for r in rows]
+
+    def put(self, rec: FileRecord) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (rec.source, rec.size, rec.mtime_ns, rec.sha256, rec.chunker, rec.model,
+             json.dumps(rec.chunk_ids), json.dumps(rec.warnings), rec.ingested_at),
+        )
+
+    def touch(self, source: str, size: int, mtime_ns: int) -> None:
+        self._db.execute("UPDATE files SET size = ?, mtime_ns = ? WHERE source = ?", (size, mtime_ns, source))
+
+    def delete(self, source: str) -> None:
+        self._db.execute("DELETE FROM files WHERE source = ?", (source,))
+
+    def totals(self) -> tuple[int, int, int]:
+        """(documents, chunks, source bytes)."""
+        docs, size = self._db.execute("SELECT count(*), coalesce(sum(size), 0) FROM files").fetchone()
+        chunks = sum(len(json.loads(r[0])) for r in self._db.execute("SELECT chunk_ids FROM files"))
+        return docs, chunks, size
+
+
+def _record(row: tuple) -> FileRecord:
+    return FileRecord(row[0], row[1], row[2], row[3], row[4], row[5], json.loads(row[6]), json.loads(row[7]), row[8])

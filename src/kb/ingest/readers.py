@@ -1,0 +1,207 @@
+"""Readers turn one file into a Document. The registry maps file suffixes to readers.
+
+Every reader gets the path and the file's bytes (read once by the pipeline, which also
+hashes them) and returns sections that keep the structure chunking needs: heading paths
+with line numbers for Markdown and text, headings for HTML, pages for PDF.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+from typing import Callable
+
+from kb.documents import Document, Section
+from kb.errors import IngestError
+from kb.ingest.decoding import decode
+
+Reader = Callable[[Path, bytes], Document]
+
+_ATX = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
+_FENCE = re.compile(r"^\s*(```|~~~)")
+_RST_UNDERLINE = re.compile(r"^([=\-~^\"'`#*+])\1{2,}\s*$")
+
+
+def _with_encoding_warning(doc: Document, encoding: str) -> Document:
+    if encoding not in ("utf-8", "utf-8-sig", "ascii"):
+        doc.warnings.append(f"decoded as {encoding}")
+    return doc
+
+
+def _heading_sections(lines: list[str], headings: dict[int, tuple[int, str]]) -> list[Section]:
+    """Split lines into sections at heading lines; `headings` maps line index → (level, title)."""
+    sections: list[Section] = []
+    stack: list[tuple[int, str]] = []
+    heading, start = None, 0
+
+    def flush(end: int) -> None:
+        body = lines[start:end]
+        while body and not body[0].strip():
+            body = body[1:]
+        lead = end - start - len(body)
+        text = "\n".join(body).rstrip()
+        if text:
+            sections.append(Section(text=text, heading=heading, first_line=start + lead + 1))
+
+    for i in sorted(headings):
+        flush(i)
+        level, title = headings[i]
+        stack = [(lvl, t) for lvl, t in stack if lvl < level] + [(level, title)]
+        heading, start = " > ".join(t for _, t in stack), i + 1
+    flush(len(lines))
+    return sections
+
+
+def read_markdown(path: Path, data: bytes) -> Document:
+    text, encoding = decode(data)
+    lines = text.splitlines()
+    headings: dict[int, tuple[int, str]] = {}
+    in_fence = False
+    for i, line in enumerate(lines):
+        if _FENCE.match(line):
+            in_fence = not in_fence
+            continue
+        match = None if in_fence else _ATX.match(line)
+        if match:
+            headings[i] = (len(match.group(1)), match.group(2).strip())
+    sections = _heading_sections(lines, headings)
+    title = next((t for lvl, t in headings.values() if lvl == 1), None)
+    return _with_encoding_warning(Document(source=str(path), sections=sections, title=title), encoding)
+
+
+def read_text(path: Path, data: bytes) -> Document:
+    text, encoding = decode(data)
+    lines = text.splitlines()
+    headings: dict[int, tuple[int, str]] = {}
+    if path.suffix.lower() == ".rst":
+        # reStructuredText titles: a line underlined by punctuation of at least its length.
+        levels: list[str] = []
+        for i in range(1, len(lines)):
+            under, title = lines[i], lines[i - 1].strip()
+            if title and _RST_UNDERLINE.match(under) and len(under.strip()) >= len(title):
+                if under[0] not in levels:
+                    levels.append(under[0])
+                headings[i - 1] = (levels.index(under[0]) + 1, title)
+        lines = [("" if i - 1 in headings else line) for i, line in enumerate(lines)]
+    sections = _heading_sections(lines, headings)
+    title = next(iter(headings.values()))[1] if headings else None
+    return _with_encoding_warning(Document(source=str(path), sections=sections, title=title), encoding)
+
+
+_BLOCKS = (
+    "p", "div", "li", "br", "tr", "td", "th", "section", "article", "pre", "blockquote",
+    "table", "ul", "ol", "dd", "dt", "header", "footer", "main", "aside", "figure", "figcaption", "hr",
+)
+_HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
+_HEADING_MARK = "\x1eH"
+
+
+def read_html(path: Path, data: bytes) -> Document:
+    from bs4 import BeautifulSoup
+
+    text, encoding = decode(data)
+    soup = BeautifulSoup(text, "html.parser")
+    for tag in soup(["script", "style", "noscript", "template", "svg", "head"]):
+        if tag.name == "head":
+            title = tag.find("title")
+            tag.replace_with(soup.new_string(f"{_HEADING_MARK}0 {title.get_text(' ', strip=True)}\n") if title else "")
+        else:
+            tag.decompose()
+    for tag in soup.find_all(_HEADINGS):
+        tag.replace_with(soup.new_string(f"\n{_HEADING_MARK}{tag.name[1]} {tag.get_text(' ', strip=True)}\n"))
+    for tag in soup.find_all(_BLOCKS):
+        tag.insert_after(soup.new_string("\n\n"))
+    raw = soup.get_text("")
+
+    sections: list[Section] = []
+    stack: list[tuple[int, str]] = []
+    title = None
+    heading, paragraphs = None, []
+
+    def flush() -> None:
+        body = "\n\n".join(p for p in paragraphs if p)
+        if body:
+            sections.append(Section(text=body, heading=heading))
+
+    for block in re.split(r"\n\s*\n|\n(?=\x1eH)", raw):
+        block = block.strip()
+        if block.startswith(_HEADING_MARK):
+            level, _, name = block[len(_HEADING_MARK):].partition(" ")
+            first, _, rest = name.partition("\n")
+            if level == "0":
+                title = first.strip() or None
+            else:
+                flush()
+                paragraphs = []
+                stack = [(lvl, t) for lvl, t in stack if lvl < int(level)] + [(int(level), first.strip())]
+                heading = " > ".join(t for _, t in stack)
+            block = rest.strip()
+        paragraphs.append(" ".join(block.split()))
+    flush()
+    return _with_encoding_warning(Document(source=str(path), sections=sections, title=title), encoding)
+
+
+def read_pdf(path: Path, data: bytes) -> Document:
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted:
+            # An owner-password-only PDF opens with the empty user password.
+            if not reader.decrypt(""):
+                raise IngestError("encrypted PDF that needs a password; decrypt it first (e.g. qpdf --decrypt)")
+        pages = [page.extract_text() or "" for page in reader.pages]
+        title = (reader.metadata.title if reader.metadata else None) or None
+    except IngestError:
+        raise
+    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
+        raise IngestError(f"unreadable PDF ({type(exc).__name__}: {exc})") from exc
+    except Exception as exc:  # pypdf raises many internal types on damaged files
+        raise IngestError(f"unreadable PDF ({type(exc).__name__}: {exc})") from exc
+    doc = Document(source=str(path), sections=[], title=str(title) if title else None)
+    empty = []
+    for number, text in enumerate(pages, start=1):
+        if text.strip():
+            doc.sections.append(Section(text=text, page=number))
+        else:
+            empty.append(number)
+    if empty and len(empty) == len(pages):
+        doc.warnings.append("no text layer (scanned or image-only PDF?)")
+    elif empty:
+        doc.warnings.append(f"pages without text: {', '.join(map(str, empty))}")
+    return doc
+
+
+READERS: dict[str, Reader] = {
+    ".md": read_markdown,
+    ".markdown": read_markdown,
+    ".mdown": read_markdown,
+    ".txt": read_text,
+    ".text": read_text,
+    ".rst": read_text,
+    ".adoc": read_text,
+    ".org": read_text,
+    ".log": read_text,
+    ".html": read_html,
+    ".htm": read_html,
+    ".xhtml": read_html,
+    ".pdf": read_pdf,
+}
+
+
+def reader_for(path: Path) -> Reader | None:
+    """The reader for `path`, or None for a type kb does not read. Files without a suffix
+    (README, NOTES) are read as text; decoding refuses them if they are binary."""
+    suffix = path.suffix.lower()
+    if not suffix:
+        return read_text
+    return READERS.get(suffix)
+
+
+def read(path: Path, data: bytes) -> Document:
+    reader = reader_for(path)
+    if reader is None:
+        raise IngestError(f"unsupported file type {path.suffix or '(none)'}")
+    return reader(path, data)

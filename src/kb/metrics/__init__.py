@@ -1,0 +1,1 @@
+"""Monitoring: events appended to SQLite, and the figures `kb stats` derives from them."""

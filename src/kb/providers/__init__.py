@@ -1,0 +1,1 @@
+"""Providers: `complete(request) -> Completion`. Resilience wrappers share the interface."""

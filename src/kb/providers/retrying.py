@@ -1,0 +1,47 @@
+"""Retries with exponential backoff and jitter, for retryable errors only.
+
+A 429's Retry-After is honoured when it fits in the deadline; when it does not, the
+error goes up at once so the chain can move on instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import time
+
+from kb.errors import ProviderError, RateLimited
+from kb.providers.base import Completion, CompletionRequest
+
+BACKOFF_INITIAL_S = 0.25
+BACKOFF_MAX_S = 4.0
+
+
+class Retrying:
+    def __init__(self, inner, max_retries: int, deadline_s: float) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.max_retries = max_retries
+        self.deadline_s = deadline_s
+
+    def complete(self, request: CompletionRequest) -> Completion:
+        from tenacity import Retrying as TenacityRetrying
+        from tenacity import retry_if_exception, stop_after_attempt, stop_after_delay, wait_exponential_jitter
+
+        backoff = wait_exponential_jitter(initial=BACKOFF_INITIAL_S, max=BACKOFF_MAX_S)
+        started = time.monotonic()
+
+        def wait(state) -> float:
+            exc = state.outcome.exception()
+            delay = backoff(state)
+            if isinstance(exc, RateLimited) and exc.retry_after is not None:
+                delay = exc.retry_after
+            if time.monotonic() - started + delay > self.deadline_s:
+                raise exc  # waiting would overrun the deadline: let the next provider answer
+            return delay
+
+        retryer = TenacityRetrying(
+            retry=retry_if_exception(lambda e: isinstance(e, ProviderError) and e.retryable),
+            stop=stop_after_attempt(self.max_retries + 1) | stop_after_delay(self.deadline_s),
+            wait=wait,
+            reraise=True,
+        )
+        return retryer(self.inner.complete, request)

@@ -1,0 +1,1 @@
+"""Vector stores: add / query / delete / count. Chroma is the one we ship."""

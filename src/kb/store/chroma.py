@@ -1,0 +1,78 @@
+"""The vector store over a local Chroma PersistentClient.
+
+Chroma is imported only here, and its exceptions become StoreError here. Writes go in
+batches no larger than the client's maximum; upserts by chunk id make a repeated batch
+harmless.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from kb.documents import Chunk, Hit
+from kb.errors import StoreError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+COLLECTION_PREFIX = "kb_"
+
+
+class ChromaStore:
+    def __init__(self, path: Path, name: str) -> None:
+        import chromadb
+        from chromadb.config import Settings as ChromaSettings
+
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            self._client = chromadb.PersistentClient(
+                path=str(path), settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+            )
+            self._col = self._client.get_or_create_collection(
+                COLLECTION_PREFIX + name, metadata={"hnsw:space": "cosine"}, embedding_function=None
+            )
+            self._batch = self._client.get_max_batch_size()
+        except Exception as exc:  # chromadb raises assorted internal types on a damaged store
+            raise StoreError(f"cannot open the vector store at {path} ({exc}); run `kb doctor`") from exc
+
+    def add(self, chunks: list[Chunk], vectors: "np.ndarray") -> None:
+        for i in range(0, len(chunks), self._batch):
+            part = chunks[i : i + self._batch]
+            try:
+                self._col.upsert(
+                    ids=[c.id for c in part],
+                    embeddings=vectors[i : i + self._batch],
+                    documents=[c.text for c in part],
+                    metadatas=[c.metadata() for c in part],
+                )
+            except Exception as exc:
+                raise StoreError(f"writing to the vector store failed ({exc})") from exc
+
+    def delete(self, ids: list[str]) -> None:
+        for i in range(0, len(ids), self._batch):
+            try:
+                self._col.delete(ids=ids[i : i + self._batch])
+            except Exception as exc:
+                raise StoreError(f"deleting from the vector store failed ({exc})") from exc
+
+    def query(self, vectors: "np.ndarray", k: int) -> list[list[Hit]]:
+        if self.count() == 0:
+            return [[] for _ in range(len(vectors))]
+        try:
+            res = self._col.query(
+                query_embeddings=vectors, n_results=k, include=["documents", "metadatas", "distances"]
+            )
+        except Exception as exc:
+            raise StoreError(f"searching the vector store failed ({exc}); run `kb doctor`") from exc
+        out = []
+        for ids, docs, metas, dists in zip(res["ids"], res["documents"], res["metadatas"], res["distances"]):
+            out.append([
+                # cosine distance → similarity in [-1, 1]
+                Hit.from_store(rank + 1, 1.0 - dist, cid, doc or "", meta or {})
+                for rank, (cid, doc, meta, dist) in enumerate(zip(ids, docs, metas, dists))
+            ])
+        return out
+
+    def count(self) -> int:
+        return self._col.count()
