@@ -167,9 +167,9 @@ def cache_clear() -> None:
     render.out.print(f"cleared {n} cache entries")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     try:
-        app()
+        app(args=argv, prog_name="kb")
     except KbError as exc:
         if _options["debug"]:
             traceback.print_exc()

@@ -22,11 +22,11 @@ def emit_json(obj) -> None:
 
 
 def error(message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}" if err.is_terminal else f"error: {message}", markup=err.is_terminal)
+    err.print(f"[bold red]error:[/] {message}" if err.is_terminal else f"error: {message}", markup=err.is_terminal, soft_wrap=True)
 
 
 def note(message: str) -> None:
-    err.print(f"[dim]{message}[/]" if err.is_terminal else message, markup=err.is_terminal)
+    err.print(f"[dim]{message}[/]" if err.is_terminal else message, markup=err.is_terminal, soft_wrap=True)
 
 
 def _short(path: str) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 from kb.errors import ConfigError
 
 _BATCH = 32
+_LOADED: dict[str, object] = {}  # one model per process, however many KnowledgeBase objects
 
 
 class SentenceTransformerEmbedder:
@@ -27,10 +28,13 @@ class SentenceTransformerEmbedder:
             os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
             from sentence_transformers import SentenceTransformer
 
-            try:
-                self._model = SentenceTransformer(str(self._path), device="cpu")
-            except (OSError, ValueError) as exc:
-                raise ConfigError(f"cannot load the embedding model from {self._path} ({exc}); check KB_MODEL") from exc
+            key = str(self._path)
+            if key not in _LOADED:
+                try:
+                    _LOADED[key] = SentenceTransformer(key, device="cpu")
+                except (OSError, ValueError) as exc:
+                    raise ConfigError(f"cannot load the embedding model from {key} ({exc}); check KB_MODEL") from exc
+            self._model = _LOADED[key]
             self.dimension = self._model.get_embedding_dimension()
         return self._model
 

@@ -27,6 +27,7 @@ class _Piece:
     first_line: int | None
     last_line: int | None
     tokens: int
+    continues: bool = False  # a later sentence of the previous piece's paragraph
 
 
 class Chunker:
@@ -71,11 +72,13 @@ class Chunker:
             if tokens <= budget:
                 yield _Piece(para, first, last, tokens)
                 continue
+            continues = False
             for sentence in _SENTENCE_END.split(para):
                 n = self.count(sentence)
                 parts = [sentence] if n <= budget else self.split(sentence, budget)
                 for part in parts:
-                    yield _Piece(part, first, last, self.count(part) if len(parts) > 1 else n)
+                    yield _Piece(part, first, last, self.count(part) if len(parts) > 1 else n, continues)
+                    continues = True
 
     def _pack(self, pieces: Iterable[_Piece], budget: int) -> Iterable[tuple[str, int | None, int | None]]:
         current: list[_Piece] = []
@@ -91,26 +94,27 @@ class Chunker:
             yield _join(current)
 
     def _overlap_tail(self, pieces: list[_Piece], room: int) -> list[_Piece]:
-        """Trailing whole sentences of the finished chunk, up to `overlap` tokens."""
+        """Trailing whole sentences of the finished chunk, up to `overlap` tokens, never all of it."""
         limit = min(self.overlap, room)
-        last = pieces[-1]
+        sentences = [(s, p) for p in pieces for s in _SENTENCE_END.split(p.text)]
         tail: list[_Piece] = []
         used = 0
-        for sentence in reversed(_SENTENCE_END.split(last.text)):
+        for sentence, origin in reversed(sentences[1:]):
             n = self.count(sentence)
             if used + n > limit:
                 break
-            tail.insert(0, _Piece(sentence, last.last_line, last.last_line, n))
+            tail.insert(0, _Piece(sentence, origin.last_line, origin.last_line, n, continues=True))
             used += n
-        if len(tail) == len(_SENTENCE_END.split(last.text)):
-            return []  # the whole previous piece would repeat; that is duplication, not overlap
-        return [_Piece(" ".join(p.text for p in tail), last.last_line, last.last_line, used)] if tail else []
+        if tail:
+            tail[0].continues = False
+        return tail
 
 
 def _join(pieces: list[_Piece]) -> tuple[str, int | None, int | None]:
     firsts = [p.first_line for p in pieces if p.first_line is not None]
     lasts = [p.last_line for p in pieces if p.last_line is not None]
-    return "\n\n".join(p.text for p in pieces), (min(firsts) if firsts else None), (max(lasts) if lasts else None)
+    text = "".join((" " if p.continues else "\n\n") + p.text for p in pieces).strip()
+    return text, (min(firsts) if firsts else None), (max(lasts) if lasts else None)
 
 
 def _make_chunk(source: str, ordinal: int, text: str, heading: str | None, page: int | None,

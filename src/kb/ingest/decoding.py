@@ -13,6 +13,7 @@ _BOMS = (
     (codecs.BOM_UTF16_LE, "utf-16"),
     (codecs.BOM_UTF16_BE, "utf-16"),
 )
+_WESTERN = ("cp1252", "latin_1", "iso8859_15")
 
 
 def _looks_binary(data: bytes) -> bool:
@@ -39,7 +40,14 @@ def decode(data: bytes) -> tuple[str, str]:
         pass
     from charset_normalizer import from_bytes
 
-    best = from_bytes(data).best()
-    if best is None:
+    results = list(from_bytes(data))
+    if not results:
         raise IngestError("could not detect the text encoding")
+    best = results[0]
+    # Short Western text often scores the same in several code pages; Windows-1252 is by
+    # far the most common of them, so it wins a tie.
+    for r in results:
+        if r.encoding in _WESTERN and r.chaos <= best.chaos and r.coherence >= best.coherence - 0.01:
+            best = r
+            break
     return str(best), best.encoding

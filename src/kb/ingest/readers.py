@@ -89,12 +89,56 @@ def read_text(path: Path, data: bytes) -> Document:
     return _with_encoding_warning(Document(source=str(path), sections=sections, title=title), encoding)
 
 
-_BLOCKS = (
-    "p", "div", "li", "br", "tr", "td", "th", "section", "article", "pre", "blockquote",
-    "table", "ul", "ol", "dd", "dt", "header", "footer", "main", "aside", "figure", "figcaption", "hr",
-)
-_HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
-_HEADING_MARK = "\x1eH"
+_BLOCKS = {
+    "p", "div", "li", "br", "tr", "td", "th", "section", "article", "pre", "blockquote", "table", "ul", "ol",
+    "dd", "dt", "header", "footer", "main", "aside", "figure", "figcaption", "hr", "nav", "form", "body",
+}
+_HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
+_INVISIBLE = {"script", "style", "noscript", "template", "svg", "head", "iframe", "object"}
+
+
+class _HtmlSections:
+    """Walks the parsed tree in document order, cutting sections at h1–h6."""
+
+    def __init__(self) -> None:
+        self.sections: list[Section] = []
+        self._stack: list[tuple[int, str]] = []
+        self._heading: str | None = None
+        self._paragraphs: list[str] = []
+        self._words: list[str] = []
+
+    def _end_paragraph(self) -> None:
+        text = " ".join(" ".join(self._words).split())
+        if text:
+            self._paragraphs.append(text)
+        self._words = []
+
+    def _end_section(self) -> None:
+        self._end_paragraph()
+        if self._paragraphs:
+            self.sections.append(Section(text="\n\n".join(self._paragraphs), heading=self._heading))
+        self._paragraphs = []
+
+    def walk(self, node) -> None:
+        from bs4 import Comment, Declaration, Doctype, NavigableString, ProcessingInstruction
+
+        for child in node.children:
+            if isinstance(child, NavigableString):
+                if not isinstance(child, (Comment, Declaration, Doctype, ProcessingInstruction)):
+                    self._words.append(str(child))
+            elif child.name in _INVISIBLE:
+                continue
+            elif child.name in _HEADINGS:
+                self._end_section()
+                level, title = int(child.name[1]), child.get_text(" ", strip=True)
+                self._stack = [(lvl, t) for lvl, t in self._stack if lvl < level] + [(level, title)]
+                self._heading = " > ".join(t for _, t in self._stack)
+            elif child.name in _BLOCKS:
+                self._end_paragraph()
+                self.walk(child)
+                self._end_paragraph()
+            else:
+                self.walk(child)
 
 
 def read_html(path: Path, data: bytes) -> Document:
@@ -102,44 +146,12 @@ def read_html(path: Path, data: bytes) -> Document:
 
     text, encoding = decode(data)
     soup = BeautifulSoup(text, "html.parser")
-    for tag in soup(["script", "style", "noscript", "template", "svg", "head"]):
-        if tag.name == "head":
-            title = tag.find("title")
-            tag.replace_with(soup.new_string(f"{_HEADING_MARK}0 {title.get_text(' ', strip=True)}\n") if title else "")
-        else:
-            tag.decompose()
-    for tag in soup.find_all(_HEADINGS):
-        tag.replace_with(soup.new_string(f"\n{_HEADING_MARK}{tag.name[1]} {tag.get_text(' ', strip=True)}\n"))
-    for tag in soup.find_all(_BLOCKS):
-        tag.insert_after(soup.new_string("\n\n"))
-    raw = soup.get_text("")
-
-    sections: list[Section] = []
-    stack: list[tuple[int, str]] = []
-    title = None
-    heading, paragraphs = None, []
-
-    def flush() -> None:
-        body = "\n\n".join(p for p in paragraphs if p)
-        if body:
-            sections.append(Section(text=body, heading=heading))
-
-    for block in re.split(r"\n\s*\n|\n(?=\x1eH)", raw):
-        block = block.strip()
-        if block.startswith(_HEADING_MARK):
-            level, _, name = block[len(_HEADING_MARK):].partition(" ")
-            first, _, rest = name.partition("\n")
-            if level == "0":
-                title = first.strip() or None
-            else:
-                flush()
-                paragraphs = []
-                stack = [(lvl, t) for lvl, t in stack if lvl < int(level)] + [(int(level), first.strip())]
-                heading = " > ".join(t for _, t in stack)
-            block = rest.strip()
-        paragraphs.append(" ".join(block.split()))
-    flush()
-    return _with_encoding_warning(Document(source=str(path), sections=sections, title=title), encoding)
+    title = soup.title.get_text(" ", strip=True) if soup.title else None
+    walker = _HtmlSections()
+    walker.walk(soup)
+    walker._end_section()
+    doc = Document(source=str(path), sections=walker.sections, title=title or None)
+    return _with_encoding_warning(doc, encoding)
 
 
 def read_pdf(path: Path, data: bytes) -> Document:

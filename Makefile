@@ -1,0 +1,39 @@
+# One command per habit. Everything installs into .venv in the repo root.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+KB     := $(VENV)/bin/kb
+DEMO_HOME := .kb-demo
+
+.PHONY: demo test install install-dev clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+
+# torch==2.13.0 is pinned in pyproject.toml, so it resolves in the same pip command as
+# sentence-transformers: that version is a CPU build, any other pulls a CUDA build.
+$(VENV)/.installed: pyproject.toml | $(PY)
+	$(PY) -m pip install -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(PY)
+	$(PY) -m pip install -e ".[dev]"
+	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+demo: install
+	rm -rf $(DEMO_HOME)
+	KB_HOME=$(DEMO_HOME) $(KB) ingest sample_corpus
+	KB_HOME=$(DEMO_HOME) $(KB) ingest sample_corpus
+	KB_HOME=$(DEMO_HOME) $(KB) search "how many eggs does a queen lay in a day" -k 3
+	KB_HOME=$(DEMO_HOME) $(KB) ask "When should I treat varroa with oxalic acid?"
+	KB_HOME=$(DEMO_HOME) $(KB) ask "When should I treat varroa with oxalic acid?"
+
+test: install-dev
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) $(DEMO_HOME) .pytest_cache

@@ -1,0 +1,100 @@
+"""Shared fixtures. Every test gets its own KB_HOME; the real model loads once per session."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "sample_corpus"
+_SCRUB = ("KB_NAME", "KB_MODEL", "KB_TOP_K", "OPENAI_API_KEY", "OPENAI_BASE_URL", "KB_OPENAI_MODEL")
+
+
+@pytest.fixture(autouse=True)
+def kb_home(tmp_path, monkeypatch) -> Path:
+    home = tmp_path / "kbhome"
+    monkeypatch.setenv("KB_HOME", str(home))
+    for var in _SCRUB:
+        monkeypatch.delenv(var, raising=False)
+    return home
+
+
+@pytest.fixture
+def make_kb(kb_home):
+    from kb.config import load_settings
+    from kb.facade import KnowledgeBase
+
+    def make(**overrides):
+        return KnowledgeBase(load_settings(**overrides))
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def sample_home(tmp_path_factory) -> Path:
+    """sample_corpus ingested once with the real model; tests copy it before writing."""
+    from kb.config import load_settings
+    from kb.facade import KnowledgeBase
+
+    home = tmp_path_factory.mktemp("sample-home")
+    corpus = home / "corpus"
+    shutil.copytree(SAMPLE, corpus)
+    report = KnowledgeBase(load_settings(home=str(home))).ingest([corpus])
+    assert not report.failed, report.failed
+    return home
+
+
+@pytest.fixture
+def sample_kb(sample_home, kb_home, monkeypatch):
+    """A private copy of the sample KB (real model), as the current KB_HOME."""
+    shutil.copytree(sample_home, kb_home)
+    from kb.config import load_settings
+    from kb.facade import KnowledgeBase
+
+    return KnowledgeBase(load_settings())
+
+
+class CliResult:
+    def __init__(self, code: int, out: str, err: str) -> None:
+        self.code, self.out, self.err = code, out, err
+
+    def json(self):
+        return json.loads(self.out)
+
+    def ndjson(self) -> list:
+        return [json.loads(line) for line in self.out.splitlines() if line.strip()]
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    """Run `kb ARGS` in this process (sharing the loaded model), as the console script does."""
+    from kb.cli.app import main
+
+    def run(*args: str, stdin: str | None = None) -> CliResult:
+        if stdin is not None:
+            monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+        capsys.readouterr()
+        try:
+            main([str(a) for a in args])
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run
+
+
+def run_kb(*args: str, env: dict | None = None, stdin: str | None = None, timeout: float = 120) -> CliResult:
+    """Run `kb ARGS` in a separate process: for exit codes, stdin, and cross-process state."""
+    full_env = dict(os.environ, **(env or {}))
+    proc = subprocess.run([sys.executable, "-m", "kb", *map(str, args)], input=stdin, capture_output=True,
+                          text=True, env=full_env, timeout=timeout)
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)

@@ -1,0 +1,50 @@
+from kb.documents import Document, Section
+from kb.embedding import model_dir
+from kb.config import load_settings
+from kb.embedding.tokens import WordPieces
+from kb.ingest.chunking import Chunker
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def pieces():
+    return WordPieces(model_dir(load_settings()))
+
+
+def _chunker(pieces, max_tokens=64, overlap=16):
+    return Chunker(pieces.count, pieces.split, max_tokens, overlap)
+
+
+def test_every_chunk_fits_the_model_window(pieces):
+    long_para = " ".join(f"Sentence number {i} talks about bees and hives." for i in range(200))
+    giant_word = "x" * 5000
+    doc = Document("s.md", [Section(long_para + "\n\n" + giant_word, heading="H", first_line=1)])
+    chunks = _chunker(pieces).chunk(doc)
+    assert len(chunks) > 10
+    for c in chunks:
+        assert pieces.count(c.embedding_text()) <= 64
+
+
+def test_neighbouring_chunks_overlap_by_whole_sentences(pieces):
+    sentences = [f"Fact {i} is that bees visit flower number {i}." for i in range(40)]
+    doc = Document("s.txt", [Section(" ".join(sentences), first_line=1)])
+    chunks = _chunker(pieces).chunk(doc)
+    for a, b in zip(chunks, chunks[1:]):
+        last = a.text.split(". ")[-1].rstrip(".")
+        assert last in b.text
+
+
+def test_sections_are_not_merged_and_keep_location(pieces):
+    doc = Document("s.md", [Section("Alpha para.\n\nSecond para.", heading="A", first_line=3),
+                            Section("Page text.", page=2)])
+    chunks = _chunker(pieces, 200, 20).chunk(doc)
+    assert [(c.heading, c.page, c.lines) for c in chunks] == [("A", None, (3, 5)), (None, 2, None)]
+
+
+def test_ids_are_stable_and_depend_on_content_and_location(pieces):
+    doc = Document("s.md", [Section("Same text.", heading="A", first_line=1)])
+    moved = Document("s.md", [Section("Same text.", heading="A", first_line=9)])
+    other = Document("t.md", [Section("Same text.", heading="A", first_line=1)])
+    ids = [_chunker(pieces).chunk(d)[0].id for d in (doc, doc, moved, other)]
+    assert ids[0] == ids[1] and len(set(ids)) == 3
