@@ -98,3 +98,35 @@ def run_kb(*args: str, env: dict | None = None, stdin: str | None = None, timeou
     proc = subprocess.run([sys.executable, "-m", "kb", *map(str, args)], input=stdin, capture_output=True,
                           text=True, env=full_env, timeout=timeout)
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture
+def fake_openai():
+    from tests.openai_server import FakeOpenAI
+
+    server = FakeOpenAI().start()
+    yield server
+    server.stop()
+
+
+def write_config(home: Path, text: str) -> None:
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.toml").write_text(text)
+
+
+def provider_config(url: str, *, timeout_s: float = 2, max_retries: int = 1, threshold: int = 3,
+                    cooldown_s: float = 60) -> str:
+    return f"""
+[[providers]]
+name = "primary"
+kind = "openai"
+base_url = "{url}"
+model = "gpt-4o-mini"
+api_key_env = "KB_TEST_KEY"
+timeout_s = {timeout_s}
+max_retries = {max_retries}
+
+[breaker]
+failure_threshold = {threshold}
+cooldown_s = {cooldown_s}
+"""

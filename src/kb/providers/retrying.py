@@ -26,7 +26,7 @@ class Retrying:
         from tenacity import Retrying as TenacityRetrying
         from tenacity import retry_if_exception, stop_after_attempt, stop_after_delay, wait_exponential_jitter
 
-        backoff = wait_exponential_jitter(initial=BACKOFF_INITIAL_S, max=BACKOFF_MAX_S)
+        backoff = wait_exponential_jitter(multiplier=BACKOFF_INITIAL_S, max=BACKOFF_MAX_S)
         started = time.monotonic()
 
         def wait(state) -> float:

@@ -1,0 +1,120 @@
+"""An OpenAI-compatible test server on 127.0.0.1: /v1/chat/completions, streaming and not,
+with usage, and failure modes a test can switch on.
+
+Modes: ok, slow (sleeps `delay` s first), 429 (with Retry-After), 500, 401, reset
+(connection closed without a response), malformed (200 with broken JSON). `script` is a
+list of modes consumed one per request before `mode` applies again.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class FakeOpenAI:
+    def __init__(self, answer: str = "Queens lay up to 2,000 eggs a day [1].") -> None:
+        self.answer = answer
+        self.mode = "ok"
+        self.script: list[str] = []
+        self.delay = 5.0
+        self.retry_after = "0"
+        self.requests: list[dict] = []
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    @property
+    def hits(self) -> int:
+        return len(self.requests)
+
+    def start(self) -> "FakeOpenAI":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _next_mode(self) -> str:
+        with self._lock:
+            return self.script.pop(0) if self.script else self.mode
+
+    def _handler(self):
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def _json(self, status: int, body: dict, headers: dict | None = None) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                with fake._lock:
+                    fake.requests.append(body)
+                mode = fake._next_mode()
+                if mode == "slow":
+                    time.sleep(fake.delay)
+                    mode = "ok"
+                if mode == "reset":
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    self.connection.close()
+                    self.close_connection = True
+                    return
+                if mode == "429":
+                    return self._json(429, {"error": {"message": "slow down", "type": "rate_limit"}},
+                                      {"Retry-After": fake.retry_after})
+                if mode in ("500", "401"):
+                    return self._json(int(mode), {"error": {"message": f"fake {mode}", "type": "error"}})
+                if mode == "malformed":
+                    data = b'{"id": "x", "choices": [ {"mess'
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
+                prompt_tokens = sum(len(m["content"].split()) for m in body["messages"])
+                usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(fake.answer.split()),
+                         "total_tokens": prompt_tokens + len(fake.answer.split())}
+                if body.get("stream"):
+                    return self._stream(body, usage)
+                self._json(200, {
+                    "id": "chatcmpl-test", "object": "chat.completion", "created": int(time.time()),
+                    "model": body["model"],
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": fake.answer},
+                                 "finish_reason": "stop"}],
+                    "usage": usage,
+                })
+
+            def _stream(self, body: dict, usage: dict) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()
+                base = {"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": int(time.time()),
+                        "model": body["model"]}
+                for word in fake.answer.split(" "):
+                    chunk = dict(base, choices=[{"index": 0, "delta": {"content": word + " "}, "finish_reason": None}])
+                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                self.wfile.write(f"data: {json.dumps(dict(base, choices=[], usage=usage))}\n\n".encode())
+                self.wfile.write(b"data: [DONE]\n\n")
+
+        return Handler
