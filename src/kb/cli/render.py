@@ -177,7 +177,8 @@ def stats(data: dict) -> None:
         lat.add_column(col)
     for stage, kinds in data["latency_ms"].items():
         for kind, v in kinds.items():
-            lat.add_row(stage, kind, str(v["n"]), _fmt(v["p50"]), _fmt(v["p95"]), _fmt(v["p99"]))
+            if v["n"]:
+                lat.add_row(stage, kind, str(v["n"]), _fmt(v["p50"]), _fmt(v["p95"]), _fmt(v["p99"]))
     out.print(lat)
     prov = Table(title="providers", title_justify="left")
     for col in ("provider", "answers", "tokens in", "tokens out", "cost $", "attempts", "error rate", "breaker"):
