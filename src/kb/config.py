@@ -203,10 +203,3 @@ def load_settings(**overrides: Any) -> Settings:
     _validate(settings)
     return settings
 
-
-def describe() -> list[tuple[str, str]]:
-    """(setting, help) pairs for the docs and `kb config show --help`."""
-    rows = [(f.name, f.metadata.get("help", "")) for f in fields(Settings)]
-    rows += [(f"providers.{f.name}", f.metadata.get("help", "")) for f in fields(ProviderSettings)]
-    rows += [(f"breaker.{f.name}", f.metadata.get("help", "")) for f in fields(BreakerSettings)]
-    return rows

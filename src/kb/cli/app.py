@@ -108,9 +108,12 @@ def ask(
     stream = render.MarkdownStream() if render.out.is_terminal and not (as_json or no_stream) else None
     try:
         answer = _kb().ask(text, top_k=top_k, provider=provider, use_cache=not no_cache, stream=stream)
-    finally:
+    except BaseException:
         if stream:
             stream.close()
+        raise
+    if stream:
+        stream.close(final=answer.answer)
     if as_json:
         render.emit_json(answer.to_json())
     else:

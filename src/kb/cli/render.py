@@ -119,7 +119,12 @@ class MarkdownStream:
         self.parts = []
         note(f"{reason}; trying the next provider")
 
-    def close(self) -> None:
+    def close(self, final: str | None = None) -> None:
+        """Stop; `final` replaces the streamed text (citations may have been dropped)."""
+        from rich.markdown import Markdown
+
+        if final is not None and self.parts:
+            self._live.update(Markdown(final))
         self._live.stop()
 
 
