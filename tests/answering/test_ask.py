@@ -114,3 +114,29 @@ def test_config_show_masks_secrets(kb_home, fake_openai):
     res = run_kb("config", "show", env={"KB_TEST_KEY": "sk-live-abcdefghijklmnop"})
     assert res.code == 0, res.err
     assert "abcdefghijklmnop" not in res.out and "****mnop" in res.out
+
+
+def test_hash_embedder_llamacpp_without_the_extra_falls_back_with_a_fix_it_message(kb_home, make_kb, tmp_path):
+    import importlib.util
+
+    import pytest
+
+    if importlib.util.find_spec("llama_cpp"):
+        pytest.skip("llama-cpp-python is installed; this checks the message for when it is not")
+    (tmp_path / "n.md").write_text("# Notes\n\nApples are red and sweet.\n")
+    write_config(kb_home, '[[providers]]\nname = "local"\nkind = "llamacpp"\nmodel_path = "/nowhere/model.gguf"\n')
+    kb = make_kb(model="hash")
+    kb.ingest([tmp_path])
+    ans = kb.ask("What colour are apples?")
+    assert ans.provider == "extractive"
+    assert [(a.provider, a.outcome, a.error) for a in ans.attempts][0] == ("local", "error", "rejected")
+
+
+def test_hash_embedder_cache_clear(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("KB_MODEL", "hash")
+    (tmp_path / "n.md").write_text("# Notes\n\nApples are red and sweet.\n")
+    cli("ingest", tmp_path)
+    cli("ask", "What colour are apples?")
+    assert cli("ask", "What colour are apples?", "--json").json()["cached"] is True
+    assert cli("cache", "clear").code == 0
+    assert cli("ask", "What colour are apples?", "--json").json()["cached"] is False

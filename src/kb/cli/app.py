@@ -80,7 +80,7 @@ def _queries(query: str) -> list[str]:
 @app.command()
 def search(
     query: str = typer.Argument(..., help="What to look for; '-' reads one query per line from stdin."),
-    k: int = typer.Option(5, "-k", "--top-k", min=1, max=100, help="How many passages to show."),
+    k: Optional[int] = typer.Option(None, "-k", "--top-k", min=1, max=100, help="How many passages to show (default: top_k, 5)."),
     as_json: bool = JSON,
 ) -> None:
     """Show the passages most similar to QUERY."""
