@@ -153,6 +153,10 @@ def answer(ans, streamed: bool) -> None:
 def documents(rows: list[dict]) -> None:
     from rich.table import Table
 
+    if not rows:
+        note("no documents yet; add some with `kb ingest PATH`")
+        return
+
     table = Table()
     for col in ("source", "chunks", "bytes", "ingested"):
         table.add_column(col, justify="right" if col in ("chunks", "bytes") else "left")
