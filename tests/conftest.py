@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from kb.config import load_settings
+from kb.facade import KnowledgeBase
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "sample_corpus"
 _SCRUB = ("KB_NAME", "KB_MODEL", "KB_TOP_K", "OPENAI_API_KEY", "OPENAI_BASE_URL", "KB_OPENAI_MODEL")
@@ -28,9 +31,6 @@ def kb_home(tmp_path, monkeypatch) -> Path:
 
 @pytest.fixture
 def make_kb(kb_home):
-    from kb.config import load_settings
-    from kb.facade import KnowledgeBase
-
     def make(**overrides):
         return KnowledgeBase(load_settings(**overrides))
 
@@ -40,9 +40,6 @@ def make_kb(kb_home):
 @pytest.fixture(scope="session")
 def sample_home(tmp_path_factory) -> Path:
     """sample_corpus ingested once with the real model; tests copy it before writing."""
-    from kb.config import load_settings
-    from kb.facade import KnowledgeBase
-
     home = tmp_path_factory.mktemp("sample-home")
     corpus = home / "corpus"
     shutil.copytree(SAMPLE, corpus)
@@ -52,12 +49,9 @@ def sample_home(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def sample_kb(sample_home, kb_home, monkeypatch):
+def sample_kb(sample_home, kb_home):
     """A private copy of the sample KB (real model), as the current KB_HOME."""
     shutil.copytree(sample_home, kb_home)
-    from kb.config import load_settings
-    from kb.facade import KnowledgeBase
-
     return KnowledgeBase(load_settings())
 
 

@@ -1,9 +1,13 @@
 """kb ask end to end: real Chroma and model on sample_corpus; the openai kind against the
 test server on 127.0.0.1 (the network seam)."""
 
+import importlib.util
 import json
 import subprocess
 import sys
+import time
+
+import pytest
 
 from tests.conftest import SAMPLE, provider_config, run_kb, write_config
 
@@ -100,7 +104,6 @@ def test_breaker_opens_and_recovers_across_separate_kb_processes(fake_openai, kb
     assert stats["providers"]["primary"]["breaker"] == "open"
 
     fake_openai.mode = "ok"
-    import time
     time.sleep(2.1)
     recovered = ask()
     assert recovered["provider"] == "primary" and fake_openai.hits == hits + 1
@@ -117,10 +120,6 @@ def test_config_show_masks_secrets(kb_home, fake_openai):
 
 
 def test_hash_embedder_llamacpp_without_the_extra_falls_back_with_a_fix_it_message(kb_home, make_kb, tmp_path):
-    import importlib.util
-
-    import pytest
-
     if importlib.util.find_spec("llama_cpp"):
         pytest.skip("llama-cpp-python is installed; this checks the message for when it is not")
     (tmp_path / "n.md").write_text("# Notes\n\nApples are red and sweet.\n")

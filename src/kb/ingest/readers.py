@@ -29,10 +29,21 @@ def _with_encoding_warning(doc: Document, encoding: str) -> Document:
     return doc
 
 
+class _HeadingPath:
+    """The chain of enclosing headings, e.g. "Guide > Setup > Deep"."""
+
+    def __init__(self) -> None:
+        self._stack: list[tuple[int, str]] = []
+
+    def enter(self, level: int, title: str) -> str:
+        self._stack = [(lvl, t) for lvl, t in self._stack if lvl < level] + [(level, title)]
+        return " > ".join(t for _, t in self._stack)
+
+
 def _heading_sections(lines: list[str], headings: dict[int, tuple[int, str]]) -> list[Section]:
     """Split lines into sections at heading lines; `headings` maps line index → (level, title)."""
     sections: list[Section] = []
-    stack: list[tuple[int, str]] = []
+    path = _HeadingPath()
     heading, start = None, 0
 
     def flush(end: int) -> None:
@@ -46,9 +57,7 @@ def _heading_sections(lines: list[str], headings: dict[int, tuple[int, str]]) ->
 
     for i in sorted(headings):
         flush(i)
-        level, title = headings[i]
-        stack = [(lvl, t) for lvl, t in stack if lvl < level] + [(level, title)]
-        heading, start = " > ".join(t for _, t in stack), i + 1
+        heading, start = path.enter(*headings[i]), i + 1
     flush(len(lines))
     return sections
 
@@ -102,7 +111,7 @@ class _HtmlSections:
 
     def __init__(self) -> None:
         self.sections: list[Section] = []
-        self._stack: list[tuple[int, str]] = []
+        self._path = _HeadingPath()
         self._heading: str | None = None
         self._paragraphs: list[str] = []
         self._words: list[str] = []
@@ -119,7 +128,12 @@ class _HtmlSections:
             self.sections.append(Section(text="\n\n".join(self._paragraphs), heading=self._heading))
         self._paragraphs = []
 
-    def walk(self, node) -> None:
+    def read(self, soup) -> list[Section]:
+        self._walk(soup)
+        self._end_section()
+        return self.sections
+
+    def _walk(self, node) -> None:
         from bs4 import Comment, Declaration, Doctype, NavigableString, ProcessingInstruction
 
         for child in node.children:
@@ -130,15 +144,13 @@ class _HtmlSections:
                 continue
             elif child.name in _HEADINGS:
                 self._end_section()
-                level, title = int(child.name[1]), child.get_text(" ", strip=True)
-                self._stack = [(lvl, t) for lvl, t in self._stack if lvl < level] + [(level, title)]
-                self._heading = " > ".join(t for _, t in self._stack)
+                self._heading = self._path.enter(int(child.name[1]), child.get_text(" ", strip=True))
             elif child.name in _BLOCKS:
                 self._end_paragraph()
-                self.walk(child)
+                self._walk(child)
                 self._end_paragraph()
             else:
-                self.walk(child)
+                self._walk(child)
 
 
 def read_html(path: Path, data: bytes) -> Document:
@@ -147,10 +159,7 @@ def read_html(path: Path, data: bytes) -> Document:
     text, encoding = decode(data)
     soup = BeautifulSoup(text, "html.parser")
     title = soup.title.get_text(" ", strip=True) if soup.title else None
-    walker = _HtmlSections()
-    walker.walk(soup)
-    walker._end_section()
-    doc = Document(source=str(path), sections=walker.sections, title=title or None)
+    doc = Document(source=str(path), sections=_HtmlSections().read(soup), title=title or None)
     return _with_encoding_warning(doc, encoding)
 
 
