@@ -17,6 +17,7 @@ from typing import Any
 from kb.errors import ConfigError
 
 PROVIDER_KINDS = ("openai", "extractive", "llamacpp")
+EMBED_DTYPES = ("auto", "float32", "bfloat16")
 _KB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 
 
@@ -51,6 +52,7 @@ class Settings:
     home: Path = field(metadata={"help": "Where everything lives ($KB_HOME)."})
     kb: str = field(default="default", metadata={"help": "Knowledge base name (--kb, $KB_NAME)."})
     model: str | None = field(default=None, metadata={"help": "Local sentence-transformers model folder; default: the packaged all-MiniLM-L6-v2."})
+    embed_dtype: str = field(default="auto", metadata={"help": "Ingest encoder precision: auto (bfloat16 where the CPU has it), float32 or bfloat16."})
     chunk_tokens: int = field(default=200, metadata={"help": "Target chunk size in word pieces (the model reads at most 256)."})
     chunk_overlap: int = field(default=32, metadata={"help": "Word pieces repeated between neighbouring chunks."})
     top_k: int = field(default=5, metadata={"help": "Passages retrieved per query."})
@@ -159,6 +161,8 @@ def _default_chain() -> list[ProviderSettings]:
 def _validate(settings: Settings) -> None:
     if not _KB_NAME.match(settings.kb):
         raise ConfigError(f"invalid knowledge base name {settings.kb!r}: use letters, digits, '-' and '_'")
+    if settings.embed_dtype not in EMBED_DTYPES:
+        raise ConfigError(f"embed_dtype must be one of {', '.join(EMBED_DTYPES)}, not {settings.embed_dtype!r}")
     if not 16 <= settings.chunk_tokens <= 256:
         raise ConfigError("chunk_tokens must be between 16 and 256 (the embedding model reads 256 word pieces)")
     if not 0 <= settings.chunk_overlap < settings.chunk_tokens // 2:

@@ -47,9 +47,10 @@ class KnowledgeBase:
 
     @cached_property
     def query_embedder(self):
+        from kb.embedding import open_embedder
         from kb.embedding.cached import CachedEmbedder
 
-        return CachedEmbedder(self.embedder, self.cache)
+        return CachedEmbedder(open_embedder(self.settings, for_queries=True), self.cache)
 
     @cached_property
     def cache(self):

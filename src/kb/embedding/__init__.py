@@ -47,12 +47,22 @@ def model_id(settings: "Settings") -> str:
     return PACKAGED_MODEL_ID
 
 
-def open_embedder(settings: "Settings") -> Embedder:
+def open_embedder(settings: "Settings", for_queries: bool = False) -> Embedder:
+    """The encoder for ingest batches, or (`for_queries`) the one that starts fastest.
+
+    Both read the same weights: queries go through the NumPy forward pass when the model
+    has the BERT + mean-pooling shape it implements, so a search never imports torch."""
     if settings.model == HASH_MODEL:
         from kb.embedding.hashing import HashEmbedder
 
         return HashEmbedder()
+    path = model_dir(settings)
+    if for_queries:
+        from kb.embedding import numpy_bert
+
+        if numpy_bert.supports(path):
+            return numpy_bert.NumpyBertEmbedder(path, model_id(settings))
     from kb.embedding.sentence import SentenceTransformerEmbedder
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    return SentenceTransformerEmbedder(model_dir(settings), model_id(settings))
+    return SentenceTransformerEmbedder(path, model_id(settings), "float32" if for_queries else settings.embed_dtype)

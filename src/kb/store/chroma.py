@@ -49,6 +49,15 @@ class ChromaStore:
             except Exception as exc:
                 raise StoreError(f"writing to the vector store failed ({exc})") from exc
 
+    def existing(self, ids: list[str]) -> set[str]:
+        found: set[str] = set()
+        for i in range(0, len(ids), self._batch):
+            try:
+                found.update(self._col.get(ids=ids[i : i + self._batch], include=[])["ids"])
+            except Exception as exc:
+                raise StoreError(f"reading the vector store failed ({exc})") from exc
+        return found
+
     def delete(self, ids: list[str]) -> None:
         for i in range(0, len(ids), self._batch):
             try:

@@ -1,0 +1,76 @@
+"""The query encoder (NumPy) and the ingest encoder (sentence-transformers, fastest dtype)
+must produce the same vectors as the fp32 reference, on the real packaged model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from kb.config import load_settings
+from kb.embedding import model_dir, model_id, numpy_bert
+from kb.embedding.sentence import SentenceTransformerEmbedder
+from tests.conftest import SAMPLE
+
+QUERIES = ["how many eggs does a queen lay in a day", "When should I treat varroa with oxalic acid?", "x",
+           "Über Bienen: Königin, Drohnen & Arbeiterinnen — 蜜蜂", ""]
+
+
+def _texts() -> list[str]:
+    # Real passages, including ones longer than the model's 256-piece window (truncated).
+    words = " ".join(p.read_text(encoding="utf-8") for p in sorted(SAMPLE.glob("*.md"))).split()
+    return QUERIES + [" ".join(words[i : i + n]) for i, n in ((0, 40), (300, 150), (900, 400), (1500, 220))]
+
+
+@pytest.fixture(scope="module")
+def reference():
+    settings = load_settings()
+    fp32 = SentenceTransformerEmbedder(model_dir(settings), model_id(settings), "float32")
+    return settings, fp32.embed(_texts())
+
+
+def test_numpy_query_encoder_matches_sentence_transformers(reference):
+    settings, expected = reference
+    assert numpy_bert.supports(model_dir(settings))
+    got = numpy_bert.NumpyBertEmbedder(model_dir(settings), model_id(settings)).embed(_texts())
+    assert got.shape == expected.shape and got.dtype == np.float32
+    cosines = (got * expected).sum(axis=1)
+    assert cosines.min() >= 0.999, cosines
+
+
+def test_bfloat16_ingest_vectors_agree_with_fp32(reference):
+    settings, expected = reference
+    bf16 = SentenceTransformerEmbedder(model_dir(settings), model_id(settings), "bfloat16").embed(_texts())
+    assert np.allclose(np.linalg.norm(bf16, axis=1), 1.0, atol=1e-5)
+    cosines = (bf16 * expected).sum(axis=1)
+    assert cosines.min() >= 0.99, cosines
+
+
+def test_search_uses_the_numpy_encoder_without_importing_torch(sample_kb):
+    code = (
+        "import sys, json\n"
+        "from kb.cli.app import main\n"
+        "try:\n    main(['search', 'queen laying rate', '--json'])\nexcept SystemExit as e:\n    pass\n"
+        "print(json.dumps(sorted(m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules)),"
+        " file=sys.stderr)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    hits = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert hits and hits[0]["source"].endswith("bee_biology.md"), proc.stderr
+    assert json.loads(proc.stderr.strip().splitlines()[-1]) == []
+
+
+def test_cli_import_and_help_load_no_heavy_modules():
+    code = (
+        "import sys, json\n"
+        "import kb.cli.app\n"
+        "try:\n    kb.cli.app.main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print(json.dumps(sorted(m for m in ('torch', 'sentence_transformers', 'transformers', 'chromadb')"
+        " if m in sys.modules)), file=sys.stderr)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "Usage" in proc.stdout
+    assert json.loads(proc.stderr.strip().splitlines()[-1]) == []
