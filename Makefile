@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 KB     := $(VENV)/bin/kb
 DEMO_HOME := .kb-demo
 
-.PHONY: demo test install install-dev clean
+.PHONY: demo test test-soak bench bench-quick install install-dev clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ $(VENV)/.installed-dev: pyproject.toml | $(PY)
 	$(PY) -m pip install -e ".[dev]"
 	touch $@ $(VENV)/.installed
 
+$(VENV)/.installed-bench: pyproject.toml | $(PY)
+	$(PY) -m pip install -e ".[dev,bench]"
+	touch $@ $(VENV)/.installed $(VENV)/.installed-dev
+
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
@@ -34,6 +38,13 @@ demo: install
 
 test: install-dev
 	$(PY) -m pytest -q
+
+# Every performance target next to its goal (benchmarks/run.py; docs/benchmarks.md).
+bench: $(VENV)/.installed-bench
+	$(PY) benchmarks/run.py $(BENCH_ARGS)
+
+bench-quick: $(VENV)/.installed-bench
+	$(PY) benchmarks/run.py --quick $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(DEMO_HOME) .pytest_cache

@@ -91,12 +91,22 @@ class NumpyBertEmbedder:
         self._tok.enable_truncation(max_len)
         self._tok.enable_padding(pad_id=config.get("pad_token_id", 0))
         self._w = _load_safetensors(path / "model.safetensors")
+        self._fused: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = {}
 
     def _p(self, name: str) -> np.ndarray:
         return self._w[name] if name in self._w else self._w["bert." + name]
 
-    def _dense(self, x: np.ndarray, prefix: str) -> np.ndarray:
-        return x @ self._p(prefix + ".weight").T + self._p(prefix + ".bias")
+    def _dense(self, x: np.ndarray, *prefixes: str) -> np.ndarray:
+        """x @ W.T + b, with W stored as (out, in); several prefixes are fused into one
+        product. Weights are transposed into plain contiguous arrays once, on first use:
+        BLAS on a transposed memory map is several times slower."""
+        key = prefixes
+        if key not in self._fused:
+            weight = np.concatenate([self._p(p + ".weight") for p in prefixes], axis=0)
+            self._fused[key] = (np.ascontiguousarray(weight.T, dtype=np.float32),
+                                np.concatenate([self._p(p + ".bias") for p in prefixes]).astype(np.float32))
+        weight, bias = self._fused[key]
+        return x @ weight + bias
 
     def embed(self, texts: list[str]) -> np.ndarray:
         encodings = self._tok.encode_batch(list(texts))
@@ -116,9 +126,8 @@ class NumpyBertEmbedder:
             def split(t):
                 return t.reshape(n, length, self._heads, head).transpose(0, 2, 1, 3)
 
-            q = split(self._dense(x, f"{p}.attention.self.query"))
-            k = split(self._dense(x, f"{p}.attention.self.key"))
-            v = split(self._dense(x, f"{p}.attention.self.value"))
+            qkv = self._dense(x, f"{p}.attention.self.query", f"{p}.attention.self.key", f"{p}.attention.self.value")
+            q, k, v = (split(t) for t in np.split(qkv, 3, axis=-1))
             scores = q @ k.transpose(0, 1, 3, 2) / np.float32(np.sqrt(head)) + blocked
             scores = np.exp(scores - scores.max(-1, keepdims=True))
             scores /= scores.sum(-1, keepdims=True)
