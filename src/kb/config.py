@@ -53,6 +53,7 @@ class Settings:
     kb: str = field(default="default", metadata={"help": "Knowledge base name (--kb, $KB_NAME)."})
     model: str | None = field(default=None, metadata={"help": "Local sentence-transformers model folder; default: the packaged all-MiniLM-L6-v2."})
     embed_dtype: str = field(default="auto", metadata={"help": "Ingest encoder precision: auto (bfloat16 where the CPU has it), float32 or bfloat16."})
+    ingest_batch: int = field(default=256, metadata={"help": "Chunks embedded and committed together; a crash loses at most one batch of work."})
     chunk_tokens: int = field(default=200, metadata={"help": "Target chunk size in word pieces (the model reads at most 256)."})
     chunk_overlap: int = field(default=32, metadata={"help": "Word pieces repeated between neighbouring chunks."})
     top_k: int = field(default=5, metadata={"help": "Passages retrieved per query."})
@@ -167,6 +168,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("chunk_tokens must be between 16 and 256 (the embedding model reads 256 word pieces)")
     if not 0 <= settings.chunk_overlap < settings.chunk_tokens // 2:
         raise ConfigError("chunk_overlap must be at least 0 and less than half of chunk_tokens")
+    if settings.ingest_batch < 1:
+        raise ConfigError("ingest_batch must be at least 1")
     if settings.top_k < 1:
         raise ConfigError("top_k must be at least 1")
     names = set()

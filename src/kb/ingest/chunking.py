@@ -31,7 +31,7 @@ class _Piece:
 
 
 class Chunker:
-    def __init__(self, count_tokens: Callable[[str], int], split_tokens: Callable[[str, int], list[str]],
+    def __init__(self, count_tokens: Callable[[str], int], split_tokens: Callable[[str, int], list[tuple[str, int]]],
                  max_tokens: int = 200, overlap: int = 32) -> None:
         self.count = count_tokens
         self.split = split_tokens
@@ -68,17 +68,25 @@ class Chunker:
             para = para.strip()
             if not para:
                 continue
-            tokens = self.count(para)
-            if tokens <= budget:
+            tokens = self._count_within(para, budget)
+            if tokens is not None:
                 yield _Piece(para, first, last, tokens)
                 continue
             continues = False
             for sentence in _SENTENCE_END.split(para):
-                n = self.count(sentence)
-                parts = [sentence] if n <= budget else self.split(sentence, budget)
-                for part in parts:
-                    yield _Piece(part, first, last, self.count(part) if len(parts) > 1 else n, continues)
+                n = self._count_within(sentence, budget)
+                for part, size in [(sentence, n)] if n is not None else self.split(sentence, budget):
+                    yield _Piece(part, first, last, size, continues)
                     continues = True
+
+    def _count_within(self, text: str, budget: int) -> int | None:
+        """Word pieces in `text`, or None if over `budget`. Every whitespace-separated word
+        is at least one piece, so a long text is rejected without tokenizing it (a 12 MB
+        one-line file would otherwise be tokenized whole, twice)."""
+        if len(text) > budget * 4 and len(text.split(None, budget)) > budget:
+            return None
+        n = self.count(text)
+        return n if n <= budget else None
 
     def _pack(self, pieces: Iterable[_Piece], budget: int) -> Iterable[tuple[str, int | None, int | None]]:
         current: list[_Piece] = []

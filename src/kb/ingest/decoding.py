@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import re
 
 from kb.errors import IngestError
 
@@ -14,6 +15,9 @@ _BOMS = (
     (codecs.BOM_UTF16_BE, "utf-16"),
 )
 _WESTERN = ("cp1252", "latin_1", "iso8859_15")
+# UTF-8 read as Windows-1252 turns "é" into "Ã©" and "’" into "â€™": a lead character
+# followed by one of the characters that 0x80–0xBF become in that code page.
+_MOJIBAKE = re.compile("[ÃÂâ][" + re.escape(bytes(range(0x80, 0xC0)).decode("cp1252", errors="ignore")) + "]")
 
 
 def _looks_binary(data: bytes) -> bool:
@@ -42,7 +46,9 @@ def decode(data: bytes) -> tuple[str, str]:
 
     results = list(from_bytes(data))
     if not results:
-        raise IngestError("could not detect the text encoding")
+        # Typically UTF-8 with some legacy-encoded lines pasted in: keep the text, replace
+        # the bytes that do not decode, and let the quality report flag the file.
+        return data.decode("utf-8", errors="replace"), "utf-8 with invalid bytes replaced"
     best = results[0]
     # Short Western text often scores the same in several code pages; Windows-1252 is by
     # far the most common of them, so it wins a tie.
@@ -51,3 +57,10 @@ def decode(data: bytes) -> tuple[str, str]:
             best = r
             break
     return str(best), best.encoding
+
+
+def suspicious_characters(text: str) -> int:
+    """How many U+FFFD replacement characters and mojibake pairs `text` holds, if that is
+    more than a stray few: the quality report flags such files."""
+    count = text.count("\ufffd") + len(_MOJIBAKE.findall(text))
+    return count if count >= 3 else 0

@@ -23,6 +23,23 @@ def _matches(rel: str, name: str, patterns: list[str]) -> bool:
     return any(fnmatch(rel, p) or fnmatch(name, p) for p in patterns)
 
 
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+        return True
+    except UnicodeEncodeError:  # undecodable bytes arrive as lone surrogates
+        return False
+
+
+def _printable(name: str) -> str:
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _inside(path: Path, root: Path) -> bool:
+    real, base = os.path.realpath(path), os.path.realpath(root)
+    return real == base or real.startswith(base.rstrip(os.sep) + os.sep)
+
+
 def discover(paths: list[Path], include: list[str] | None = None, exclude: list[str] | None = None,
              hidden: bool = False) -> Found:
     found = Found()
@@ -31,6 +48,9 @@ def discover(paths: list[Path], include: list[str] | None = None, exclude: list[
     include, exclude = include or [], exclude or []
 
     def consider(path: Path, rel: str) -> None:
+        if not _utf8(str(path)):
+            found.skipped.append((_printable(str(path)), "file name is not valid UTF-8; rename the file to ingest it"))
+            return
         real = os.path.realpath(path)
         if real in seen_files:
             return
@@ -68,12 +88,17 @@ def discover(paths: list[Path], include: list[str] | None = None, exclude: list[
                 is_file = entry.is_file()
             except OSError:
                 is_dir = is_file = False
-            if is_dir:
+            if entry.is_symlink() and (is_dir or is_file) and not _inside(path, root):
+                # A link to / or $HOME would otherwise pull in a whole disk.
+                found.skipped.append((str(path), "symlink points outside the folder"))
+            elif is_dir:
                 walk(path, root)
             elif is_file:
                 consider(path, rel)
             elif entry.is_symlink():
                 found.skipped.append((str(path), "broken symlink"))
+            else:
+                found.skipped.append((str(path), "not a regular file (device, pipe or socket)"))
 
     for given in paths:
         path = Path(os.path.abspath(given.expanduser()))

@@ -46,9 +46,18 @@ class Manifest:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._db = connect(path, _SCHEMA)
+        # Identifies this manifest among rebuilt ones (kb doctor): cached answers are keyed
+        # by (generation, content_version), so a rebuilt KB never meets old answers.
+        self._db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('generation', lower(hex(randomblob(8))))")
 
     def close(self) -> None:
         self._db.close()
+
+    def integrity(self) -> str:
+        return "; ".join(row[0] for row in self._db.execute("PRAGMA integrity_check").fetchall())
+
+    def content_key(self) -> str:
+        return f"{self.get_meta('generation')}:{self.content_version()}"
 
     # -- meta -----------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:

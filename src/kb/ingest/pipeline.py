@@ -24,7 +24,6 @@ from kb.ingest.discovery import discover
 from kb.ingest.manifest import FileRecord, Manifest
 
 READ_AHEAD = 64  # files parsed ahead of the encoder
-EMBED_BATCH = 256  # chunks per encode call: larger batches pad less (they are sorted by length)
 
 
 class Progress(Protocol):
@@ -123,13 +122,14 @@ class IngestPipeline:
     with nothing to do never opens Chroma or loads the model."""
 
     def __init__(self, manifest: Manifest, store: Callable, embed: Callable, chunker: Callable[[], Chunker],
-                 model_id: str, progress: Progress | None = None) -> None:
+                 model_id: str, progress: Progress | None = None, batch: int = 256) -> None:
         self.manifest = manifest
         self._store = store
         self._embed = embed
         self._chunker = chunker
         self.model_id = model_id
         self.progress = progress or _Silent()
+        self.batch = batch  # chunks per encode call and commit: larger batches pad less
         self.report = IngestReport()
         self._pending: list[_Pending] = []
 
@@ -155,7 +155,7 @@ class IngestPipeline:
                 self._plan(path, st, old, prepared())
             except IngestError as exc:
                 self._failed(str(path), exc)
-            if sum(len(p.fresh) for p in self._pending) >= EMBED_BATCH:
+            if sum(len(p.fresh) for p in self._pending) >= self.batch:
                 self._flush()
         self._flush()
         seen = {str(path) for path in found.files}

@@ -14,7 +14,7 @@ from typing import Callable
 
 from kb.documents import Document, Section
 from kb.errors import IngestError
-from kb.ingest.decoding import decode
+from kb.ingest.decoding import decode, suspicious_characters
 
 Reader = Callable[[Path, bytes], Document]
 
@@ -26,6 +26,10 @@ _RST_UNDERLINE = re.compile(r"^([=\-~^\"'`#*+])\1{2,}\s*$")
 def _with_encoding_warning(doc: Document, encoding: str) -> Document:
     if encoding not in ("utf-8", "utf-8-sig", "ascii"):
         doc.warnings.append(f"decoded as {encoding}")
+    bad = suspicious_characters("".join(s.text for s in doc.sections))
+    if bad:
+        doc.warnings.append(f"text looks badly decoded: {bad} replacement or mojibake sequences "
+                            "(mixed encodings in one file?)")
     return doc
 
 
