@@ -35,8 +35,10 @@ class KnowledgeBase:
 
     @cached_property
     def store(self):
-        from kb.store.chroma import ChromaStore
+        from kb.store import guard
+        from kb.store.chroma import COLLECTION_PREFIX, ChromaStore
 
+        guard.ensure_loadable(self.settings.kb_dir, COLLECTION_PREFIX + self.settings.kb)
         return ChromaStore(self.settings.kb_dir / "chroma", self.settings.kb)
 
     @cached_property
@@ -123,19 +125,46 @@ class KnowledgeBase:
 
     # -- operations -------------------------------------------------------------------
     def ingest(self, paths: list[Path], include=None, exclude=None, hidden: bool = False, progress=None):
-        from kb.ingest.pipeline import IngestPipeline
         from kb.metrics.store import Event
 
         started = time.perf_counter()
         with self._write_lock():
-            self._check_model()
-            if not self.manifest.get_meta("model"):
-                self.manifest.set_meta("model", self.model_id)
-            pipeline = IngestPipeline(self.manifest, lambda: self.store, lambda texts: self.embedder.embed(texts),
-                                      lambda: self.chunker, self.model_id, progress)
-            report = pipeline.run(paths, include, exclude, hidden)
+            report = self.ingest_locked(paths, include, exclude, hidden, progress)
         self.metrics.record(Event("ingest", self.settings.kb, _ms(started), error="failed files" if report.failed else None))
         return report
+
+    def ingest_locked(self, paths: list[Path], include=None, exclude=None, hidden: bool = False, progress=None):
+        """`ingest` for a caller that already holds the write lock (kb doctor --repair)."""
+        from kb.ingest.pipeline import IngestPipeline
+
+        self._check_model()
+        if not self.manifest.get_meta("model"):
+            self.manifest.set_meta("model", self.model_id)
+        pipeline = IngestPipeline(self.manifest, lambda: self.store, lambda texts: self.embedder.embed(texts),
+                                  lambda: self.chunker, self.model_id, progress, self.settings.ingest_batch)
+        report = pipeline.run(paths, include, exclude, hidden)
+        self._wrote_index()
+        return report
+
+    def _wrote_index(self) -> None:
+        """After a write that returned normally, this process vouches for the index files."""
+        if "store" in self.__dict__:
+            from kb.store import guard
+
+            guard.record(self.settings.kb_dir)
+
+    def doctor(self, repair: bool = False):
+        from kb import doctor
+
+        report = doctor.diagnose(self)
+        return doctor.repair(self, report) if repair and report.problems else report
+
+    def close(self) -> None:
+        """Drops the open manifest and store, so the next use opens them afresh."""
+        for name in ("manifest", "store"):
+            adapter = self.__dict__.pop(name, None)
+            if adapter is not None:
+                adapter.close()
 
     def search(self, queries: list[str], k: int | None = None) -> list[list[Hit]]:
         from kb.answering.question import clean_question
@@ -171,7 +200,7 @@ class KnowledgeBase:
         q = clean_question(question, self.settings.max_question_chars)
         self._check_model()
         k = top_k or self.settings.top_k
-        key = answer_key(q=cache_form(q), kb=self.settings.kb, version=self.manifest.content_version(),
+        key = answer_key(q=cache_form(q), kb=self.settings.kb, version=self.manifest.content_key(),
                          model=self.model_id, chain=chain_fingerprint(self.settings, provider), k=k, prompt=PROMPT_VERSION)
         if use_cache:
             hit = self.cache.get(key)
@@ -229,6 +258,7 @@ class KnowledgeBase:
                 self.manifest.delete(source)
                 self.manifest.bump_version()
                 chunks += len(ids)
+            self._wrote_index()
         return len(sources), chunks
 
     def info(self) -> dict:

@@ -146,6 +146,19 @@ def info(as_json: bool = JSON) -> None:
 
 
 @app.command()
+def doctor(
+    repair: bool = typer.Option(False, "--repair", help="Fix what is found: delete orphans, drop gone files, re-ingest or rebuild."),
+    as_json: bool = JSON,
+) -> None:
+    """Check the knowledge base: manifest, index health, orphan and missing chunks, gone files.
+
+    Exits 0 when healthy (after --repair: when repaired), 1 when problems remain."""
+    report = _kb().doctor(repair=repair)
+    render.emit_json(report.to_json()) if as_json else render.doctor(report, repair)
+    raise typer.Exit(0 if report.healthy else 1)
+
+
+@app.command()
 def stats(
     since: Optional[str] = typer.Option(None, "--since", help="Only events in this window, e.g. 1h or 7d; earlier ones are the drift baseline."),
     as_json: bool = JSON,

@@ -77,6 +77,23 @@ def ingest_report(report) -> None:
         err.print(f"  warning: {_short(item['path'])}: {item['warning']}", markup=False)
 
 
+def doctor(report, repaired: bool) -> None:
+    for line in report.repaired:
+        out.print(f"repaired: {line}", markup=False)
+    store = "?" if report.chunks_in_store is None else report.chunks_in_store
+    out.print(f"{report.kb}: {report.documents} documents, {report.chunks_in_manifest} chunks in the manifest, "
+              f"{store} in the store")
+    for p in report.problems:
+        where = f"{_short(p.source)}: " if p.source else ""
+        err.print(f"  problem ({p.kind}): {where}{p.detail}", markup=False)
+    for q in report.quality:
+        err.print(f"  quality: {_short(q['source'])}: {'; '.join(q['warnings'])}", markup=False)
+    if report.healthy:
+        out.print("healthy")
+    elif not repaired:
+        out.print(f"{len(report.problems)} problems; `kb doctor --repair` fixes them")
+
+
 def hit_json(query: str, hit) -> dict:
     return {"query": query, "rank": hit.rank, "score": hit.score, "source": hit.source, "chunk_id": hit.chunk_id,
             "page": hit.page, "lines": hit.lines, "heading": hit.heading, "text": hit.text}

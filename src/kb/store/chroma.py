@@ -34,7 +34,7 @@ class ChromaStore:
             )
             self._batch = self._client.get_max_batch_size()
         except Exception as exc:  # chromadb raises assorted internal types on a damaged store
-            raise StoreError(f"cannot open the vector store at {path} ({exc}); run `kb doctor`") from exc
+            raise StoreError(f"cannot open the vector store at {path} ({exc}); `kb doctor --repair` rebuilds it") from exc
 
     def add(self, chunks: list[Chunk], vectors: "np.ndarray") -> None:
         for i in range(0, len(chunks), self._batch):
@@ -48,6 +48,19 @@ class ChromaStore:
                 )
             except Exception as exc:
                 raise StoreError(f"writing to the vector store failed ({exc})") from exc
+
+    def sources(self) -> set[str]:
+        found: set[str] = set()
+        total = self.count()
+        for offset in range(0, total, self._batch):
+            metas = self._col.get(limit=self._batch, offset=offset, include=["metadatas"])["metadatas"]
+            found.update(m["source"] for m in metas if m and "source" in m)
+        return found
+
+    def close(self) -> None:
+        # Chroma caches one client per path in the process; a store rebuilt at the same
+        # path must not get the old client (and its handle on a renamed file) back.
+        self._client.clear_system_cache()
 
     def existing(self, ids: list[str]) -> set[str]:
         found: set[str] = set()

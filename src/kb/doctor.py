@@ -1,0 +1,177 @@
+"""`kb doctor`: find what is inconsistent or broken in a knowledge base, and repair it.
+
+Checks, in order:
+- the manifest opens and passes SQLite's integrity check;
+- the vector index opens and answers a query — probed in a child process
+  (kb.store.probe), because a damaged HNSW file can crash the native code that reads it;
+- every chunk the manifest lists is in the store (else: the file is re-ingested);
+- every chunk in the store belongs to a manifest entry (else: an orphan, deleted);
+- every source file still exists (else: it is removed from the knowledge base).
+
+Repairs use what is stored where it can (orphans are deleted, gone sources dropped) and
+re-ingest the affected files where it cannot. A broken index is moved aside and rebuilt by
+re-ingesting every source, since its vectors cannot be trusted; a broken manifest is
+rebuilt from the sources named in the store. Nothing is deleted from disk: damaged files
+are renamed `*.broken-<time>` so they can be inspected.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kb.facade import KnowledgeBase
+
+@dataclass
+class Problem:
+    kind: str  # manifest | index | missing_chunks | orphan_chunks | missing_source
+    detail: str
+    source: str | None = None
+    ids: list[str] = field(default_factory=list, repr=False)
+
+    def to_json(self) -> dict:
+        out = asdict(self)
+        out["chunks"] = len(out.pop("ids"))
+        return out
+
+
+@dataclass
+class DoctorReport:
+    kb: str
+    documents: int = 0
+    chunks_in_manifest: int = 0
+    chunks_in_store: int | None = None
+    problems: list[Problem] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)
+    quality: list[dict] = field(default_factory=list)
+
+    @property
+    def healthy(self) -> bool:
+        return not self.problems
+
+    def to_json(self) -> dict:
+        return {"kb": self.kb, "healthy": self.healthy, "documents": self.documents,
+                "chunks_in_manifest": self.chunks_in_manifest, "chunks_in_store": self.chunks_in_store,
+                "problems": [p.to_json() for p in self.problems], "repaired": self.repaired, "quality": self.quality}
+
+
+def diagnose(kb: "KnowledgeBase") -> DoctorReport:
+    from kb.store.chroma import COLLECTION_PREFIX
+    from kb.store.guard import probe_index, record
+
+    report = DoctorReport(kb.settings.kb)
+    manifest_db = kb.settings.kb_dir / "manifest.db"
+    records = None
+    if manifest_db.exists():
+        try:
+            check = kb.manifest.integrity()
+            records = kb.manifest.all()
+            if check != "ok":
+                report.problems.append(Problem("manifest", f"manifest.db fails SQLite's integrity check ({check})"))
+        except Exception as exc:  # sqlite3.DatabaseError and friends: the file is not a database
+            report.problems.append(Problem("manifest", f"manifest.db cannot be read ({exc})"))
+            records = None
+    else:
+        records = []
+    store_ids, why = probe_index(kb.settings.kb_dir / "chroma", COLLECTION_PREFIX + kb.settings.kb)
+    if why:
+        report.problems.append(Problem("index", why))
+    elif store_ids:
+        record(kb.settings.kb_dir)
+    if records is None:
+        return report
+    report.documents = len(records)
+    report.chunks_in_manifest = sum(len(r.chunk_ids) for r in records)
+    report.quality = [{"source": r.source, "warnings": r.warnings} for r in records if r.warnings]
+    for r in records:
+        if not os.path.isfile(r.source):
+            report.problems.append(Problem("missing_source", "the source file is gone", r.source, r.chunk_ids))
+    if store_ids is None:
+        return report
+    report.chunks_in_store = len(store_ids)
+    in_store = set(store_ids)
+    known: set[str] = set()
+    for r in records:
+        known.update(r.chunk_ids)
+        missing = [i for i in r.chunk_ids if i not in in_store]
+        if missing:
+            report.problems.append(Problem("missing_chunks", f"{len(missing)} of {len(r.chunk_ids)} chunks are not in the store",
+                                           r.source, missing))
+    orphans = sorted(in_store - known)
+    if orphans:
+        report.problems.append(Problem("orphan_chunks", f"{len(orphans)} chunks in the store belong to no document",
+                                       None, orphans))
+    return report
+
+
+def repair(kb: "KnowledgeBase", report: DoctorReport) -> DoctorReport:
+    """Fixes what `diagnose` found, under the write lock, then diagnoses again."""
+    kinds = {p.kind for p in report.problems}
+    if not kinds:
+        return report
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    done: list[str] = []
+    with kb._write_lock():
+        if "manifest" in kinds or "index" in kinds:
+            sources = _known_sources(kb, "manifest" not in kinds)
+            kb.close()
+            for name in ("manifest.db", "manifest.db-wal", "manifest.db-shm", "chroma"):
+                path = kb.settings.kb_dir / name
+                if path.exists() and (name == "chroma" or "manifest" in kinds):
+                    path.rename(path.with_name(f"{name}.broken-{stamp}"))
+            if "index" in kinds and "manifest" not in kinds:
+                _forget_all(kb)
+            gone = [s for s in sources if not os.path.isfile(s)]
+            result = kb.ingest_locked([Path(s) for s in sources if os.path.isfile(s)])
+            done.append(f"rebuilt the {'manifest and ' if 'manifest' in kinds else ''}index from "
+                        f"{result.added + result.updated} source files (damaged files kept as *.broken-{stamp})")
+            if gone:
+                done.append(f"dropped {len(gone)} documents whose source files are gone")
+            if result.failed:
+                done.append(f"{len(result.failed)} files could not be re-ingested: "
+                            + "; ".join(f"{f['path']}: {f['reason']}" for f in result.failed[:5]))
+        else:
+            reingest = []
+            for p in report.problems:
+                if p.kind == "orphan_chunks":
+                    kb.store.delete(p.ids)
+                    done.append(f"deleted {len(p.ids)} orphan chunks")
+                elif p.kind == "missing_source":
+                    record = kb.manifest.get(p.source)
+                    if record:
+                        kb.store.delete(record.chunk_ids)
+                        kb.manifest.delete(p.source)
+                    done.append(f"removed {p.source} (its file is gone)")
+                elif p.kind == "missing_chunks" and os.path.isfile(p.source):
+                    record = kb.manifest.get(p.source)
+                    if record:
+                        kb.store.delete(record.chunk_ids)
+                        kb.manifest.delete(p.source)
+                    reingest.append(Path(p.source))
+            kb.manifest.bump_version()
+            if reingest:
+                result = kb.ingest_locked(reingest)
+                done.append(f"re-ingested {result.added} files with missing chunks")
+    after = diagnose(kb)
+    after.repaired = done
+    return after
+
+
+def _known_sources(kb: "KnowledgeBase", manifest_ok: bool) -> list[str]:
+    if manifest_ok:
+        return [r.source for r in kb.manifest.all()]
+    # The manifest is unreadable: the store's chunk metadata still names every source.
+    try:
+        return sorted(kb.store.sources())
+    except Exception:
+        return []
+
+
+def _forget_all(kb: "KnowledgeBase") -> None:
+    for record in kb.manifest.all():
+        kb.manifest.delete(record.source)
+    kb.manifest.bump_version()

@@ -1,0 +1,37 @@
+"""Index health probe, run as a child process by `kb doctor`:
+
+    python -m kb.store.probe CHROMA_DIR COLLECTION
+
+A damaged HNSW file can make Chroma's native code abort or segfault the process that
+opens it; here that takes down only the probe. Opens the collection, reads every id and
+one vector, and runs a query with it. Prints one JSON line: {"count", "ids"} on success;
+exits non-zero (or dies by a signal) otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def main(path: str, name: str) -> None:
+    import chromadb
+    from chromadb.config import Settings
+
+    client = chromadb.PersistentClient(path, settings=Settings(anonymized_telemetry=False, allow_reset=False))
+    col = client.get_collection(name)
+    count = col.count()
+    ids: list[str] = []
+    page = 5000
+    for offset in range(0, count, page):
+        ids += col.get(limit=page, offset=offset, include=[])["ids"]
+    if count:
+        first = col.get(ids=[ids[0]], include=["embeddings"])["embeddings"][0]
+        result = col.query(query_embeddings=[list(map(float, first))], n_results=min(3, count), include=["distances"])
+        if result["ids"][0][:1] != [ids[0]] and abs(result["distances"][0][0]) > 1e-3:
+            raise SystemExit(f"the index does not find a stored vector ({ids[0]})")
+    print(json.dumps({"count": count, "ids": ids}))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])

@@ -1,0 +1,111 @@
+"""SIGKILL at random moments during `kb ingest`: the next run completes, nothing committed
+is embedded again, and the end state equals an uninterrupted ingest.
+
+Runs real kb processes on real Chroma and SQLite; the model is the hash embedder
+(named in the test) so that a round takes seconds, not minutes. KB_INGEST_BATCH=8 makes
+each run commit many times, so kills land between, inside and around commits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_kb
+from tests.reliability.kbstate import committed_current, snapshot
+
+FILES = 200
+KILLS = int(os.environ.get("KB_TEST_KILLS", "20"))
+
+
+def _write_corpus(folder: Path, rng: random.Random) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(FILES):
+        (folder / f"sub{i % 7}").mkdir(exist_ok=True)
+        _rewrite(folder / f"sub{i % 7}" / f"doc{i:03d}.md", i, 0, rng)
+
+
+def _rewrite(path: Path, i: int, version: int, rng: random.Random) -> None:
+    paragraphs = [
+        f"Hive {i} paragraph {p}, revision {version}. " + " ".join(rng.choice(_WORDS) for _ in range(rng.randint(40, 120))) + "."
+        for p in range(rng.randint(1, 5))
+    ]
+    path.write_text(f"# Document {i}\n\n" + "\n\n".join(paragraphs) + "\n", encoding="utf-8")
+
+
+_WORDS = ("brood queen drone worker nectar pollen comb frame super smoker varroa mite swarm cell wax honey "
+          "propolis forage winter spring cluster colony apiary inspection feeder syrup").split()
+
+
+def _mutate(folder: Path, rng: random.Random, round_no: int) -> None:
+    files = sorted(folder.rglob("*.md"))
+    for path in rng.sample(files, 40):
+        _rewrite(path, int(path.stem[3:]), round_no, rng)
+    for path in rng.sample(files, 3):
+        path.unlink()
+    for j in range(3):
+        n = 1000 + round_no * 10 + j
+        _rewrite(folder / f"sub{n % 7}" / f"doc{n}.md", n, round_no, rng)
+
+
+@pytest.mark.parametrize("kills", [KILLS])
+def test_sigkill_during_ingest_never_loses_or_duplicates_hash_embedder(tmp_path, kb_home, kills):
+    rng = random.Random(20261127)
+    corpus = tmp_path / "docs"
+    _write_corpus(corpus, rng)
+    env = dict(os.environ, KB_MODEL="hash", KB_INGEST_BATCH="8")
+
+    # How long an uninterrupted run of this much work takes here, to spread the kills over it.
+    started = time.perf_counter()
+    assert run_kb("ingest", corpus, env={**env, "KB_HOME": str(tmp_path / "timing")}).code == 0
+    span = time.perf_counter() - started
+
+    done, rounds, partial = 0, 0, 0
+    while done < kills:
+        rounds += 1
+        assert rounds < kills * 3, f"only {done} of {rounds} runs were still running when killed"
+        if rounds > 1:
+            _mutate(corpus, rng, rounds)
+        before = committed_current(kb_home) if rounds > 1 else 0
+        proc = subprocess.Popen([sys.executable, "-m", "kb", "ingest", str(corpus), "--json"], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.15, 0.95) * span)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            done += 1
+        proc.wait(timeout=60)
+
+        must_skip = committed_current(kb_home)
+        files_now = sum(1 for _ in corpus.rglob("*.md"))
+        partial += before < must_skip < files_now
+        after = run_kb("ingest", corpus, "--json", env=env, timeout=120)
+        assert after.code == 0, after.err
+        report = after.json()
+        assert report["failed"] == []
+        # Committed files are recognised, not read into the encoder again.
+        assert report["unchanged"] == must_skip, (report, must_skip)
+
+    # Kills landed mid-run (some of the run's files committed, some not), not only before
+    # the first commit or after the last.
+    assert partial >= kills // 4, (partial, kills)
+
+    reference = tmp_path / "reference"
+    assert run_kb("ingest", corpus, env={**env, "KB_HOME": str(reference)}).code == 0
+    files, texts = snapshot(kb_home, corpus)
+    ref_files, ref_texts = snapshot(reference, corpus)
+    assert files == ref_files
+    assert texts == ref_texts  # same ids and texts: nothing duplicated, missing or orphaned
+    assert sorted(i for ids in files.values() for i in ids) == sorted(texts)
+
+    hits = run_kb("search", "queen brood comb", "--json", "-k", "3", env=env)
+    assert hits.code == 0 and len(hits.ndjson()) == 3
+    doctor = run_kb("doctor", "--json", env=env)
+    assert doctor.code == 0 and json.loads(doctor.out)["problems"] == [], doctor.out

@@ -1,0 +1,137 @@
+"""kb doctor finds and repairs deliberately damaged knowledge bases (real Chroma and
+SQLite; hash embedder so that rebuilding takes seconds)."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_kb
+from tests.reliability.kbstate import snapshot, store_texts
+
+HASH = {"KB_MODEL": "hash"}
+
+
+def _corpus(folder: Path, n: int = 12) -> Path:
+    folder.mkdir(parents=True)
+    for i in range(n):
+        body = "\n\n".join(f"Section {j} of note {i}: the colony stored {i * j} kilograms of honey near frame {j}. "
+                           + "Bees fan the nectar to evaporate water before capping it. " * 6 for j in range(4))
+        (folder / f"note{i:02d}.md").write_text(f"# Note {i}\n\n{body}\n", encoding="utf-8")
+    return folder
+
+
+def _doctor(*args: str):
+    res = run_kb("doctor", "--json", *args, env=HASH)
+    return res.code, json.loads(res.out)
+
+
+def _collection(home: Path):
+    import chromadb
+    from chromadb.config import Settings
+
+    client = chromadb.PersistentClient(str(home / "kbs" / "default" / "chroma"), settings=Settings(anonymized_telemetry=False))
+    return client.get_collection("kb_default")
+
+
+@pytest.fixture
+def built(tmp_path, kb_home):
+    corpus = _corpus(tmp_path / "docs")
+    assert run_kb("ingest", corpus, env=HASH).code == 0
+    return corpus
+
+
+def _same_as_fresh_ingest(tmp_path: Path, kb_home: Path, corpus: Path) -> None:
+    reference = tmp_path / "reference"
+    assert run_kb("ingest", corpus, env={**HASH, "KB_HOME": str(reference)}).code == 0
+    assert snapshot(kb_home, corpus) == snapshot(reference, corpus)
+
+
+def test_doctor_reports_a_healthy_kb_hash_embedder(built):
+    code, report = _doctor()
+    assert code == 0 and report["healthy"] and report["problems"] == []
+    assert report["documents"] == 12 and report["chunks_in_store"] == report["chunks_in_manifest"] > 12
+
+
+def test_doctor_repairs_missing_orphan_chunks_and_gone_sources_hash_embedder(tmp_path, kb_home, built):
+    col = _collection(kb_home)
+    ids = sorted(store_texts(kb_home))
+    victim = col.get(ids=ids[:2], include=["metadatas"])["metadatas"][0]["source"]
+    col.delete(ids=ids[:2])
+    col.add(ids=["orphan-1"], embeddings=[[0.05] * 384], documents=["left behind"], metadatas=[{"source": "/nowhere.md"}])
+    (built / "note05.md").unlink()
+    del col
+
+    code, report = _doctor()
+    kinds = sorted({p["kind"] for p in report["problems"]})
+    assert code == 1 and kinds == ["missing_chunks", "missing_source", "orphan_chunks"], report
+    assert any(p["source"] == victim for p in report["problems"] if p["kind"] == "missing_chunks")
+
+    code, report = _doctor("--repair")
+    assert code == 0 and report["healthy"], report
+    assert len(report["repaired"]) >= 3
+    _same_as_fresh_ingest(tmp_path, kb_home, built)
+
+
+def _scramble(path: Path, how: str) -> None:
+    data = bytearray(path.read_bytes())
+    if how == "invert":
+        data = bytearray(b ^ 0xFF for b in data)
+    else:  # random bytes over 2% of the file: seen to segfault Chroma's HNSW loader
+        rng = random.Random(2)
+        for _ in range(len(data) // 50):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+    path.write_bytes(bytes(data))
+
+
+def _big_corpus(folder: Path) -> Path:
+    """~1,700 chunks: enough that Chroma keeps a persisted HNSW index for them."""
+    rng = random.Random(1)
+    words = "brood queen drone worker nectar pollen comb frame super smoker varroa mite swarm cell wax honey".split()
+    folder.mkdir(parents=True)
+    for i in range(400):
+        (folder / f"n{i}.md").write_text("\n\n".join(
+            f"# S{j}\n\n" + " ".join(rng.choice(words) for _ in range(150)) + "." for j in range(4)))
+    return folder
+
+
+@pytest.mark.parametrize("damage", ["hnsw-flips", "hnsw-invert", "sqlite"])
+def test_doctor_rebuilds_a_damaged_index_and_search_fails_cleanly_meanwhile_hash_embedder(tmp_path, kb_home, damage):
+    corpus = _big_corpus(tmp_path / "docs")
+    assert run_kb("ingest", corpus, env=HASH).code == 0
+    chroma = kb_home / "kbs" / "default" / "chroma"
+    targets = list(chroma.glob("*/data_level0.bin")) if damage.startswith("hnsw") else [chroma / "chroma.sqlite3"]
+    assert targets, sorted(p.name for p in chroma.rglob("*"))
+    for target in targets:
+        _scramble(target, damage.rsplit("-", 1)[-1])
+
+    search = run_kb("search", "honey", env=HASH)
+    # Loading scrambled HNSW files segfaults Chroma; kb must not: it probes them first.
+    assert search.code == 1 and "kb doctor --repair" in search.err and "Traceback" not in search.err, search.err
+
+    code, report = _doctor()
+    assert code == 1 and [p["kind"] for p in report["problems"]] == ["index"], report
+
+    code, report = _doctor("--repair")
+    assert code == 0 and report["healthy"], report
+    assert list(chroma.parent.glob("chroma.broken-*")), "the damaged index is kept for inspection"
+    _same_as_fresh_ingest(tmp_path, kb_home, corpus)
+    after = run_kb("search", "honey", "--json", env=HASH)
+    assert after.code == 0, after.err
+
+
+def test_doctor_rebuilds_an_unreadable_manifest_from_the_store_hash_embedder(tmp_path, kb_home, built):
+    manifest = kb_home / "kbs" / "default" / "manifest.db"
+    for extra in manifest.parent.glob("manifest.db-*"):
+        extra.unlink()
+    manifest.write_bytes(b"this is not a database" * 100)
+
+    code, report = _doctor()
+    assert code == 1 and "manifest" in [p["kind"] for p in report["problems"]], report
+
+    code, report = _doctor("--repair")
+    assert code == 0 and report["healthy"], report
+    _same_as_fresh_ingest(tmp_path, kb_home, built)
