@@ -24,6 +24,7 @@ class FakeOpenAI:
         self.delay = 5.0
         self.retry_after = "0"
         self.requests: list[dict] = []
+        self.auth = ""  # the last Authorization header received
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -70,6 +71,7 @@ class FakeOpenAI:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
                 with fake._lock:
                     fake.requests.append(body)
+                    fake.auth = self.headers.get("Authorization", "")
                 mode = fake._next_mode()
                 if mode == "slow":
                     time.sleep(fake.delay)
@@ -82,8 +84,11 @@ class FakeOpenAI:
                 if mode == "429":
                     return self._json(429, {"error": {"message": "slow down", "type": "rate_limit"}},
                                       {"Retry-After": fake.retry_after})
-                if mode in ("500", "401"):
-                    return self._json(int(mode), {"error": {"message": f"fake {mode}", "type": "error"}})
+                if mode == "401":  # echoes the key, as some providers do: kb must not pass it on
+                    key = self.headers.get("Authorization", "").removeprefix("Bearer ")
+                    return self._json(401, {"error": {"message": f"Incorrect API key provided: {key}", "type": "auth"}})
+                if mode == "500":
+                    return self._json(500, {"error": {"message": "fake 500", "type": "error"}})
                 if mode == "malformed":
                     data = b'{"id": "x", "choices": [ {"mess'
                     self.send_response(200)
