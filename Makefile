@@ -39,6 +39,10 @@ demo: install
 test: install-dev
 	$(PY) -m pytest -q
 
+# The long variants of the fault tests: 100 SIGKILLs, and kills with the real model.
+test-soak: install-dev
+	$(PY) -m pytest -q -m soak
+
 # Every performance target next to its goal (benchmarks/run.py; docs/benchmarks.md).
 bench: $(VENV)/.installed-bench
 	$(PY) benchmarks/run.py $(BENCH_ARGS)

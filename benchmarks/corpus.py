@@ -1,8 +1,8 @@
 """Benchmark corpora, generated offline and deterministically.
 
 `prose_corpus` writes real English prose: the docstrings of the Python standard library,
-one document per module, as Markdown, HTML and plain text in turn. `synthetic_files`
-writes many small files for the re-ingest benchmark.
+one document per module, as Markdown, HTML and plain text in turn. `notes_corpus` cuts the
+same prose into many note-sized files for the re-ingest benchmark.
 """
 
 from __future__ import annotations
@@ -62,11 +62,15 @@ def prose_corpus(folder: Path, every: int = 1) -> int:
     return total
 
 
-def synthetic_files(folder: Path, count: int) -> None:
+def notes_corpus(folder: Path, count: int) -> int:
+    """`count` Markdown notes of about 1–3 KB, three consecutive docstring sections each
+    (cycling through the standard library's); returns the bytes written."""
     folder.mkdir(parents=True, exist_ok=True)
+    sections = [(f"{name}.{title}", body[:1200]) for name, parts in _module_texts() for title, body in parts if body]
+    total = 0
     for i in range(count):
-        (folder / f"note_{i:05d}.md").write_text(
-            f"# Note {i}\n\nHive {i % 37} was inspected on day {i % 365}. The colony had {i % 11 + 3} frames "
-            f"of brood and the queen was {'seen' if i % 2 else 'not seen'}. Stores were {('light', 'fair', 'heavy')[i % 3]}.\n",
-            encoding="utf-8",
-        )
+        picked = [sections[(i * 3 + j) % len(sections)] for j in range(3)]
+        text = f"# Note {i}\n\n" + "\n\n".join(f"## {title}\n\n{body}" for title, body in picked)
+        (folder / f"note_{i:05d}.md").write_text(text, encoding="utf-8")
+        total += len(text.encode())
+    return total

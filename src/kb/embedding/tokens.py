@@ -7,11 +7,19 @@ from pathlib import Path
 
 class WordPieces:
     def __init__(self, model_dir: Path) -> None:
-        from tokenizers import Tokenizer
+        self._path = model_dir / "tokenizer.json"
+        self._loaded = None
 
-        self._tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-        self._tok.no_truncation()
-        self._tok.no_padding()
+    @property
+    def _tok(self):
+        # Loaded on first use: a re-ingest with nothing to read never needs it.
+        if self._loaded is None:
+            from tokenizers import Tokenizer
+
+            self._loaded = Tokenizer.from_file(str(self._path))
+            self._loaded.no_truncation()
+            self._loaded.no_padding()
+        return self._loaded
 
     def count(self, text: str) -> int:
         return len(self._tok.encode(text, add_special_tokens=False).ids)

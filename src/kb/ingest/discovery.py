@@ -44,22 +44,27 @@ def discover(paths: list[Path], include: list[str] | None = None, exclude: list[
              hidden: bool = False) -> Found:
     found = Found()
     seen_dirs: set[tuple[int, int]] = set()
-    seen_files: set[str] = set()
+    seen_files: set[tuple[int, int]] = set()
     include, exclude = include or [], exclude or []
 
     def consider(path: Path, rel: str) -> None:
         if not _utf8(str(path)):
             found.skipped.append((_printable(str(path)), "file name is not valid UTF-8; rename the file to ingest it"))
             return
-        real = os.path.realpath(path)
-        if real in seen_files:
+        try:
+            st = path.stat()
+        except OSError as exc:
+            found.failed.append((str(path), f"cannot stat ({exc.strerror})"))
+            return
+        identity = (st.st_dev, st.st_ino)  # one stat, where realpath costs an lstat per component
+        if identity in seen_files:
             return
         if include and not _matches(rel, path.name, include):
             return
         if reader_for(path) is None:
             found.skipped.append((str(path), f"unsupported file type {path.suffix}"))
             return
-        seen_files.add(real)
+        seen_files.add(identity)
         found.files.append(path)
 
     def walk(folder: Path, root: Path) -> None:
