@@ -61,7 +61,7 @@ class DoctorReport:
 
 def diagnose(kb: "KnowledgeBase") -> DoctorReport:
     from kb.store.chroma import COLLECTION_PREFIX
-    from kb.store.guard import probe_index, record
+    from kb.store.guard import probe_index
 
     report = DoctorReport(kb.settings.kb)
     manifest_db = kb.settings.kb_dir / "manifest.db"
@@ -80,8 +80,6 @@ def diagnose(kb: "KnowledgeBase") -> DoctorReport:
     store_ids, why = probe_index(kb.settings.kb_dir / "chroma", COLLECTION_PREFIX + kb.settings.kb)
     if why:
         report.problems.append(Problem("index", why))
-    elif store_ids:
-        record(kb.settings.kb_dir)
     if records is None:
         return report
     report.documents = len(records)
@@ -135,30 +133,34 @@ def repair(kb: "KnowledgeBase", report: DoctorReport) -> DoctorReport:
                 done.append(f"{len(result.failed)} files could not be re-ingested: "
                             + "; ".join(f"{f['path']}: {f['reason']}" for f in result.failed[:5]))
         else:
-            reingest = []
-            for p in report.problems:
-                if p.kind == "orphan_chunks":
-                    kb.store.delete(p.ids)
-                    done.append(f"deleted {len(p.ids)} orphan chunks")
-                elif p.kind == "missing_source":
-                    record = kb.manifest.get(p.source)
-                    if record:
-                        kb.store.delete(record.chunk_ids)
-                        kb.manifest.delete(p.source)
-                    done.append(f"removed {p.source} (its file is gone)")
-                elif p.kind == "missing_chunks" and os.path.isfile(p.source):
-                    record = kb.manifest.get(p.source)
-                    if record:
-                        kb.store.delete(record.chunk_ids)
-                        kb.manifest.delete(p.source)
-                    reingest.append(Path(p.source))
-            kb.manifest.bump_version()
-            if reingest:
-                result = kb.ingest_locked(reingest)
-                done.append(f"re-ingested {result.added} files with missing chunks")
+            with kb._writing():
+                done += _fix_in_place(kb, report)
     after = diagnose(kb)
     after.repaired = done
     return after
+
+
+def _fix_in_place(kb: "KnowledgeBase", report: DoctorReport) -> list[str]:
+    done: list[str] = []
+    reingest = []
+    for p in report.problems:
+        if p.kind == "orphan_chunks":
+            kb.store.delete(p.ids)
+            done.append(f"deleted {len(p.ids)} orphan chunks")
+        elif p.kind in ("missing_source", "missing_chunks"):
+            record = kb.manifest.get(p.source)
+            if record:
+                kb.store.delete(record.chunk_ids)
+                kb.manifest.delete(p.source)
+            if p.kind == "missing_source":
+                done.append(f"removed {p.source} (its file is gone)")
+            elif os.path.isfile(p.source):
+                reingest.append(Path(p.source))
+    kb.manifest.bump_version()
+    if reingest:
+        result = kb.ingest_locked(reingest)
+        done.append(f"re-ingested {result.added} files with missing chunks")
+    return done
 
 
 def _known_sources(kb: "KnowledgeBase", manifest_ok: bool) -> list[str]:

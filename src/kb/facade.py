@@ -27,6 +27,7 @@ class KnowledgeBase:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.on_wait = lambda message: None  # front-ends show "waiting for the lock" here
+        self._writing_now = False
 
     # -- adapters, opened on first use ---------------------------------------------
     @cached_property
@@ -38,7 +39,7 @@ class KnowledgeBase:
         from kb.store import guard
         from kb.store.chroma import COLLECTION_PREFIX, ChromaStore
 
-        guard.ensure_loadable(self.settings.kb_dir, COLLECTION_PREFIX + self.settings.kb)
+        guard.before_read(self.settings.kb_dir, COLLECTION_PREFIX + self.settings.kb, self._lock_path)
         return ChromaStore(self.settings.kb_dir / "chroma", self.settings.kb)
 
     @cached_property
@@ -101,12 +102,16 @@ class KnowledgeBase:
         if self.manifest.totals()[0] == 0:
             raise KbError(f"knowledge base {self.settings.kb!r} is empty; add documents with `kb ingest PATH`")
 
+    @property
+    def _lock_path(self) -> Path:
+        return self.settings.kb_dir / "write.lock"
+
     @contextmanager
     def _write_lock(self):
         from filelock import FileLock, Timeout
 
         self.settings.kb_dir.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(self.settings.kb_dir / "write.lock"))
+        lock = FileLock(str(self._lock_path))
         try:
             lock.acquire(timeout=0)
         except Timeout:
@@ -142,16 +147,26 @@ class KnowledgeBase:
             self.manifest.set_meta("model", self.model_id)
         pipeline = IngestPipeline(self.manifest, lambda: self.store, lambda texts: self.embedder.embed(texts),
                                   lambda: self.chunker, self.model_id, progress, self.settings.ingest_batch)
-        report = pipeline.run(paths, include, exclude, hidden)
-        self._wrote_index()
-        return report
+        with self._writing():
+            return pipeline.run(paths, include, exclude, hidden)
 
-    def _wrote_index(self) -> None:
-        """After a write that returned normally, this process vouches for the index files."""
-        if "store" in self.__dict__:
-            from kb.store import guard
+    @contextmanager
+    def _writing(self):
+        """Marks the index as being written for the duration (see store/guard.py); the
+        caller holds the write lock. The mark stays if the write does not return."""
+        from kb.store import guard
+        from kb.store.chroma import COLLECTION_PREFIX
 
-            guard.record(self.settings.kb_dir)
+        if self._writing_now:  # nested: kb doctor --repair re-ingesting inside its own write
+            yield
+            return
+        guard.begin_write(self.settings.kb_dir, COLLECTION_PREFIX + self.settings.kb)
+        self._writing_now = True
+        try:
+            yield
+        finally:
+            self._writing_now = False
+        guard.end_write(self.settings.kb_dir)  # not reached when the body raised
 
     def doctor(self, repair: bool = False):
         from kb import doctor
@@ -252,13 +267,13 @@ class KnowledgeBase:
             if not sources:
                 raise KbError(f"{target} is not in knowledge base {self.settings.kb!r}; `kb list` shows what is")
             chunks = 0
-            for source in sources:
-                ids = self.manifest.get(source).chunk_ids
-                self.store.delete(ids)
-                self.manifest.delete(source)
-                self.manifest.bump_version()
-                chunks += len(ids)
-            self._wrote_index()
+            with self._writing():
+                for source in sources:
+                    ids = self.manifest.get(source).chunk_ids
+                    self.store.delete(ids)
+                    self.manifest.delete(source)
+                    self.manifest.bump_version()
+                    chunks += len(ids)
         return len(sources), chunks
 
     def info(self) -> dict:

@@ -77,7 +77,7 @@ def _kill_and_compare(tmp_path: Path, kb_home: Path, kills: int, settings: dict)
     assert run_kb("ingest", corpus, env={**settings, "KB_HOME": str(tmp_path / "timing")}).code == 0
     span = time.perf_counter() - started
 
-    done, rounds, partial = 0, 0, 0
+    done, rounds, partial, marked = 0, 0, 0, 0
     while done < kills:
         rounds += 1
         assert rounds < kills * 3, f"only {done} of {rounds} runs were still running when killed"
@@ -91,6 +91,7 @@ def _kill_and_compare(tmp_path: Path, kb_home: Path, kills: int, settings: dict)
             proc.send_signal(signal.SIGKILL)
             done += 1
         proc.wait(timeout=60)
+        marked += (kb_home / "kbs" / "default" / "write.unfinished").exists()
 
         must_skip = committed_current(kb_home)
         files_now = sum(1 for _ in corpus.rglob("*.md"))
@@ -105,6 +106,10 @@ def _kill_and_compare(tmp_path: Path, kb_home: Path, kills: int, settings: dict)
     # Kills landed mid-run (some of the run's files committed, some not), not only before
     # the first commit or after the last.
     assert partial >= kills // 4, (partial, kills)
+    # Killed writers left the unfinished-write mark, and the next run checked the index
+    # in a child process before loading it (store/guard.py).
+    assert marked >= partial
+    assert not (kb_home / "kbs" / "default" / "write.unfinished").exists()
 
     reference = tmp_path / "reference"
     assert run_kb("ingest", corpus, env={**settings, "KB_HOME": str(reference)}).code == 0

@@ -99,7 +99,8 @@ def _big_corpus(folder: Path) -> Path:
 
 
 @pytest.mark.parametrize("damage", ["hnsw-flips", "hnsw-invert", "sqlite"])
-def test_doctor_rebuilds_a_damaged_index_and_search_fails_cleanly_meanwhile_hash_embedder(tmp_path, kb_home, damage):
+def test_index_damaged_by_an_interrupted_write_gives_a_clear_error_and_doctor_rebuilds_it_hash_embedder(
+        tmp_path, kb_home, damage):
     corpus = _big_corpus(tmp_path / "docs")
     assert run_kb("ingest", corpus, env=HASH).code == 0
     chroma = kb_home / "kbs" / "default" / "chroma"
@@ -107,9 +108,11 @@ def test_doctor_rebuilds_a_damaged_index_and_search_fails_cleanly_meanwhile_hash
     assert targets, sorted(p.name for p in chroma.rglob("*"))
     for target in targets:
         _scramble(target, damage.rsplit("-", 1)[-1])
+    # What a writer killed mid-write leaves behind (test_crash shows kills leave it).
+    (kb_home / "kbs" / "default" / "write.unfinished").write_text("12345")
 
     search = run_kb("search", "honey", env=HASH)
-    # Loading scrambled HNSW files segfaults Chroma; kb must not: it probes them first.
+    # Loading scrambled HNSW files can segfault Chroma; kb must not: it probes them first.
     assert search.code == 1 and "kb doctor --repair" in search.err and "Traceback" not in search.err, search.err
 
     code, report = _doctor()
@@ -118,6 +121,7 @@ def test_doctor_rebuilds_a_damaged_index_and_search_fails_cleanly_meanwhile_hash
     code, report = _doctor("--repair")
     assert code == 0 and report["healthy"], report
     assert list(chroma.parent.glob("chroma.broken-*")), "the damaged index is kept for inspection"
+    assert not (kb_home / "kbs" / "default" / "write.unfinished").exists()
     _same_as_fresh_ingest(tmp_path, kb_home, corpus)
     after = run_kb("search", "honey", "--json", env=HASH)
     assert after.code == 0, after.err

@@ -1,17 +1,21 @@
-"""Guarding against a damaged vector index.
+"""Guarding against an index damaged by an interrupted write.
 
 A write killed half-way can leave Chroma's HNSW files in a state that makes its native
-code segfault the next process that loads them — a crash no `except` can catch. So kb
-only loads index files it has seen load: after each clean write it records a signature of
-the files (names, sizes, mtimes; reads leave them alone), and a process that finds
-different files first loads them in a child process (kb.store.probe). If the child dies,
-the user gets a clear error that says to run `kb doctor --repair`, not a segfault.
+code segfault the next process that loads them — a crash no `except` can catch. So every
+kb write leaves a marker (`write.unfinished`) for its duration. A process that finds the
+marker while no writer holds the lock knows a write died: before loading the index itself
+it loads it in a child process (kb.store.probe). If the child dies or fails, the user gets
+a clear error that says to run `kb doctor --repair`; if it passes, the marker goes.
+
+Damage from outside kb (disk faults, edited files) is what `kb doctor` is for: it always
+probes. File signatures cannot stand in for the marker: Chroma rewrites the HNSW files of
+a collection with unsynced log entries on every open, reads included.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,18 +23,6 @@ from pathlib import Path
 from kb.errors import StoreError
 
 PROBE_TIMEOUT_S = 300
-_VERIFIED = "index.verified"
-
-
-def signature(chroma_dir: Path) -> str:
-    """Of the index segment files only: chroma.sqlite3 changes on every open, and its
-    damage surfaces as Python exceptions, not crashes."""
-    parts = []
-    for segment in sorted(p for p in chroma_dir.iterdir() if p.is_dir()) if chroma_dir.is_dir() else []:
-        for f in sorted(segment.iterdir()):
-            st = f.stat()
-            parts.append(f"{segment.name}/{f.name}:{st.st_size}:{st.st_mtime_ns}")
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest() if parts else ""
 
 
 def probe_index(chroma_dir: Path, collection: str) -> tuple[list[str] | None, str | None]:
@@ -55,19 +47,44 @@ def probe_index(chroma_dir: Path, collection: str) -> tuple[list[str] | None, st
     return None, f"the index failed to open or answer ({last[:300]})"
 
 
-def record(kb_dir: Path) -> None:
-    """Called after kb itself wrote the index cleanly (or a probe passed)."""
-    (kb_dir / _VERIFIED).write_text(signature(kb_dir / "chroma"))
+MARKER = "write.unfinished"
 
 
-def ensure_loadable(kb_dir: Path, collection: str) -> None:
-    current = signature(kb_dir / "chroma")
+def begin_write(kb_dir: Path, collection: str) -> None:
+    """Called by a writer holding the lock, before it opens the store."""
+    marker = kb_dir / MARKER
+    if marker.exists():
+        _verify(kb_dir, collection)  # the previous writer died: do not load what it left unchecked
+    kb_dir.mkdir(parents=True, exist_ok=True)
+    marker.write_text(str(os.getpid()))
+
+
+def end_write(kb_dir: Path) -> None:
+    """Called when the write returned normally: the index files are whole."""
+    (kb_dir / MARKER).unlink(missing_ok=True)
+
+
+def before_read(kb_dir: Path, collection: str, lock_path: Path) -> None:
+    marker = kb_dir / MARKER
+    if not marker.exists():
+        return
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(lock_path))
     try:
-        if not current or (kb_dir / _VERIFIED).read_text() == current:
-            return
-    except OSError:
-        pass
+        lock.acquire(timeout=0)
+    except Timeout:
+        return  # a live writer (possibly this process) owns the marker
+    try:
+        if marker.exists():
+            _verify(kb_dir, collection)
+            marker.unlink(missing_ok=True)
+    finally:
+        lock.release()
+
+
+def _verify(kb_dir: Path, collection: str) -> None:
     _, why = probe_index(kb_dir / "chroma", collection)
     if why:
-        raise StoreError(f"the vector index is damaged: {why}; run `kb doctor --repair` to rebuild it")
-    record(kb_dir)
+        raise StoreError(f"the vector index is damaged (a write was interrupted): {why}; "
+                         "run `kb doctor --repair` to rebuild it")
