@@ -128,3 +128,23 @@ def _listed(kb_home):
     res = run_kb("list", "--json", env={"KB_MODEL": "hash"})
     assert res.code == 0, res.err
     return res.ndjson()
+
+
+def test_unreadable_file_is_reported_and_the_rest_ingested_hash_embedder(tmp_path, make_kb, monkeypatch):
+    # Tests run as root here, and root reads a chmod-000 file anyway, so the permission
+    # error is raised at the OS seam for one file instead.
+    root = tmp_path / "docs"
+    root.mkdir()
+    (root / "ok.md").write_text(f"# Ok\n\n{GOOD}")
+    (root / "secret.md").write_text(f"# Secret\n\n{GOOD}")
+    real_read = type(root).read_bytes
+
+    def read_bytes(self):
+        if self.name == "secret.md":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_read(self)
+
+    monkeypatch.setattr(type(root), "read_bytes", read_bytes)
+    report = make_kb(model="hash").ingest([root])
+    assert [(f["path"].rsplit("/", 1)[-1], f["reason"]) for f in report.failed] == [("secret.md", "cannot read (Permission denied)")]
+    assert report.added == 1

@@ -1,7 +1,8 @@
 """The ingest pipeline: discover → plan per file → read → chunk → embed → store → commit.
 
 Files whose size, mtime, chunker and model match the manifest are skipped without being
-read; if only the mtime moved, the content hash decides. Chunks are embedded in batches
+read; if only the mtime moved, the content hash decides. Files to read are read, parsed
+and chunked on a read-ahead thread while the encoder works. Chunks are embedded in batches
 that span files, and each file is committed (store first, then manifest) as soon as its
 batch is stored, so an interrupted run keeps everything finished before the interruption.
 """
