@@ -1,5 +1,5 @@
-"""The query encoder (NumPy) and the ingest encoder (sentence-transformers, fastest dtype)
-must produce the same vectors as the fp32 reference, on the real packaged model."""
+"""kb's own encoders — NumPy for queries, torch for ingest in the fastest dtype — must
+produce the vectors sentence-transformers does in fp32, on the real packaged model."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 
 from kb.config import load_settings
-from kb.embedding import model_dir, model_id, numpy_bert
+from kb.embedding import bert, model_dir, model_id
+from kb.embedding.numpy_bert import NumpyBertEmbedder
 from kb.embedding.sentence import SentenceTransformerEmbedder
+from kb.embedding.torch_bert import TorchBertEmbedder
 from tests.conftest import SAMPLE
 
 QUERIES = ["how many eggs does a queen lay in a day", "When should I treat varroa with oxalic acid?", "x",
@@ -34,19 +36,37 @@ def reference():
 
 def test_numpy_query_encoder_matches_sentence_transformers(reference):
     settings, expected = reference
-    assert numpy_bert.supports(model_dir(settings))
-    got = numpy_bert.NumpyBertEmbedder(model_dir(settings), model_id(settings)).embed(_texts())
+    assert bert.supports(model_dir(settings))
+    got = NumpyBertEmbedder(model_dir(settings), model_id(settings)).embed(_texts())
     assert got.shape == expected.shape and got.dtype == np.float32
     cosines = (got * expected).sum(axis=1)
     assert cosines.min() >= 0.999, cosines
 
 
+def test_torch_ingest_encoder_matches_sentence_transformers(reference):
+    settings, expected = reference
+    got = TorchBertEmbedder(model_dir(settings), model_id(settings), "float32").embed(_texts())
+    assert (got * expected).sum(axis=1).min() >= 0.999
+
+
 def test_bfloat16_ingest_vectors_agree_with_fp32(reference):
     settings, expected = reference
-    bf16 = SentenceTransformerEmbedder(model_dir(settings), model_id(settings), "bfloat16").embed(_texts())
+    bf16 = TorchBertEmbedder(model_dir(settings), model_id(settings), "bfloat16").embed(_texts())
     assert np.allclose(np.linalg.norm(bf16, axis=1), 1.0, atol=1e-5)
     cosines = (bf16 * expected).sum(axis=1)
     assert cosines.min() >= 0.99, cosines
+
+
+def test_ingest_encoder_needs_neither_sentence_transformers_nor_transformers(kb_home):
+    code = (
+        "import sys, json\n"
+        "from kb.config import load_settings\n"
+        "from kb.embedding import open_embedder\n"
+        "open_embedder(load_settings()).embed(['a queen lays eggs'])\n"
+        "print(json.dumps(sorted(m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules)))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == ["torch"], proc.stderr
 
 
 def test_search_uses_the_numpy_encoder_without_importing_torch(sample_kb):

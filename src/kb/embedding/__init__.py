@@ -50,18 +50,25 @@ def model_id(settings: "Settings") -> str:
 def open_embedder(settings: "Settings", for_queries: bool = False) -> Embedder:
     """The encoder for ingest batches, or (`for_queries`) the one that starts fastest.
 
-    Both read the same weights: queries go through the NumPy forward pass when the model
-    has the BERT + mean-pooling shape it implements, so a search never imports torch."""
+    Both read the same weights. For BERT models with mean pooling (the packaged one) kb
+    runs the forward pass itself — NumPy for queries, so a search never imports torch;
+    torch for ingest, without sentence-transformers' seconds of imports. Other models go
+    through sentence-transformers."""
     if settings.model == HASH_MODEL:
         from kb.embedding.hashing import HashEmbedder
 
         return HashEmbedder()
-    path = model_dir(settings)
-    if for_queries:
-        from kb.embedding import numpy_bert
+    from kb.embedding import bert
 
-        if numpy_bert.supports(path):
-            return numpy_bert.NumpyBertEmbedder(path, model_id(settings))
+    path = model_dir(settings)
+    if bert.supports(path):
+        if for_queries:
+            from kb.embedding.numpy_bert import NumpyBertEmbedder
+
+            return NumpyBertEmbedder(path, model_id(settings))
+        from kb.embedding.torch_bert import TorchBertEmbedder
+
+        return TorchBertEmbedder(path, model_id(settings), settings.embed_dtype)
     from kb.embedding.sentence import SentenceTransformerEmbedder
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -1,27 +1,17 @@
-"""all-MiniLM-L6-v2 (or another local model) through sentence-transformers, for ingest.
-
-Ingest is bound by the encoder, so it runs in the fastest numeric mode the CPU has:
-bfloat16 where oneDNN supports it (AVX512-BF16 / AMX: about 1.7x fp32 here, cosine
-≥ 0.9999 against fp32 on sample chunks; tests/embedding checks ≥ 0.99), fp32 elsewhere.
-"""
+"""Local models that are not BERT with mean pooling, through sentence-transformers (the
+packaged model runs on kb's own encoders, bert.py). Also the reference those encoders are
+tested against. Same numeric-mode choice as torch_bert.py."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+from kb.embedding.torch_bert import resolve_dtype
 from kb.errors import ConfigError
 
 _BATCH = 32
 _LOADED: dict[tuple[str, str], object] = {}  # one model per process and dtype
-
-
-def resolve_dtype(requested: str) -> str:
-    if requested != "auto":
-        return requested
-    import torch
-
-    return "bfloat16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "float32"
 
 
 class SentenceTransformerEmbedder:
