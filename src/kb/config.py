@@ -53,7 +53,7 @@ class Settings:
     kb: str = field(default="default", metadata={"help": "Knowledge base name (--kb, $KB_NAME)."})
     model: str | None = field(default=None, metadata={"help": "Local sentence-transformers model folder; default: the packaged all-MiniLM-L6-v2."})
     embed_dtype: str = field(default="auto", metadata={"help": "Ingest encoder precision: auto (bfloat16 where the CPU has it), float32 or bfloat16."})
-    ingest_batch: int = field(default=256, metadata={"help": "Chunks embedded and committed together; a crash loses at most one batch of work."})
+    ingest_batch: int = field(default=1024, metadata={"help": "Chunks embedded and committed together; a crash loses at most one batch of work."})
     chunk_tokens: int = field(default=200, metadata={"help": "Target chunk size in word pieces (the model reads at most 256)."})
     chunk_overlap: int = field(default=32, metadata={"help": "Word pieces repeated between neighbouring chunks."})
     top_k: int = field(default=5, metadata={"help": "Passages retrieved per query."})

@@ -123,7 +123,7 @@ class IngestPipeline:
     with nothing to do never opens Chroma or loads the model."""
 
     def __init__(self, manifest: Manifest, store: Callable, embed: Callable, chunker: Callable[[], Chunker],
-                 model_id: str, progress: Progress | None = None, batch: int = 256) -> None:
+                 model_id: str, progress: Progress | None = None, batch: int = 1024) -> None:
         self.manifest = manifest
         self._store = store
         self._embed = embed
