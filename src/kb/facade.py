@@ -145,25 +145,27 @@ class KnowledgeBase:
         self._check_model()
         if not self.manifest.get_meta("model"):
             self.manifest.set_meta("model", self.model_id)
-        pipeline = IngestPipeline(self.manifest, lambda: self.store, lambda texts: self.embedder.embed(texts),
-                                  lambda: self.chunker, self.model_id, progress, self.settings.ingest_batch)
-        with self._writing():
+        with self._writing() as interrupted:
+            pipeline = IngestPipeline(self.manifest, lambda: self.store, lambda texts: self.embedder.embed(texts),
+                                      lambda: self.chunker, self.model_id, progress, self.settings.ingest_batch,
+                                      recovering=interrupted)
             return pipeline.run(paths, include, exclude, hidden)
 
     @contextmanager
     def _writing(self):
         """Marks the index as being written for the duration (see store/guard.py); the
-        caller holds the write lock. The mark stays if the write does not return."""
+        caller holds the write lock. The mark stays if the write does not return. Yields
+        whether the previous write was interrupted."""
         from kb.store import guard
         from kb.store.chroma import COLLECTION_PREFIX
 
         if self._writing_now:  # nested: kb doctor --repair re-ingesting inside its own write
-            yield
+            yield True  # ...after damage: treat the store as possibly ahead of the manifest
             return
-        guard.begin_write(self.settings.kb_dir, COLLECTION_PREFIX + self.settings.kb)
+        interrupted = guard.begin_write(self.settings.kb_dir, COLLECTION_PREFIX + self.settings.kb)
         self._writing_now = True
         try:
-            yield
+            yield interrupted
         finally:
             self._writing_now = False
         guard.end_write(self.settings.kb_dir)  # not reached when the body raised

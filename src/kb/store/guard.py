@@ -50,13 +50,16 @@ def probe_index(chroma_dir: Path, collection: str) -> tuple[list[str] | None, st
 MARKER = "write.unfinished"
 
 
-def begin_write(kb_dir: Path, collection: str) -> None:
-    """Called by a writer holding the lock, before it opens the store."""
+def begin_write(kb_dir: Path, collection: str) -> bool:
+    """Called by a writer holding the lock, before it opens the store. True if the previous
+    write was interrupted (and the index has been checked since)."""
     marker = kb_dir / MARKER
-    if marker.exists():
+    interrupted = marker.exists()
+    if interrupted:
         _verify(kb_dir, collection)  # the previous writer died: do not load what it left unchecked
     kb_dir.mkdir(parents=True, exist_ok=True)
     marker.write_text(str(os.getpid()))
+    return interrupted
 
 
 def end_write(kb_dir: Path) -> None:
