@@ -5,7 +5,7 @@ Importing sentence-transformers costs ~3–6 s here (it pulls in transformers an
 scikit-learn) on top of torch's ~1 s; this needs torch alone, which matters for the common
 small `kb ingest` of a few changed files. Texts are sorted by length and batched, as
 sentence-transformers does, so batches pad little. bfloat16 where oneDNN supports it
-(AVX512-BF16 / AMX: ~1.9x fp32 here, cosine ≥ 0.9999 against fp32), fp32 elsewhere.
+(AVX512-BF16 / AMX: 1.8–2x fp32 here, cosine ≥ 0.9999 against fp32), fp32 elsewhere.
 """
 
 from __future__ import annotations
