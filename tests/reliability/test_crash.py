@@ -72,7 +72,8 @@ def _kill_and_compare(tmp_path: Path, kb_home: Path, kills: int, settings: dict)
     _write_corpus(corpus, rng)
     env = dict(os.environ, **settings)
 
-    # How long an uninterrupted run of this much work takes here, to spread the kills over it.
+    # How long an uninterrupted run takes here, to spread the kills over it (adjusted below
+    # to the length of the runs that finish before their kill).
     started = time.perf_counter()
     assert run_kb("ingest", corpus, env={**settings, "KB_HOME": str(tmp_path / "timing")}).code == 0
     span = time.perf_counter() - started
@@ -86,10 +87,15 @@ def _kill_and_compare(tmp_path: Path, kb_home: Path, kills: int, settings: dict)
         before = committed_current(kb_home) if rounds > 1 else 0
         proc = subprocess.Popen([sys.executable, "-m", "kb", "ingest", str(corpus), "--json"], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.15, 0.95) * span)
+        started = time.perf_counter()
+        kill_at = started + rng.uniform(0.15, 0.95) * span
+        while proc.poll() is None and time.perf_counter() < kill_at:
+            time.sleep(0.02)
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             done += 1
+        else:  # it finished first: aim the next kills at runs of this length
+            span = time.perf_counter() - started
         proc.wait(timeout=60)
         marked += (kb_home / "kbs" / "default" / "write.unfinished").exists()
 
