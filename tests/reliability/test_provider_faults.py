@@ -35,6 +35,8 @@ def test_hundred_asks_with_a_failing_primary_hash_embedder(mode, fake_openai, kb
     skipped = [p for p in primary if p.outcome == "skipped"]
     assert len(skipped) == ASKS - THRESHOLD and {p.error for p in skipped} == {"circuit_open"}
     requests_while_open = fake_openai.hits
+    # Only the asks before the breaker opened reached the server (each at most twice: one retry).
+    assert 0 < requests_while_open <= THRESHOLD * 2
     assert statistics.median(p.latency_ms for p in skipped) < 5.0
     assert max(p.latency_ms for p in skipped) < 50.0
 
