@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 KB     := $(VENV)/bin/kb
 DEMO_HOME := .kb-demo
 
-.PHONY: demo test test-soak bench bench-quick install install-dev clean
+.PHONY: demo test lint test-soak bench bench-quick install install-dev clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -36,8 +36,14 @@ demo: install
 	KB_HOME=$(DEMO_HOME) $(KB) ask "When should I treat varroa with oxalic acid?"
 	KB_HOME=$(DEMO_HOME) $(KB) ask "When should I treat varroa with oxalic acid?"
 
-test: install-dev
+test: lint
 	$(PY) -m pytest -q
+
+# ruff (lint and format check) over everything, mypy over the package.
+lint: install-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 # The long variants of the fault tests: 100 SIGKILLs, and kills with the real model.
 test-soak: install-dev

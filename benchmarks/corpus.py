@@ -50,7 +50,9 @@ def prose_corpus(folder: Path, every: int = 1) -> int:
     for i, (name, sections) in enumerate(_module_texts()[::every]):
         kind = ("md", "html", "txt")[i % 3]
         if kind == "md":
-            text = "\n\n".join(f"{'#' if j == 0 else '##'} {title}\n\n{body}" for j, (title, body) in enumerate(sections))
+            text = "\n\n".join(
+                f"{'#' if j == 0 else '##'} {title}\n\n{body}" for j, (title, body) in enumerate(sections)
+            )
         elif kind == "html":
             body = "".join(f"<h2>{html.escape(t)}</h2>\n<p>{html.escape(b)}</p>\n" for t, b in sections)
             text = f"<html><head><title>{name}</title></head><body><h1>{name}</h1>\n{body}</body></html>"

@@ -38,7 +38,12 @@ def main(folder: str, store_dir: str) -> None:
     collection = client.get_or_create_collection("llamaindex", metadata={"hnsw:space": "cosine"})
     pipeline = IngestionPipeline(
         transformations=[
-            SentenceSplitter(chunk_size=200, chunk_overlap=32, include_metadata=False, tokenizer=lambda text: tok.encode(text, add_special_tokens=False).ids),
+            SentenceSplitter(
+                chunk_size=200,
+                chunk_overlap=32,
+                include_metadata=False,
+                tokenizer=lambda text: tok.encode(text, add_special_tokens=False).ids,
+            ),
             HuggingFaceEmbedding(model_name=model, device="cpu"),
         ],
         vector_store=ChromaVectorStore(chroma_collection=collection),

@@ -68,10 +68,16 @@ def bench_startup(work: Path, reps: int) -> None:
         t, proc = wall(KB + ["ask", question, "--json"], env)
         assert json.loads(proc.stdout)["cached"], "the repeated ask was not served from the cache"
         asks.append(t)
-    searches = [wall(KB + ["search", f"how do bees survive winter number {i}", "-k", "5", "--json"], env)[0]
-                for i in range(reps)]  # a new query each time: no query-embedding cache hit
+    searches = [
+        wall(KB + ["search", f"how do bees survive winter number {i}", "-k", "5", "--json"], env)[0]
+        for i in range(reps)
+    ]  # a new query each time: no query-embedding cache hit
     RAW["startup"] = {"python_s": python, "help_s": helps, "cached_ask_s": asks, "cold_search_s": searches}
-    for name, goal, times in (("kb --help", 0.3, helps), ("cached kb ask", 0.5, asks), ("cold kb search", 2.5, searches)):
+    for name, goal, times in (
+        ("kb --help", 0.3, helps),
+        ("cached kb ask", 0.5, asks),
+        ("cold kb search", 2.5, searches),
+    ):
         median = statistics.median(times)
         row(f"4. {name}", f"≤ {goal} s", f"{median:.2f} s ({median / python:.1f}x bare python)", median <= goal)
 
@@ -125,22 +131,34 @@ def bench_ingest(work: Path, quick: bool, llamaindex: bool) -> None:
     texts = _chunk_texts(settings, corpus)
     encoder = open_embedder(settings)
     encoder.embed(texts[:64])  # load and warm, outside every timing
-    print(f"  corpus: {files} files, {size / 1e6:.1f} MB, {len(texts)} chunks; encoder dtype {encoder.dtype}", flush=True)
+    print(
+        f"  corpus: {files} files, {size / 1e6:.1f} MB, {len(texts)} chunks; encoder dtype {encoder.dtype}", flush=True
+    )
     bare, ours = [], []
     for rep in range(1 if quick else 2):  # interleaved, so drift hits both alike
         t = time.perf_counter()
         vectors = encoder.embed(texts)
         bare.append(len(texts) / (time.perf_counter() - t))
         kb = KnowledgeBase(load_settings(home=str(work / f"inproc-{rep}")))
-        kb.embedder  # the same process-wide model, already loaded
+        _ = kb.embedder  # the same process-wide model, already loaded
         report = kb.ingest([corpus])
         assert not report.failed and report.chunks_added == len(texts), (report.failed, report.chunks_added)
         ours.append(report.chunks_added / report.seconds)
     ratio = statistics.median(ours) / statistics.median(bare)
-    RAW["ingest"] = {"files": files, "bytes": size, "chunks": len(texts), "dtype": encoder.dtype,
-                     "bare_chunks_per_s": bare, "kb_chunks_per_s": ours}
-    row("1. kb ingest / bare encoder (warm, same chunks)", "≥ 0.90",
-        f"{ratio:.2f} ({statistics.median(ours):.1f} vs {statistics.median(bare):.1f} chunks/s)", ratio >= 0.90)
+    RAW["ingest"] = {
+        "files": files,
+        "bytes": size,
+        "chunks": len(texts),
+        "dtype": encoder.dtype,
+        "bare_chunks_per_s": bare,
+        "kb_chunks_per_s": ours,
+    }
+    row(
+        "1. kb ingest / bare encoder (warm, same chunks)",
+        "≥ 0.90",
+        f"{ratio:.2f} ({statistics.median(ours):.1f} vs {statistics.median(bare):.1f} chunks/s)",
+        ratio >= 0.90,
+    )
 
     # Speed: kb's encoder in fp32. Vectors and quality: sentence-transformers in fp32, the
     # reference implementation.
@@ -152,15 +170,29 @@ def bench_ingest(work: Path, quick: bool, llamaindex: bool) -> None:
     reference = SentenceTransformerEmbedder(model_dir(settings), model_id(settings), "float32").embed(texts)
     cosines = (reference * vectors).sum(axis=1)
     quality = _quality(texts, reference, vectors, open_embedder(settings, for_queries=True))
-    RAW["numeric_mode"] = {"fp32_chunks_per_s": fp32_rate, "cos_min": float(cosines.min()),
-                           "cos_mean": float(cosines.mean()), "quality": quality}
-    row(f"1. {encoder.dtype} vs fp32 encoder speed", "fastest mode", f"{statistics.median(bare) / fp32_rate:.2f}x", None)
-    row(f"1. {encoder.dtype} vs sentence-transformers fp32 vectors", "cos ≥ 0.99", f"min {cosines.min():.4f}, mean {cosines.mean():.5f}",
-        bool(cosines.min() >= 0.99))
+    RAW["numeric_mode"] = {
+        "fp32_chunks_per_s": fp32_rate,
+        "cos_min": float(cosines.min()),
+        "cos_mean": float(cosines.mean()),
+        "quality": quality,
+    }
+    row(
+        f"1. {encoder.dtype} vs fp32 encoder speed", "fastest mode", f"{statistics.median(bare) / fp32_rate:.2f}x", None
+    )
+    row(
+        f"1. {encoder.dtype} vs sentence-transformers fp32 vectors",
+        "cos ≥ 0.99",
+        f"min {cosines.min():.4f}, mean {cosines.mean():.5f}",
+        bool(cosines.min() >= 0.99),
+    )
     ref_q, cand_q = quality["reference"], quality["candidate"]
-    row("1. retrieval quality vs fp32 (self-retrieval)", "no drop",
+    row(
+        "1. retrieval quality vs fp32 (self-retrieval)",
+        "no drop",
         f"hit@5 {cand_q['hit@5']:.3f} vs {ref_q['hit@5']:.3f}, MRR {cand_q['mrr']:.3f} vs {ref_q['mrr']:.3f} "
-        f"({quality['queries']} queries)", cand_q["mrr"] >= ref_q["mrr"] - 0.01)
+        f"({quality['queries']} queries)",
+        cand_q["mrr"] >= ref_q["mrr"] - 0.01,
+    )
     del vectors, reference, np
 
     kb_time, proc = wall(KB + ["ingest", str(corpus), "--json"], env_for(work / "cli"))
@@ -169,13 +201,17 @@ def bench_ingest(work: Path, quick: bool, llamaindex: bool) -> None:
     if not llamaindex:
         row("2. LlamaIndex / kb, whole process", "≥ 2.0", f"skipped (kb alone: {kb_time:.1f} s)", None)
         return
-    li_time, proc = wall([sys.executable, str(HERE / "llamaindex_ingest.py"), str(corpus), str(work / "li-store")],
-                         env_for(work / "li"))
+    li_time, proc = wall(
+        [sys.executable, str(HERE / "llamaindex_ingest.py"), str(corpus), str(work / "li-store")], env_for(work / "li")
+    )
     li = json.loads(proc.stdout.strip().splitlines()[-1])
     RAW["llamaindex"] = {"process_s": li_time, **li}
-    row("2. LlamaIndex / kb, whole process", "≥ 2.0",
+    row(
+        "2. LlamaIndex / kb, whole process",
+        "≥ 2.0",
         f"{li_time / kb_time:.2f} ({li_time:.1f} s, {li['chunks']} chunks vs {kb_time:.1f} s, {kb_chunks} chunks)",
-        li_time / kb_time >= 2.0)
+        li_time / kb_time >= 2.0,
+    )
 
 
 # -- target 3: re-ingest -----------------------------------------------------------------
@@ -205,9 +241,12 @@ def bench_reingest(work: Path, quick: bool) -> None:
         again.append(t)
     median = statistics.median(again)
     RAW["reingest"] = {"files": count, "bytes": size, "first_s": first, "again_s": again, "model_loaded": loaded}
-    row(f"3. re-ingest unchanged {count} notes ({size / 1e6:.1f} MB) / first ingest", "≤ 0.02",
+    row(
+        f"3. re-ingest unchanged {count} notes ({size / 1e6:.1f} MB) / first ingest",
+        "≤ 0.02",
         f"{median / first:.3f} ({median:.2f} s vs {first:.1f} s; model loaded: {'yes' if loaded else 'no'})",
-        median / first <= 0.02 and not loaded)
+        median / first <= 0.02 and not loaded,
+    )
 
 
 # -- target 5: search latency --------------------------------------------------------------
@@ -232,25 +271,40 @@ def bench_search(work: Path, sizes: list[int]) -> None:
         results.append(result)
         shutil.rmtree(work / f"sweep-{n}", ignore_errors=True)
         goal = "p50 ≤ 10 ms" if n == 100_000 else "report"
-        row(f"5. index search at {n:,} chunks", goal,
+        row(
+            f"5. index search at {n:,} chunks",
+            goal,
             f"p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms, RSS {result['max_rss_mb']} MB, "
             f"disk {result['disk_mb']} MB, build {result['insert_s']} s",
-            result["p50_ms"] <= 10 if n == 100_000 else None)
+            result["p50_ms"] <= 10 if n == 100_000 else None,
+        )
     RAW["search_sweep"] = results
     if len(results) > 1:
         first, last = results[0], results[-1]
-        row(f"5. growth {first['chunks']:,} → {last['chunks']:,} chunks", "report",
+        row(
+            f"5. growth {first['chunks']:,} → {last['chunks']:,} chunks",
+            "report",
             f"p50 x{last['p50_ms'] / first['p50_ms']:.2f}, p99 x{last['p99_ms'] / first['p99_ms']:.2f} "
-            f"for x{last['chunks'] / first['chunks']:.0f} chunks", None)
+            f"for x{last['chunks'] / first['chunks']:.0f} chunks",
+            None,
+        )
 
 
 def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
     import torch
 
-    return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.backends.cpu.get_cpu_capability()}), "
-            f"Python {platform.python_version()}, {platform.system()} {platform.release()}")
+    return (
+        f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.backends.cpu.get_cpu_capability()}), "
+        f"Python {platform.python_version()}, {platform.system()} {platform.release()}"
+    )
 
 
 def main() -> None:
@@ -265,8 +319,10 @@ def main() -> None:
     if llamaindex:
         try:
             import llama_index.core  # noqa: F401
-        except ImportError:
-            raise SystemExit("LlamaIndex is not installed: run `make bench` (it installs .[bench]) or pass --no-llamaindex")
+        except ImportError as exc:
+            raise SystemExit(
+                "LlamaIndex is not installed: run `make bench` (it installs .[bench]) or pass --no-llamaindex"
+            ) from exc
     started = time.perf_counter()
     print(f"machine: {machine()}", flush=True)
     with tempfile.TemporaryDirectory(prefix="kb-bench-") as tmp:

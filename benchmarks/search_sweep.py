@@ -44,8 +44,16 @@ def main(n: int, store_dir: str, queries: int = 300) -> None:
     for i in range(0, n, batch):
         m = min(batch, n - i)
         vectors = _unit(centres[rng.integers(0, 256, m)] + 0.6 * rng.standard_normal((m, DIM)) / np.sqrt(DIM) * 4)
-        chunks = [Chunk(id=f"c{i + j:08d}", source=f"/bench/doc{(i + j) // 8}.md", text=f"chunk {i + j}",
-                        ordinal=(i + j) % 8, lines=(1, 9)) for j in range(m)]
+        chunks = [
+            Chunk(
+                id=f"c{i + j:08d}",
+                source=f"/bench/doc{(i + j) // 8}.md",
+                text=f"chunk {i + j}",
+                ordinal=(i + j) % 8,
+                lines=(1, 9),
+            )
+            for j in range(m)
+        ]
         store.add(chunks, vectors)
     insert_s = time.perf_counter() - started
     probe = _unit(centres[rng.integers(0, 256, queries)] + 0.6 * rng.standard_normal((queries, DIM)) / np.sqrt(DIM) * 4)
@@ -57,12 +65,18 @@ def main(n: int, store_dir: str, queries: int = 300) -> None:
         store.query(row[None], 5)
         times.append(time.perf_counter() - t)
     ms = np.array(times) * 1000
-    print(json.dumps({
-        "chunks": n, "insert_s": round(insert_s, 1), "p50_ms": round(float(np.percentile(ms, 50)), 2),
-        "p99_ms": round(float(np.percentile(ms, 99)), 2),
-        "max_rss_mb": _peak_rss_mb(),
-        "disk_mb": round(sum(p.stat().st_size for p in Path(store_dir).rglob("*") if p.is_file()) / 2**20),
-    }))
+    print(
+        json.dumps(
+            {
+                "chunks": n,
+                "insert_s": round(insert_s, 1),
+                "p50_ms": round(float(np.percentile(ms, 50)), 2),
+                "p99_ms": round(float(np.percentile(ms, 99)), 2),
+                "max_rss_mb": _peak_rss_mb(),
+                "disk_mb": round(sum(p.stat().st_size for p in Path(store_dir).rglob("*") if p.is_file()) / 2**20),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

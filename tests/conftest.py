@@ -89,8 +89,14 @@ def cli(capsys, monkeypatch):
 def run_kb(*args: str, env: dict | None = None, stdin: str | None = None, timeout: float = 120) -> CliResult:
     """Run `kb ARGS` in a separate process: for exit codes, stdin, and cross-process state."""
     full_env = dict(os.environ, **(env or {}))
-    proc = subprocess.run([sys.executable, "-m", "kb", *map(str, args)], input=stdin, capture_output=True,
-                          text=True, env=full_env, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-m", "kb", *map(str, args)],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+    )
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 
@@ -108,8 +114,9 @@ def write_config(home: Path, text: str) -> None:
     (home / "config.toml").write_text(text)
 
 
-def provider_config(url: str, *, timeout_s: float = 2, max_retries: int = 1, threshold: int = 3,
-                    cooldown_s: float = 60) -> str:
+def provider_config(
+    url: str, *, timeout_s: float = 2, max_retries: int = 1, threshold: int = 3, cooldown_s: float = 60
+) -> str:
     return f"""
 [[providers]]
 name = "primary"

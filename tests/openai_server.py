@@ -38,7 +38,7 @@ class FakeOpenAI:
     def hits(self) -> int:
         return len(self.requests)
 
-    def start(self) -> "FakeOpenAI":
+    def start(self) -> FakeOpenAI:
         self._thread.start()
         return self
 
@@ -82,8 +82,11 @@ class FakeOpenAI:
                     self.close_connection = True
                     return
                 if mode == "429":
-                    return self._json(429, {"error": {"message": "slow down", "type": "rate_limit"}},
-                                      {"Retry-After": fake.retry_after})
+                    return self._json(
+                        429,
+                        {"error": {"message": "slow down", "type": "rate_limit"}},
+                        {"Retry-After": fake.retry_after},
+                    )
                 if mode == "401":  # echoes the key, as some providers do: kb must not pass it on
                     key = self.headers.get("Authorization", "").removeprefix("Bearer ")
                     return self._json(401, {"error": {"message": f"Incorrect API key provided: {key}", "type": "auth"}})
@@ -98,24 +101,41 @@ class FakeOpenAI:
                     self.wfile.write(data)
                     return
                 prompt_tokens = sum(len(m["content"].split()) for m in body["messages"])
-                usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(fake.answer.split()),
-                         "total_tokens": prompt_tokens + len(fake.answer.split())}
+                usage = {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": len(fake.answer.split()),
+                    "total_tokens": prompt_tokens + len(fake.answer.split()),
+                }
                 if body.get("stream"):
                     return self._stream(body, usage)
-                self._json(200, {
-                    "id": "chatcmpl-test", "object": "chat.completion", "created": int(time.time()),
-                    "model": body["model"],
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": fake.answer},
-                                 "finish_reason": "stop"}],
-                    "usage": usage,
-                })
+                self._json(
+                    200,
+                    {
+                        "id": "chatcmpl-test",
+                        "object": "chat.completion",
+                        "created": int(time.time()),
+                        "model": body["model"],
+                        "choices": [
+                            {
+                                "index": 0,
+                                "message": {"role": "assistant", "content": fake.answer},
+                                "finish_reason": "stop",
+                            }
+                        ],
+                        "usage": usage,
+                    },
+                )
 
             def _stream(self, body: dict, usage: dict) -> None:
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.end_headers()
-                base = {"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": int(time.time()),
-                        "model": body["model"]}
+                base = {
+                    "id": "chatcmpl-test",
+                    "object": "chat.completion.chunk",
+                    "created": int(time.time()),
+                    "model": body["model"],
+                }
                 for word in fake.answer.split(" "):
                     chunk = dict(base, choices=[{"index": 0, "delta": {"content": word + " "}, "finish_reason": None}])
                     self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())

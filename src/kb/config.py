@@ -25,14 +25,18 @@ _KB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 class ProviderSettings:
     name: str = field(metadata={"help": "Unique name, used by --provider and in stats."})
     kind: str = field(default="openai", metadata={"help": "openai | extractive | llamacpp"})
-    base_url: str | None = field(default=None, metadata={"help": "OpenAI-compatible endpoint, e.g. http://127.0.0.1:11434/v1"})
+    base_url: str | None = field(
+        default=None, metadata={"help": "OpenAI-compatible endpoint, e.g. http://127.0.0.1:11434/v1"}
+    )
     model: str | None = field(default=None, metadata={"help": "Model name sent to the endpoint."})
     api_key_env: str | None = field(default=None, metadata={"help": "Environment variable holding the API key."})
     timeout_s: float = field(default=30.0, metadata={"help": "Deadline for one call, retries included."})
     max_retries: int = field(default=2, metadata={"help": "Retries on timeouts, connection errors, 5xx and 429."})
     max_tokens: int = field(default=512, metadata={"help": "Upper bound on generated tokens."})
     temperature: float = field(default=0.1, metadata={"help": "Sampling temperature."})
-    context_tokens: int | None = field(default=None, metadata={"help": "Model context window; a table covers common models, else 8192."})
+    context_tokens: int | None = field(
+        default=None, metadata={"help": "Model context window; a table covers common models, else 8192."}
+    )
     input_cost_per_mtok: float | None = field(default=None, metadata={"help": "USD per million input tokens."})
     output_cost_per_mtok: float | None = field(default=None, metadata={"help": "USD per million output tokens."})
     model_path: str | None = field(default=None, metadata={"help": "GGUF file, for kind = llamacpp."})
@@ -44,25 +48,44 @@ class ProviderSettings:
 @dataclass
 class BreakerSettings:
     failure_threshold: int = field(default=5, metadata={"help": "Consecutive failures that open a provider's breaker."})
-    cooldown_s: float = field(default=30.0, metadata={"help": "Seconds an open breaker waits before a half-open probe."})
+    cooldown_s: float = field(
+        default=30.0, metadata={"help": "Seconds an open breaker waits before a half-open probe."}
+    )
 
 
 @dataclass
 class Settings:
     home: Path = field(metadata={"help": "Where everything lives ($KB_HOME)."})
     kb: str = field(default="default", metadata={"help": "Knowledge base name (--kb, $KB_NAME)."})
-    model: str | None = field(default=None, metadata={"help": "Local sentence-transformers model folder; default: the packaged all-MiniLM-L6-v2."})
-    embed_dtype: str = field(default="auto", metadata={"help": "Ingest encoder precision: auto (bfloat16 where the CPU has it), float32 or bfloat16."})
-    ingest_batch: int = field(default=1024, metadata={"help": "Chunks embedded and committed together; a crash loses at most one batch of work."})
-    chunk_tokens: int = field(default=200, metadata={"help": "Target chunk size in word pieces (the model reads at most 256)."})
+    model: str | None = field(
+        default=None,
+        metadata={"help": "Local sentence-transformers model folder; default: the packaged all-MiniLM-L6-v2."},
+    )
+    embed_dtype: str = field(
+        default="auto",
+        metadata={"help": "Ingest encoder precision: auto (bfloat16 where the CPU has it), float32 or bfloat16."},
+    )
+    ingest_batch: int = field(
+        default=1024,
+        metadata={"help": "Chunks embedded and committed together; a crash loses at most one batch of work."},
+    )
+    chunk_tokens: int = field(
+        default=200, metadata={"help": "Target chunk size in word pieces (the model reads at most 256)."}
+    )
     chunk_overlap: int = field(default=32, metadata={"help": "Word pieces repeated between neighbouring chunks."})
     top_k: int = field(default=5, metadata={"help": "Passages retrieved per query."})
     cache_size_mb: int = field(default=256, metadata={"help": "Size limit of the answer and embedding cache."})
     lock_timeout_s: float = field(default=60.0, metadata={"help": "How long a writer waits for another kb process."})
-    low_match: float = field(default=0.35, metadata={"help": "Top-1 similarity below which a question counts as not covered."})
+    low_match: float = field(
+        default=0.35, metadata={"help": "Top-1 similarity below which a question counts as not covered."}
+    )
     max_question_chars: int = field(default=2000, metadata={"help": "Longest question or query accepted."})
-    providers: list[ProviderSettings] = field(default_factory=list, metadata={"help": "The provider chain, tried in order."})
-    breaker: BreakerSettings = field(default_factory=BreakerSettings, metadata={"help": "Circuit breaker, per provider."})
+    providers: list[ProviderSettings] = field(
+        default_factory=list, metadata={"help": "The provider chain, tried in order."}
+    )
+    breaker: BreakerSettings = field(
+        default_factory=BreakerSettings, metadata={"help": "Circuit breaker, per provider."}
+    )
 
     @property
     def config_path(self) -> Path:
@@ -138,7 +161,11 @@ def _providers(raw: list[Any], where: Path) -> list[ProviderSettings]:
         provider = ProviderSettings(name=str(item["name"]))
         _apply(provider, {k: v for k, v in item.items() if k != "name"}, f"providers.{provider.name}")
         prefix = f"KB_PROVIDER_{_env_name(provider.name)}_"
-        env = {f.name: os.environ[prefix + f.name.upper()] for f in fields(provider) if prefix + f.name.upper() in os.environ}
+        env = {
+            f.name: os.environ[prefix + f.name.upper()]
+            for f in fields(provider)
+            if prefix + f.name.upper() in os.environ
+        }
         _apply(provider, env, f"environment {prefix}*")
         providers.append(provider)
     return providers
@@ -180,9 +207,11 @@ def _validate(settings: Settings) -> None:
             raise ConfigError(f"provider name {p.name!r} appears twice in {settings.config_path}; names must be unique")
         names.add(p.name)
         if p.kind == "openai" and not p.model:
-            raise ConfigError(f"provider {p.name!r}: kind openai needs a model; add model = \"...\" to its [[providers]] entry")
+            raise ConfigError(
+                f'provider {p.name!r}: kind openai needs a model; add model = "..." to its [[providers]] entry'
+            )
         if p.kind == "llamacpp" and not p.model_path:
-            raise ConfigError(f"provider {p.name!r}: kind llamacpp needs model_path = \"/path/to/model.gguf\"")
+            raise ConfigError(f'provider {p.name!r}: kind llamacpp needs model_path = "/path/to/model.gguf"')
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -209,4 +238,3 @@ def load_settings(**overrides: Any) -> Settings:
     settings.providers = providers
     _validate(settings)
     return settings
-

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from kb.facade import KnowledgeBase
 
+
 @dataclass
 class Problem:
     kind: str  # manifest | index | missing_chunks | orphan_chunks | missing_source
@@ -54,12 +55,19 @@ class DoctorReport:
         return not self.problems
 
     def to_json(self) -> dict:
-        return {"kb": self.kb, "healthy": self.healthy, "documents": self.documents,
-                "chunks_in_manifest": self.chunks_in_manifest, "chunks_in_store": self.chunks_in_store,
-                "problems": [p.to_json() for p in self.problems], "repaired": self.repaired, "quality": self.quality}
+        return {
+            "kb": self.kb,
+            "healthy": self.healthy,
+            "documents": self.documents,
+            "chunks_in_manifest": self.chunks_in_manifest,
+            "chunks_in_store": self.chunks_in_store,
+            "problems": [p.to_json() for p in self.problems],
+            "repaired": self.repaired,
+            "quality": self.quality,
+        }
 
 
-def diagnose(kb: "KnowledgeBase") -> DoctorReport:
+def diagnose(kb: KnowledgeBase) -> DoctorReport:
     from kb.store.chroma import COLLECTION_PREFIX
     from kb.store.guard import probe_index
 
@@ -97,16 +105,23 @@ def diagnose(kb: "KnowledgeBase") -> DoctorReport:
         known.update(r.chunk_ids)
         missing = [i for i in r.chunk_ids if i not in in_store]
         if missing:
-            report.problems.append(Problem("missing_chunks", f"{len(missing)} of {len(r.chunk_ids)} chunks are not in the store",
-                                           r.source, missing))
+            report.problems.append(
+                Problem(
+                    "missing_chunks",
+                    f"{len(missing)} of {len(r.chunk_ids)} chunks are not in the store",
+                    r.source,
+                    missing,
+                )
+            )
     orphans = sorted(in_store - known)
     if orphans:
-        report.problems.append(Problem("orphan_chunks", f"{len(orphans)} chunks in the store belong to no document",
-                                       None, orphans))
+        report.problems.append(
+            Problem("orphan_chunks", f"{len(orphans)} chunks in the store belong to no document", None, orphans)
+        )
     return report
 
 
-def repair(kb: "KnowledgeBase", report: DoctorReport) -> DoctorReport:
+def repair(kb: KnowledgeBase, report: DoctorReport) -> DoctorReport:
     """Fixes what `diagnose` found, under the write lock, then diagnoses again."""
     kinds = {p.kind for p in report.problems}
     if not kinds:
@@ -125,13 +140,17 @@ def repair(kb: "KnowledgeBase", report: DoctorReport) -> DoctorReport:
                 _forget_all(kb)
             gone = [s for s in sources if not os.path.isfile(s)]
             result = kb.ingest_locked([Path(s) for s in sources if os.path.isfile(s)])
-            done.append(f"rebuilt the {'manifest and ' if 'manifest' in kinds else ''}index from "
-                        f"{result.added + result.updated} source files (damaged files kept as *.broken-{stamp})")
+            done.append(
+                f"rebuilt the {'manifest and ' if 'manifest' in kinds else ''}index from "
+                f"{result.added + result.updated} source files (damaged files kept as *.broken-{stamp})"
+            )
             if gone:
                 done.append(f"dropped {len(gone)} documents whose source files are gone")
             if result.failed:
-                done.append(f"{len(result.failed)} files could not be re-ingested: "
-                            + "; ".join(f"{f['path']}: {f['reason']}" for f in result.failed[:5]))
+                done.append(
+                    f"{len(result.failed)} files could not be re-ingested: "
+                    + "; ".join(f"{f['path']}: {f['reason']}" for f in result.failed[:5])
+                )
         else:
             with kb._writing():
                 done += _fix_in_place(kb, report)
@@ -140,14 +159,14 @@ def repair(kb: "KnowledgeBase", report: DoctorReport) -> DoctorReport:
     return after
 
 
-def _fix_in_place(kb: "KnowledgeBase", report: DoctorReport) -> list[str]:
+def _fix_in_place(kb: KnowledgeBase, report: DoctorReport) -> list[str]:
     done: list[str] = []
     reingest = []
     for p in report.problems:
         if p.kind == "orphan_chunks":
             kb.store.delete(p.ids)
             done.append(f"deleted {len(p.ids)} orphan chunks")
-        elif p.kind in ("missing_source", "missing_chunks"):
+        elif p.kind in ("missing_source", "missing_chunks") and p.source:
             record = kb.manifest.get(p.source)
             if record:
                 kb.store.delete(record.chunk_ids)
@@ -163,7 +182,7 @@ def _fix_in_place(kb: "KnowledgeBase", report: DoctorReport) -> list[str]:
     return done
 
 
-def _known_sources(kb: "KnowledgeBase", manifest_ok: bool) -> list[str]:
+def _known_sources(kb: KnowledgeBase, manifest_ok: bool) -> list[str]:
     if manifest_ok:
         return [r.source for r in kb.manifest.all()]
     # The manifest is unreadable: the store's chunk metadata still names every source.
@@ -173,7 +192,7 @@ def _known_sources(kb: "KnowledgeBase", manifest_ok: bool) -> list[str]:
         return []
 
 
-def _forget_all(kb: "KnowledgeBase") -> None:
+def _forget_all(kb: KnowledgeBase) -> None:
     for record in kb.manifest.all():
         kb.manifest.delete(record.source)
     kb.manifest.bump_version()

@@ -61,7 +61,7 @@ class Hit:
     lines: str | None = None
 
     @classmethod
-    def from_store(cls, rank: int, score: float, chunk_id: str, text: str, meta: dict) -> "Hit":
+    def from_store(cls, rank: int, score: float, chunk_id: str, text: str, meta: dict) -> Hit:
         return cls(
             rank=rank,
             score=round(score, 4),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import time
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 
@@ -115,7 +115,9 @@ class KnowledgeBase:
         try:
             lock.acquire(timeout=0)
         except Timeout:
-            self.on_wait(f"another kb process is writing to {self.settings.kb!r}; waiting up to {self.settings.lock_timeout_s:g}s")
+            self.on_wait(
+                f"another kb process is writing to {self.settings.kb!r}; waiting up to {self.settings.lock_timeout_s:g}s"
+            )
             try:
                 lock.acquire(timeout=self.settings.lock_timeout_s)
             except Timeout as exc:
@@ -135,7 +137,9 @@ class KnowledgeBase:
         started = time.perf_counter()
         with self._write_lock():
             report = self.ingest_locked(paths, include, exclude, hidden, progress)
-        self.metrics.record(Event("ingest", self.settings.kb, _ms(started), error="failed files" if report.failed else None))
+        self.metrics.record(
+            Event("ingest", self.settings.kb, _ms(started), error="failed files" if report.failed else None)
+        )
         return report
 
     def ingest_locked(self, paths: list[Path], include=None, exclude=None, hidden: bool = False, progress=None):
@@ -146,9 +150,16 @@ class KnowledgeBase:
         if not self.manifest.get_meta("model"):
             self.manifest.set_meta("model", self.model_id)
         with self._writing() as interrupted:
-            pipeline = IngestPipeline(self.manifest, lambda: self.store, lambda texts: self.embedder.embed(texts),
-                                      lambda: self.chunker, self.model_id, progress, self.settings.ingest_batch,
-                                      recovering=interrupted)
+            pipeline = IngestPipeline(
+                self.manifest,
+                lambda: self.store,
+                lambda texts: self.embedder.embed(texts),
+                lambda: self.chunker,
+                self.model_id,
+                progress,
+                self.settings.ingest_batch,
+                recovering=interrupted,
+            )
             return pipeline.run(paths, include, exclude, hidden)
 
     @contextmanager
@@ -198,12 +209,14 @@ class KnowledgeBase:
         hits = self.store.query(self.query_embedder.embed([query]), k)[0]
         elapsed = _ms(started)
         if record:
-            self.metrics.record(Event(record, self.settings.kb, elapsed, retrieve_ms=elapsed,
-                                      top1=hits[0].score if hits else None))
+            self.metrics.record(
+                Event(record, self.settings.kb, elapsed, retrieve_ms=elapsed, top1=hits[0].score if hits else None)
+            )
         return hits, elapsed
 
-    def ask(self, question: str, top_k: int | None = None, provider: str | None = None, use_cache: bool = True,
-            stream=None):
+    def ask(
+        self, question: str, top_k: int | None = None, provider: str | None = None, use_cache: bool = True, stream=None
+    ):
         from kb.answering.answer import Answer
         from kb.answering.citations import verify
         from kb.answering.prompt import PROMPT_VERSION, Prompt
@@ -217,15 +230,31 @@ class KnowledgeBase:
         q = clean_question(question, self.settings.max_question_chars)
         self._check_model()
         k = top_k or self.settings.top_k
-        key = answer_key(q=cache_form(q), kb=self.settings.kb, version=self.manifest.content_key(),
-                         model=self.model_id, chain=chain_fingerprint(self.settings, provider), k=k, prompt=PROMPT_VERSION)
+        key = answer_key(
+            q=cache_form(q),
+            kb=self.settings.kb,
+            version=self.manifest.content_key(),
+            model=self.model_id,
+            chain=chain_fingerprint(self.settings, provider),
+            k=k,
+            prompt=PROMPT_VERSION,
+        )
         if use_cache:
             hit = self.cache.get(key)
             if hit is not None:
                 hit.question, hit.cached, hit.attempts = q, True, []
                 hit.latency_ms = {"retrieve": 0.0, "generate": 0.0, "total": _ms(started)}
-                self.metrics.record(Event("ask", self.settings.kb, hit.latency_ms["total"], provider=hit.provider,
-                                          model=hit.model, cached=True, top1=hit.top1))
+                self.metrics.record(
+                    Event(
+                        "ask",
+                        self.settings.kb,
+                        hit.latency_ms["total"],
+                        provider=hit.provider,
+                        model=hit.model,
+                        cached=True,
+                        top1=hit.top1,
+                    )
+                )
                 return hit
         self._require_content()
         chain = build_chain(self.settings, self.breakers, lambda texts: self.query_embedder.embed(texts), only=provider)
@@ -236,28 +265,64 @@ class KnowledgeBase:
         try:
             completion = chain.complete(request)
         except AllProvidersFailed as exc:
-            self.metrics.record(Event("ask", self.settings.kb, _ms(started), retrieve_ms=retrieve_ms,
-                                      generate_ms=_ms(generating), error=exc.kind, top1=top1, attempts=exc.attempts))
+            self.metrics.record(
+                Event(
+                    "ask",
+                    self.settings.kb,
+                    _ms(started),
+                    retrieve_ms=retrieve_ms,
+                    generate_ms=_ms(generating),
+                    error=exc.kind,
+                    top1=top1,
+                    attempts=exc.attempts,
+                )
+            )
             raise
         generate_ms = _ms(generating)
         text, citations, dropped = verify(completion.text, hits, completion.passages_given)
-        answer = Answer(q, text, citations, completion.provider, completion.model, completion.usage,
-                        {"retrieve": retrieve_ms, "generate": generate_ms, "total": _ms(started)},
-                        completion.attempts, dropped_citations=dropped, top1=top1)
+        answer = Answer(
+            q,
+            text,
+            citations,
+            completion.provider,
+            completion.model,
+            completion.usage,
+            {"retrieve": retrieve_ms, "generate": generate_ms, "total": _ms(started)},
+            completion.attempts,
+            dropped_citations=dropped,
+            top1=top1,
+        )
         # A degraded answer (an earlier link failed) is not cached: once the preferred
         # provider is back, the same question should reach it.
         if use_cache and all(a.outcome == "ok" for a in completion.attempts):
             self.cache.set(key, answer)
         u = completion.usage
-        self.metrics.record(Event("ask", self.settings.kb, answer.latency_ms["total"], retrieve_ms, generate_ms,
-                                  completion.provider, completion.model, u.input_tokens, u.output_tokens, u.cost_usd,
-                                  top1=top1, attempts=completion.attempts))
+        self.metrics.record(
+            Event(
+                "ask",
+                self.settings.kb,
+                answer.latency_ms["total"],
+                retrieve_ms,
+                generate_ms,
+                completion.provider,
+                completion.model,
+                u.input_tokens,
+                u.output_tokens,
+                u.cost_usd,
+                top1=top1,
+                attempts=completion.attempts,
+            )
+        )
         return answer
 
     def documents(self) -> list[dict]:
         return [
-            {"source": r.source, "chunks": len(r.chunk_ids), "bytes": r.size,
-             "ingested_at": datetime.fromtimestamp(r.ingested_at, timezone.utc).isoformat(timespec="seconds")}
+            {
+                "source": r.source,
+                "chunks": len(r.chunk_ids),
+                "bytes": r.size,
+                "ingested_at": datetime.fromtimestamp(r.ingested_at, UTC).isoformat(timespec="seconds"),
+            }
             for r in self.manifest.all()
         ]
 
@@ -271,7 +336,8 @@ class KnowledgeBase:
             chunks = 0
             with self._writing():
                 for source in sources:
-                    ids = self.manifest.get(source).chunk_ids
+                    record = self.manifest.get(source)
+                    ids = record.chunk_ids if record else []
                     self.store.delete(ids)
                     self.manifest.delete(source)
                     self.manifest.bump_version()
@@ -281,17 +347,27 @@ class KnowledgeBase:
     def info(self) -> dict:
         docs, chunks, _ = self.manifest.totals()
         size = sum(f.stat().st_size for f in self.settings.kb_dir.rglob("*") if f.is_file())
-        return {"home": str(self.settings.home), "kb": self.settings.kb,
-                "model": self.manifest.get_meta("model") or self.model_id,
-                "documents": docs, "chunks": chunks, "bytes": size}
+        return {
+            "home": str(self.settings.home),
+            "kb": self.settings.kb,
+            "model": self.manifest.get_meta("model") or self.model_id,
+            "documents": docs,
+            "chunks": chunks,
+            "bytes": size,
+        }
 
     def stats(self, since: str | None = None) -> dict:
         from kb.metrics.stats import compute, parse_since
 
         start = parse_since(since)
         baseline = self.metrics.top1_before(start) if start else None
-        return compute(self.metrics.events(start), self.metrics.attempts(start), self.breakers.states(), baseline,
-                       self.settings.low_match)
+        return compute(
+            self.metrics.events(start),
+            self.metrics.attempts(start),
+            self.breakers.states(),
+            baseline,
+            self.settings.low_match,
+        )
 
     def clear_cache(self) -> int:
         return self.cache.clear()

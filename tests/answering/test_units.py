@@ -9,9 +9,14 @@ from kb.errors import InputError
 HITS = [Hit(i, 0.5, f"c{i}", f"/d/{i}.md", f"passage {i} " + "word " * 200) for i in range(1, 6)]
 
 
-@pytest.mark.parametrize("raw, message", [
-    ("   \n ", "empty"), ("x" * 3000, "limit is 2000"), ("what\x00is", "binary"),
-])
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ("   \n ", "empty"),
+        ("x" * 3000, "limit is 2000"),
+        ("what\x00is", "binary"),
+    ],
+)
 def test_bad_questions_get_clear_errors(raw, message):
     with pytest.raises(InputError, match=message):
         clean_question(raw, 2000)

@@ -17,8 +17,13 @@ from kb.embedding.sentence import SentenceTransformerEmbedder
 from kb.embedding.torch_bert import TorchBertEmbedder
 from tests.conftest import SAMPLE
 
-QUERIES = ["how many eggs does a queen lay in a day", "When should I treat varroa with oxalic acid?", "x",
-           "Über Bienen: Königin, Drohnen & Arbeiterinnen — 蜜蜂", ""]
+QUERIES = [
+    "how many eggs does a queen lay in a day",
+    "When should I treat varroa with oxalic acid?",
+    "x",
+    "Über Bienen: Königin, Drohnen & Arbeiterinnen — 蜜蜂",
+    "",
+]
 
 
 def _texts() -> list[str]:

@@ -1,10 +1,12 @@
-from kb.documents import Document, Section
-from kb.embedding import model_dir
-from kb.config import load_settings
-from kb.embedding.tokens import WordPieces
-from kb.ingest.chunking import Chunker
+import itertools
 
 import pytest
+
+from kb.config import load_settings
+from kb.documents import Document, Section
+from kb.embedding import model_dir
+from kb.embedding.tokens import WordPieces
+from kb.ingest.chunking import Chunker
 
 
 @pytest.fixture(scope="module")
@@ -30,14 +32,15 @@ def test_neighbouring_chunks_overlap_by_whole_sentences(pieces):
     sentences = [f"Fact {i} is that bees visit flower number {i}." for i in range(40)]
     doc = Document("s.txt", [Section(" ".join(sentences), first_line=1)])
     chunks = _chunker(pieces).chunk(doc)
-    for a, b in zip(chunks, chunks[1:]):
+    for a, b in itertools.pairwise(chunks):
         last = a.text.split(". ")[-1].rstrip(".")
         assert last in b.text
 
 
 def test_sections_are_not_merged_and_keep_location(pieces):
-    doc = Document("s.md", [Section("Alpha para.\n\nSecond para.", heading="A", first_line=3),
-                            Section("Page text.", page=2)])
+    doc = Document(
+        "s.md", [Section("Alpha para.\n\nSecond para.", heading="A", first_line=3), Section("Page text.", page=2)]
+    )
     chunks = _chunker(pieces, 200, 20).chunk(doc)
     assert [(c.heading, c.page, c.lines) for c in chunks] == [("A", None, (3, 5)), (None, 2, None)]
 

@@ -14,7 +14,10 @@ def test_markdown_sections_keep_heading_path_and_line_numbers(tmp_path):
     doc = read(path, path.read_bytes())
     assert doc.title == "Guide"
     assert [(s.heading, s.first_line) for s in doc.sections] == [
-        ("Guide", 3), ("Guide > Setup", 7), ("Guide > Setup > Deep", 16)]
+        ("Guide", 3),
+        ("Guide > Setup", 7),
+        ("Guide > Setup > Deep", 16),
+    ]
     assert "# not a heading" in doc.sections[1].text
     lines = text.splitlines()
     assert lines[doc.sections[1].first_line - 1] == "Step one."
@@ -39,7 +42,9 @@ def test_pdf_sections_are_pages_with_numbers(tmp_path):
     path = write_pdf(tmp_path / "m.pdf", ["First page about apples.", "", "Third page about pears."])
     doc = read(path, path.read_bytes())
     assert [(s.page, s.text.strip()) for s in doc.sections] == [
-        (1, "First page about apples."), (3, "Third page about pears.")]
+        (1, "First page about apples."),
+        (3, "Third page about pears."),
+    ]
     assert doc.warnings == ["pages without text: 2"]
 
 
@@ -50,12 +55,15 @@ def test_rst_titles_become_headings(tmp_path):
     assert [(s.heading, s.text) for s in doc.sections] == [("Title", "Intro."), ("Title > Part", "Body.")]
 
 
-@pytest.mark.parametrize("encoding, text", [
-    ("latin-1", "Crème brûlée, café au lait et pâtisserie française."),
-    ("cp1251", "Пчёлы собирают нектар и пыльцу с цветов летом и осенью каждый год."),
-    ("shift_jis", "ミツバチは花から蜜を集めて巣に運びます。女王蜂は一日に二千個の卵を産みます。"),
-    ("utf-16", "UTF-16 with a byte-order mark: naïve café."),
-])
+@pytest.mark.parametrize(
+    "encoding, text",
+    [
+        ("latin-1", "Crème brûlée, café au lait et pâtisserie française."),
+        ("cp1251", "Пчёлы собирают нектар и пыльцу с цветов летом и осенью каждый год."),
+        ("shift_jis", "ミツバチは花から蜜を集めて巣に運びます。女王蜂は一日に二千個の卵を産みます。"),
+        ("utf-16", "UTF-16 with a byte-order mark: naïve café."),
+    ],
+)
 def test_legacy_encodings_are_detected(tmp_path, encoding, text):
     path = tmp_path / "enc.txt"
     path.write_bytes(text.encode(encoding))

@@ -9,8 +9,10 @@ from kb.errors import BadResponse, ProviderRejected, ProviderTimeout, ProviderUn
 from kb.providers.base import CompletionRequest
 from kb.providers.openai_compat import OpenAIProvider
 
-HITS = [Hit(1, 0.9, "c1", "/docs/bees.md", "Queens lay up to 2,000 eggs a day.", lines="3-4"),
-        Hit(2, 0.5, "c2", "/docs/wax.md", "Wax comes from glands.")]
+HITS = [
+    Hit(1, 0.9, "c1", "/docs/bees.md", "Queens lay up to 2,000 eggs a day.", lines="3-4"),
+    Hit(2, 0.5, "c2", "/docs/wax.md", "Wax comes from glands."),
+]
 
 
 def _request(stream=None):
@@ -19,8 +21,9 @@ def _request(stream=None):
 
 
 def _provider(url, timeout_s=2.0):
-    return OpenAIProvider(ProviderSettings(name="primary", kind="openai", base_url=url, model="gpt-4o-mini",
-                                           timeout_s=timeout_s))
+    return OpenAIProvider(
+        ProviderSettings(name="primary", kind="openai", base_url=url, model="gpt-4o-mini", timeout_s=timeout_s)
+    )
 
 
 def test_completion_with_usage_and_cost(fake_openai):
@@ -36,7 +39,8 @@ def test_completion_with_usage_and_cost(fake_openai):
 
 def test_streaming_delivers_deltas_and_usage(fake_openai):
     class Sink:
-        parts = []
+        def __init__(self):
+            self.parts = []
 
         def text(self, delta):
             self.parts.append(delta)
@@ -50,10 +54,16 @@ def test_streaming_delivers_deltas_and_usage(fake_openai):
     assert done.usage.output_tokens > 0
 
 
-@pytest.mark.parametrize("mode, error", [
-    ("429", RateLimited), ("500", ProviderUnavailable), ("401", ProviderRejected),
-    ("reset", ProviderUnavailable), ("malformed", BadResponse),
-])
+@pytest.mark.parametrize(
+    "mode, error",
+    [
+        ("429", RateLimited),
+        ("500", ProviderUnavailable),
+        ("401", ProviderRejected),
+        ("reset", ProviderUnavailable),
+        ("malformed", BadResponse),
+    ],
+)
 def test_failures_become_kb_errors(fake_openai, mode, error):
     fake_openai.mode = mode
     fake_openai.retry_after = "7"

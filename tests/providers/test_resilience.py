@@ -48,8 +48,10 @@ def test_429_retry_after_beyond_the_deadline_gives_up_at_once(fake_openai):
 def test_breaker_opens_skips_and_recovers_through_half_open(tmp_path):
     board = BreakerBoard(tmp_path / "b.db", failure_threshold=2, cooldown_s=0.3)
     other_process = BreakerBoard(tmp_path / "b.db", failure_threshold=2, cooldown_s=0.3)
-    board.acquire("p"); board.failure("p")
-    board.acquire("p"); board.failure("p")
+    board.acquire("p")
+    board.failure("p")
+    board.acquire("p")
+    board.failure("p")
     assert board.states()["p"]["state"] == "open"
     with pytest.raises(CircuitOpen):
         other_process.acquire("p")
@@ -83,13 +85,16 @@ def test_fallback_records_every_attempt(fake_openai, tmp_path):
 
         def complete(self, request):
             from kb.providers.base import Completion
+
             return Completion("from backup [1]", "backup", "b", passages_given=2)
 
     chain = Fallback([Breaker(_retrying(fake_openai.url, retries=1), board), Backup()])
     done = chain.complete(_request())
     assert done.provider == "backup"
     assert [(a.provider, a.outcome, a.error) for a in done.attempts] == [
-        ("primary", "error", "unavailable"), ("backup", "ok", None)]
+        ("primary", "error", "unavailable"),
+        ("backup", "ok", None),
+    ]
     assert fake_openai.hits == 2
 
 

@@ -21,14 +21,17 @@ def _folder(root: Path, name: str, n: int) -> Path:
     folder = root / name
     folder.mkdir(parents=True)
     for i in range(n):
-        text = " ".join(f"{name} note {i} sentence {j} about brood frames, nectar flow and queen cells." for j in range(60))
+        text = " ".join(
+            f"{name} note {i} sentence {j} about brood frames, nectar flow and queen cells." for j in range(60)
+        )
         (folder / f"{name}{i:03d}.txt").write_text(text, encoding="utf-8")
     return folder
 
 
 def _start(args: list[str], env: dict) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "kb", *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "kb", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def test_two_writers_and_four_readers_at_once_hash_embedder(tmp_path, kb_home):
@@ -38,8 +41,12 @@ def test_two_writers_and_four_readers_at_once_hash_embedder(tmp_path, kb_home):
     assert run_kb("ingest", seed, env=HASH).code == 0
 
     writers = [_start(["ingest", str(a), "--json"], env), _start(["ingest", str(b), "--json"], env)]
-    reader_cmds = [["search", "queen cells", "--json"], ["search", "nectar flow", "-k", "2"],
-                   ["ask", "What about brood frames?", "--json", "--no-cache"], ["ask", "Which note mentions nectar?", "--no-cache"]]
+    reader_cmds = [
+        ["search", "queen cells", "--json"],
+        ["search", "nectar flow", "-k", "2"],
+        ["ask", "What about brood frames?", "--json", "--no-cache"],
+        ["ask", "Which note mentions nectar?", "--no-cache"],
+    ]
     answered, failures = 0, []
     deadline = time.monotonic() + 240
     while any(w.poll() is None for w in writers):
@@ -62,7 +69,8 @@ def test_two_writers_and_four_readers_at_once_hash_embedder(tmp_path, kb_home):
     for folder in (seed, a, b):
         assert run_kb("ingest", folder, env={**HASH, "KB_HOME": str(reference)}).code == 0
     assert snapshot(kb_home, corpus) == snapshot(reference, corpus)
-    assert run_kb("doctor", env=HASH).code == 0
+    doctor = run_kb("doctor", env=HASH)
+    assert doctor.code == 0, doctor.out + doctor.err
 
 
 def test_writer_gives_up_with_a_clear_error_after_the_lock_timeout_hash_embedder(tmp_path, kb_home):

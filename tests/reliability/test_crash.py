@@ -34,14 +34,42 @@ def _write_corpus(folder: Path, rng: random.Random) -> None:
 
 def _rewrite(path: Path, i: int, version: int, rng: random.Random) -> None:
     paragraphs = [
-        f"Hive {i} paragraph {p}, revision {version}. " + " ".join(rng.choice(_WORDS) for _ in range(rng.randint(40, 120))) + "."
+        f"Hive {i} paragraph {p}, revision {version}. "
+        + " ".join(rng.choice(_WORDS) for _ in range(rng.randint(40, 120)))
+        + "."
         for p in range(rng.randint(1, 5))
     ]
     path.write_text(f"# Document {i}\n\n" + "\n\n".join(paragraphs) + "\n", encoding="utf-8")
 
 
-_WORDS = ("brood queen drone worker nectar pollen comb frame super smoker varroa mite swarm cell wax honey "
-          "propolis forage winter spring cluster colony apiary inspection feeder syrup").split()
+_WORDS = [
+    "brood",
+    "queen",
+    "drone",
+    "worker",
+    "nectar",
+    "pollen",
+    "comb",
+    "frame",
+    "super",
+    "smoker",
+    "varroa",
+    "mite",
+    "swarm",
+    "cell",
+    "wax",
+    "honey",
+    "propolis",
+    "forage",
+    "winter",
+    "spring",
+    "cluster",
+    "colony",
+    "apiary",
+    "inspection",
+    "feeder",
+    "syrup",
+]
 
 
 def _mutate(folder: Path, rng: random.Random, round_no: int) -> None:
@@ -85,8 +113,12 @@ def _kill_and_compare(tmp_path: Path, kb_home: Path, kills: int, settings: dict)
         if rounds > 1:
             _mutate(corpus, rng, rounds)
         before = committed_current(kb_home) if rounds > 1 else 0
-        proc = subprocess.Popen([sys.executable, "-m", "kb", "ingest", str(corpus), "--json"], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "kb", "ingest", str(corpus), "--json"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         started = time.perf_counter()
         kill_at = started + rng.uniform(0.15, 0.95) * span
         while proc.poll() is None and time.perf_counter() < kill_at:

@@ -18,8 +18,11 @@ HASH = {"KB_MODEL": "hash"}
 def _corpus(folder: Path, n: int = 12) -> Path:
     folder.mkdir(parents=True)
     for i in range(n):
-        body = "\n\n".join(f"Section {j} of note {i}: the colony stored {i * j} kilograms of honey near frame {j}. "
-                           + "Bees fan the nectar to evaporate water before capping it. " * 6 for j in range(4))
+        body = "\n\n".join(
+            f"Section {j} of note {i}: the colony stored {i * j} kilograms of honey near frame {j}. "
+            + "Bees fan the nectar to evaporate water before capping it. " * 6
+            for j in range(4)
+        )
         (folder / f"note{i:02d}.md").write_text(f"# Note {i}\n\n{body}\n", encoding="utf-8")
     return folder
 
@@ -33,7 +36,9 @@ def _collection(home: Path):
     import chromadb
     from chromadb.config import Settings
 
-    client = chromadb.PersistentClient(str(home / "kbs" / "default" / "chroma"), settings=Settings(anonymized_telemetry=False))
+    client = chromadb.PersistentClient(
+        str(home / "kbs" / "default" / "chroma"), settings=Settings(anonymized_telemetry=False)
+    )
     return client.get_collection("kb_default")
 
 
@@ -61,7 +66,9 @@ def test_doctor_repairs_missing_orphan_chunks_and_gone_sources_hash_embedder(tmp
     ids = sorted(store_texts(kb_home))
     victim = col.get(ids=ids[:2], include=["metadatas"])["metadatas"][0]["source"]
     col.delete(ids=ids[:2])
-    col.add(ids=["orphan-1"], embeddings=[[0.05] * 384], documents=["left behind"], metadatas=[{"source": "/nowhere.md"}])
+    col.add(
+        ids=["orphan-1"], embeddings=[[0.05] * 384], documents=["left behind"], metadatas=[{"source": "/nowhere.md"}]
+    )
     (built / "note05.md").unlink()
     del col
 
@@ -90,17 +97,36 @@ def _scramble(path: Path, how: str) -> None:
 def _big_corpus(folder: Path) -> Path:
     """~1,700 chunks: enough that Chroma keeps a persisted HNSW index for them."""
     rng = random.Random(1)
-    words = "brood queen drone worker nectar pollen comb frame super smoker varroa mite swarm cell wax honey".split()
+    words = [
+        "brood",
+        "queen",
+        "drone",
+        "worker",
+        "nectar",
+        "pollen",
+        "comb",
+        "frame",
+        "super",
+        "smoker",
+        "varroa",
+        "mite",
+        "swarm",
+        "cell",
+        "wax",
+        "honey",
+    ]
     folder.mkdir(parents=True)
     for i in range(400):
-        (folder / f"n{i}.md").write_text("\n\n".join(
-            f"# S{j}\n\n" + " ".join(rng.choice(words) for _ in range(150)) + "." for j in range(4)))
+        (folder / f"n{i}.md").write_text(
+            "\n\n".join(f"# S{j}\n\n" + " ".join(rng.choice(words) for _ in range(150)) + "." for j in range(4))
+        )
     return folder
 
 
 @pytest.mark.parametrize("damage", ["hnsw-flips", "hnsw-invert", "sqlite"])
 def test_index_damaged_by_an_interrupted_write_gives_a_clear_error_and_doctor_rebuilds_it_hash_embedder(
-        tmp_path, kb_home, damage):
+    tmp_path, kb_home, damage
+):
     corpus = _big_corpus(tmp_path / "docs")
     assert run_kb("ingest", corpus, env=HASH).code == 0
     chroma = kb_home / "kbs" / "default" / "chroma"

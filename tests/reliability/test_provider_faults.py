@@ -21,8 +21,9 @@ THRESHOLD = 3
 def test_hundred_asks_with_a_failing_primary_hash_embedder(mode, fake_openai, kb_home, monkeypatch):
     monkeypatch.setenv("KB_TEST_KEY", "sk-test-faults")
     KnowledgeBase(load_settings(model="hash")).ingest([SAMPLE])
-    write_config(kb_home, provider_config(fake_openai.url, timeout_s=0.3, max_retries=1, threshold=THRESHOLD,
-                                          cooldown_s=3600))
+    write_config(
+        kb_home, provider_config(fake_openai.url, timeout_s=0.3, max_retries=1, threshold=THRESHOLD, cooldown_s=3600)
+    )
     fake_openai.mode, fake_openai.delay = mode, 2.0
     kb = KnowledgeBase(load_settings(model="hash"))
 
@@ -41,8 +42,9 @@ def test_hundred_asks_with_a_failing_primary_hash_embedder(mode, fake_openai, kb
     assert max(p.latency_ms for p in skipped) < 50.0
 
     fake_openai.mode = "ok"
-    write_config(kb_home, provider_config(fake_openai.url, timeout_s=0.3, max_retries=1, threshold=THRESHOLD,
-                                          cooldown_s=0))  # the cool-down is over: next ask probes
+    write_config(
+        kb_home, provider_config(fake_openai.url, timeout_s=0.3, max_retries=1, threshold=THRESHOLD, cooldown_s=0)
+    )  # the cool-down is over: next ask probes
     recovered = KnowledgeBase(load_settings(model="hash"))
     after = [recovered.ask(f"What is propolis, variant {i}?", use_cache=False) for i in range(5)]
     assert [a.provider for a in after] == ["primary"] * 5

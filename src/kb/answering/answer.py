@@ -30,8 +30,11 @@ class Answer:
             "provider": self.provider,
             "model": self.model,
             "cached": self.cached,
-            "usage": {"input_tokens": self.usage.input_tokens, "output_tokens": self.usage.output_tokens,
-                      "cost_usd": self.usage.cost_usd},
+            "usage": {
+                "input_tokens": self.usage.input_tokens,
+                "output_tokens": self.usage.output_tokens,
+                "cost_usd": self.usage.cost_usd,
+            },
             "latency_ms": self.latency_ms,
             "attempts": [a.to_json() for a in self.attempts],
             "dropped_citations": self.dropped_citations,

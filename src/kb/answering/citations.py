@@ -16,8 +16,14 @@ class Citation:
     hit: Hit
 
     def to_json(self) -> dict:
-        return {"n": self.n, "source": self.hit.source, "chunk_id": self.hit.chunk_id, "page": self.hit.page,
-                "lines": self.hit.lines, "text": self.hit.text}
+        return {
+            "n": self.n,
+            "source": self.hit.source,
+            "chunk_id": self.hit.chunk_id,
+            "page": self.hit.page,
+            "lines": self.hit.lines,
+            "text": self.hit.text,
+        }
 
 
 def verify(text: str, passages: list[Hit], given: int) -> tuple[str, list[Citation], list[int]]:

@@ -15,7 +15,9 @@ def clean_question(raw: str, max_chars: int) -> str:
     if not text:
         raise InputError('the question is empty; try kb ask "How do I ...?"')
     if len(text) > max_chars:
-        raise InputError(f"the question is {len(text)} characters long; the limit is {max_chars} (setting max_question_chars)")
+        raise InputError(
+            f"the question is {len(text)} characters long; the limit is {max_chars} (setting max_question_chars)"
+        )
     return text
 
 

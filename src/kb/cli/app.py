@@ -9,7 +9,6 @@ from __future__ import annotations
 import sys
 import traceback
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -19,7 +18,9 @@ from kb.errors import KbError
 
 app = typer.Typer(
     help="Build and query knowledge bases from your own documents.",
-    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
 )
 config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True)
 cache_app = typer.Typer(help="Manage the answer and embedding cache.", no_args_is_help=True)
@@ -47,7 +48,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main_options(
-    kb: Optional[str] = typer.Option(None, "--kb", help="Knowledge base name (default: 'default', or $KB_NAME)."),
+    kb: str | None = typer.Option(None, "--kb", help="Knowledge base name (default: 'default', or $KB_NAME)."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
 ) -> None:
@@ -80,7 +81,9 @@ def _queries(query: str) -> list[str]:
 @app.command()
 def search(
     query: str = typer.Argument(..., help="What to look for; '-' reads one query per line from stdin."),
-    k: Optional[int] = typer.Option(None, "-k", "--top-k", min=1, max=100, help="How many passages to show (default: top_k, 5)."),
+    k: int | None = typer.Option(
+        None, "-k", "--top-k", min=1, max=100, help="How many passages to show (default: top_k, 5)."
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Show the passages most similar to QUERY."""
@@ -97,9 +100,13 @@ def search(
 @app.command()
 def ask(
     question: str = typer.Argument(..., help="The question; '-' reads it from stdin."),
-    top_k: Optional[int] = typer.Option(None, "--top-k", "-k", min=1, max=50, help="Passages given to the model (default 5)."),
-    provider: Optional[str] = typer.Option(None, "--provider", help="Use only this provider from the chain."),
-    no_stream: bool = typer.Option(False, "--no-stream", help="Print the answer when complete instead of streaming it."),
+    top_k: int | None = typer.Option(
+        None, "--top-k", "-k", min=1, max=50, help="Passages given to the model (default 5)."
+    ),
+    provider: str | None = typer.Option(None, "--provider", help="Use only this provider from the chain."),
+    no_stream: bool = typer.Option(
+        False, "--no-stream", help="Print the answer when complete instead of streaming it."
+    ),
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the answer cache."),
     as_json: bool = JSON,
 ) -> None:
@@ -132,7 +139,9 @@ def list_documents(as_json: bool = JSON) -> None:
 
 
 @app.command()
-def remove(path: Path = typer.Argument(..., help="A document, or a folder: everything ingested from under it.")) -> None:
+def remove(
+    path: Path = typer.Argument(..., help="A document, or a folder: everything ingested from under it."),
+) -> None:
     """Remove documents and their chunks from the knowledge base."""
     docs, chunks = _kb().remove(path)
     render.out.print(f"removed {docs} document(s), {chunks} chunks")
@@ -147,7 +156,9 @@ def info(as_json: bool = JSON) -> None:
 
 @app.command()
 def doctor(
-    repair: bool = typer.Option(False, "--repair", help="Fix what is found: delete orphans, drop gone files, re-ingest or rebuild."),
+    repair: bool = typer.Option(
+        False, "--repair", help="Fix what is found: delete orphans, drop gone files, re-ingest or rebuild."
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Check the knowledge base: manifest, index health, orphan and missing chunks, gone files.
@@ -160,7 +171,9 @@ def doctor(
 
 @app.command()
 def stats(
-    since: Optional[str] = typer.Option(None, "--since", help="Only events in this window, e.g. 1h or 7d; earlier ones are the drift baseline."),
+    since: str | None = typer.Option(
+        None, "--since", help="Only events in this window, e.g. 1h or 7d; earlier ones are the drift baseline."
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Request counts, cache hits, latency percentiles, tokens and cost, errors, breakers and drift."""

@@ -10,6 +10,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
@@ -22,7 +23,11 @@ def emit_json(obj) -> None:
 
 
 def error(message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}" if err.is_terminal else f"error: {message}", markup=err.is_terminal, soft_wrap=True)
+    err.print(
+        f"[bold red]error:[/] {message}" if err.is_terminal else f"error: {message}",
+        markup=err.is_terminal,
+        soft_wrap=True,
+    )
 
 
 def note(message: str) -> None:
@@ -40,7 +45,7 @@ class IngestProgress:
     """A rich progress bar with files, chunks and ETA; silent when stderr is not a TTY."""
 
     def __init__(self) -> None:
-        self._bar = None
+        self._bar: Any = None
         self._chunks = 0
 
     def start(self, total_files: int) -> None:
@@ -48,9 +53,17 @@ class IngestProgress:
             return
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        self._bar = Progress(TextColumn("[bold]ingesting"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
-                             TextColumn("{task.fields[chunks]} chunks"), TimeRemainingColumn(), TextColumn("{task.fields[name]}"),
-                             console=err, transient=True)
+        self._bar = Progress(
+            TextColumn("[bold]ingesting"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("files"),
+            TextColumn("{task.fields[chunks]} chunks"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[name]}"),
+            console=err,
+            transient=True,
+        )
         self._bar.start()
         self._task = self._bar.add_task("ingest", total=total_files, chunks=0, name="")
 
@@ -66,9 +79,11 @@ class IngestProgress:
 
 def ingest_report(report) -> None:
     r = report
-    out.print(f"{r.files_seen} files: {r.added} added, {r.updated} updated, {r.unchanged} unchanged, "
-              f"{r.removed} removed, {len(r.failed)} failed; {r.chunks_added} chunks added, "
-              f"{r.chunks_removed} removed in {r.seconds:.1f}s")
+    out.print(
+        f"{r.files_seen} files: {r.added} added, {r.updated} updated, {r.unchanged} unchanged, "
+        f"{r.removed} removed, {len(r.failed)} failed; {r.chunks_added} chunks added, "
+        f"{r.chunks_removed} removed in {r.seconds:.1f}s"
+    )
     for item in r.failed:
         err.print(f"  failed: {_short(item['path'])}: {item['reason']}", markup=False)
     for item in r.skipped:
@@ -81,8 +96,10 @@ def doctor(report, repaired: bool) -> None:
     for line in report.repaired:
         out.print(f"repaired: {line}", markup=False)
     store = "?" if report.chunks_in_store is None else report.chunks_in_store
-    out.print(f"{report.kb}: {report.documents} documents, {report.chunks_in_manifest} chunks in the manifest, "
-              f"{store} in the store")
+    out.print(
+        f"{report.kb}: {report.documents} documents, {report.chunks_in_manifest} chunks in the manifest, "
+        f"{store} in the store"
+    )
     for p in report.problems:
         where = f"{_short(p.source)}: " if p.source else ""
         err.print(f"  problem ({p.kind}): {where}{p.detail}", markup=False)
@@ -95,8 +112,17 @@ def doctor(report, repaired: bool) -> None:
 
 
 def hit_json(query: str, hit) -> dict:
-    return {"query": query, "rank": hit.rank, "score": hit.score, "source": hit.source, "chunk_id": hit.chunk_id,
-            "page": hit.page, "lines": hit.lines, "heading": hit.heading, "text": hit.text}
+    return {
+        "query": query,
+        "rank": hit.rank,
+        "score": hit.score,
+        "source": hit.source,
+        "chunk_id": hit.chunk_id,
+        "page": hit.page,
+        "lines": hit.lines,
+        "heading": hit.heading,
+        "text": hit.text,
+    }
 
 
 def hits_table(query: str, hits) -> None:
@@ -154,13 +180,17 @@ def answer(ans, streamed: bool) -> None:
         out.print()
         for c in ans.citations:
             where = c.hit.location()
-            out.print(f"[{c.n}] {_short(c.hit.source)}" + (f", {where}" if where else ""), markup=False, highlight=False)
+            out.print(
+                f"[{c.n}] {_short(c.hit.source)}" + (f", {where}" if where else ""), markup=False, highlight=False
+            )
     if ans.dropped_citations:
         note(f"dropped citations to passages the model was not given: {ans.dropped_citations}")
     u = ans.usage
     cost = f"${u.cost_usd:.6f}" if u.cost_usd else "$0"
-    line = (f"{ans.provider} ({ans.model}) · {ans.latency_ms['total']:.0f} ms · "
-            f"{u.input_tokens} in / {u.output_tokens} out tokens · {cost}" + (" · cached" if ans.cached else ""))
+    line = (
+        f"{ans.provider} ({ans.model}) · {ans.latency_ms['total']:.0f} ms · "
+        f"{u.input_tokens} in / {u.output_tokens} out tokens · {cost}" + (" · cached" if ans.cached else "")
+    )
     failed = [a for a in ans.attempts if a.outcome != "ok"]
     if failed:
         line += " · fell back past " + ", ".join(f"{a.provider} ({a.error})" for a in failed)
@@ -197,7 +227,9 @@ def stats(data: dict) -> None:
     req = ", ".join(f"{n} {k}" for k, n in data["requests"].items()) or "none"
     cache = data["cache"]
     out.print(f"[bold]requests[/] {req}; {data['errors']} with errors")
-    out.print(f"[bold]cache[/] {cache['hits']} of {cache['asks']} asks answered from cache (hit rate {_fmt(cache['hit_rate'])})")
+    out.print(
+        f"[bold]cache[/] {cache['hits']} of {cache['asks']} asks answered from cache (hit rate {_fmt(cache['hit_rate'])})"
+    )
     lat = Table(title="latency (ms)", title_justify="left")
     for col in ("stage", "request", "n", "p50", "p95", "p99"):
         lat.add_column(col)
@@ -210,15 +242,25 @@ def stats(data: dict) -> None:
     for col in ("provider", "answers", "tokens in", "tokens out", "cost $", "attempts", "error rate", "breaker"):
         prov.add_column(col)
     for name, p in data["providers"].items():
-        prov.add_row(name, _fmt(p.get("answers")), _fmt(p.get("input_tokens")), _fmt(p.get("output_tokens")),
-                     _fmt(p.get("cost_usd")), _fmt(p.get("attempts")), _fmt(p.get("error_rate")), p.get("breaker", "closed"))
+        prov.add_row(
+            name,
+            _fmt(p.get("answers")),
+            _fmt(p.get("input_tokens")),
+            _fmt(p.get("output_tokens")),
+            _fmt(p.get("cost_usd")),
+            _fmt(p.get("attempts")),
+            _fmt(p.get("error_rate")),
+            p.get("breaker", "closed"),
+        )
     out.print(prov)
     d = data["drift"]
     r, b = d["recent"], d["baseline"]
-    out.print(f"[bold]drift[/] top-1 similarity: recent mean {_fmt(r['mean'])} (n={r['n']}), baseline mean "
-              f"{_fmt(b['mean'])} (n={b['n']}), shift {_fmt(d['mean_shift'])}, KS {_fmt(d['ks'])}; "
-              f"share below {d['low_match']}: recent {_fmt(r['low_match_share'])}, baseline {_fmt(b['low_match_share'])}"
-              + ("; [bold red]drifting[/]" if d["drifting"] else ""))
+    out.print(
+        f"[bold]drift[/] top-1 similarity: recent mean {_fmt(r['mean'])} (n={r['n']}), baseline mean "
+        f"{_fmt(b['mean'])} (n={b['n']}), shift {_fmt(d['mean_shift'])}, KS {_fmt(d['ks'])}; "
+        f"share below {d['low_match']}: recent {_fmt(r['low_match_share'])}, baseline {_fmt(b['low_match_share'])}"
+        + ("; [bold red]drifting[/]" if d["drifting"] else "")
+    )
 
 
 def pretty_json(obj) -> None:

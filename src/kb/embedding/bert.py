@@ -58,8 +58,11 @@ class BertModelFiles:
         from tokenizers import Tokenizer
 
         config = json.loads((path / "config.json").read_text())
-        st_config = json.loads((path / "sentence_bert_config.json").read_text()) if (
-            path / "sentence_bert_config.json").exists() else {}
+        st_config = (
+            json.loads((path / "sentence_bert_config.json").read_text())
+            if (path / "sentence_bert_config.json").exists()
+            else {}
+        )
         self.hidden = config["hidden_size"]
         self.heads = config["num_attention_heads"]
         self.layers = config["num_hidden_layers"]
@@ -93,6 +96,8 @@ class BertModelFiles:
     def encode(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(ids, attention mask, token types), padded to the longest text."""
         encodings = self.tokenizer.encode_batch(list(texts))
-        return (np.array([e.ids for e in encodings], dtype=np.int64),
-                np.array([e.attention_mask for e in encodings], dtype=np.float32),
-                np.array([e.type_ids for e in encodings], dtype=np.int64))
+        return (
+            np.array([e.ids for e in encodings], dtype=np.int64),
+            np.array([e.attention_mask for e in encodings], dtype=np.float32),
+            np.array([e.type_ids for e in encodings], dtype=np.int64),
+        )

@@ -19,8 +19,27 @@ def _erf(x: np.ndarray) -> np.ndarray:
     # and importing SciPy for one function would cost more than the whole forward pass.
     z = np.abs(x)
     t = 1.0 / (1.0 + 0.5 * z)
-    poly = -z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (
-        -0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))))
+    poly = (
+        -z * z
+        - 1.26551223
+        + t
+        * (
+            1.00002368
+            + t
+            * (
+                0.37409196
+                + t
+                * (
+                    0.09678418
+                    + t
+                    * (
+                        -0.18628806
+                        + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))
+                    )
+                )
+            )
+        )
+    )
     erfc = t * np.exp(poly)
     return np.where(x >= 0, 1.0 - erfc, erfc - 1.0)
 
@@ -53,9 +72,11 @@ class NumpyBertEmbedder:
         m = self._m
         ids, mask, types = m.encode(texts)
         n, length = ids.shape
-        x = (m.param("embeddings.word_embeddings.weight")[ids]
-             + m.param("embeddings.position_embeddings.weight")[:length][None]
-             + m.param("embeddings.token_type_embeddings.weight")[types]).astype(np.float32)
+        x = (
+            m.param("embeddings.word_embeddings.weight")[ids]
+            + m.param("embeddings.position_embeddings.weight")[:length][None]
+            + m.param("embeddings.token_type_embeddings.weight")[types]
+        ).astype(np.float32)
         x = self._norm(x, "embeddings.LayerNorm")
         head = m.hidden // m.heads
         blocked = ((1.0 - mask) * np.float32(-1e9))[:, None, None, :]

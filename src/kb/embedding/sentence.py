@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from kb.embedding.torch_bert import resolve_dtype
 from kb.errors import ConfigError
@@ -20,7 +21,7 @@ class SentenceTransformerEmbedder:
         self._path = path
         self._requested = dtype
         self.dtype: str | None = None  # resolved on load: importing torch to ask costs seconds
-        self._model = None
+        self._model: Any = None
         self.dimension = 0
 
     def _load(self):
@@ -48,9 +49,11 @@ class SentenceTransformerEmbedder:
     def embed(self, texts: list[str]):
         import numpy as np
 
-        vectors = self._load().encode(
-            texts, batch_size=_BATCH, convert_to_numpy=True, show_progress_bar=False
-        ).astype(np.float32, copy=False)
+        vectors = (
+            self._load()
+            .encode(texts, batch_size=_BATCH, convert_to_numpy=True, show_progress_bar=False)
+            .astype(np.float32, copy=False)
+        )
         # Normalised here, in fp32: a bfloat16 norm is off by up to ~0.4%.
         vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         return vectors

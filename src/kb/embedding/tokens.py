@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 
 class WordPieces:
     def __init__(self, model_dir: Path) -> None:
         self._path = model_dir / "tokenizer.json"
-        self._loaded = None
+        self._loaded: Any = None
 
     @property
     def _tok(self):

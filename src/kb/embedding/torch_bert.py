@@ -98,15 +98,22 @@ class TorchBertEmbedder:
         m = self._m
         n, length = ids.shape
         x = w["word"][ids] + w["position"][:length][None] + w["type"][types]
-        x = F.layer_norm(x, (m.hidden,), *w["ln"], eps=m.eps)
+        x = _norm(x, w["ln"], m.eps)
         keep = mask.bool()[:, None, None, :]
         head = m.hidden // m.heads
         for layer in w["layers"]:
             qkv = F.linear(x, *layer["qkv"]).view(n, length, 3, m.heads, head).permute(2, 0, 3, 1, 4)
             context = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=keep)
             context = context.transpose(1, 2).reshape(n, length, m.hidden)
-            x = F.layer_norm(x + F.linear(context, *layer["out"]), (m.hidden,), *layer["ln1"], eps=m.eps)
+            x = _norm(x + F.linear(context, *layer["out"]), layer["ln1"], m.eps)
             hidden = F.gelu(F.linear(x, *layer["up"]))
-            x = F.layer_norm(x + F.linear(hidden, *layer["down"]), (m.hidden,), *layer["ln2"], eps=m.eps)
+            x = _norm(x + F.linear(hidden, *layer["down"]), layer["ln2"], m.eps)
         weights = mask.to(x.dtype)[:, :, None]
         return (x * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+
+
+def _norm(x, weight_bias, eps: float):
+    import torch.nn.functional as F
+
+    weight, bias = weight_bias
+    return F.layer_norm(x, (x.shape[-1],), weight=weight, bias=bias, eps=eps)

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 from kb.documents import Chunk, Document, Section
 
@@ -31,8 +31,13 @@ class _Piece:
 
 
 class Chunker:
-    def __init__(self, count_tokens: Callable[[str], int], split_tokens: Callable[[str, int], list[tuple[str, int]]],
-                 max_tokens: int = 200, overlap: int = 32) -> None:
+    def __init__(
+        self,
+        count_tokens: Callable[[str], int],
+        split_tokens: Callable[[str, int], list[tuple[str, int]]],
+        max_tokens: int = 200,
+        overlap: int = 32,
+    ) -> None:
         self.count = count_tokens
         self.split = split_tokens
         self.max_tokens = max_tokens
@@ -125,8 +130,9 @@ def _join(pieces: list[_Piece]) -> tuple[str, int | None, int | None]:
     return text, (min(firsts) if firsts else None), (max(lasts) if lasts else None)
 
 
-def _make_chunk(source: str, ordinal: int, text: str, heading: str | None, page: int | None,
-                lines: tuple[int, int] | None) -> Chunk:
+def _make_chunk(
+    source: str, ordinal: int, text: str, heading: str | None, page: int | None, lines: tuple[int, int] | None
+) -> Chunk:
     key = "\x1f".join([source, str(ordinal), str(page), str(lines), heading or "", text])
     chunk_id = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
     return Chunk(id=chunk_id, source=source, text=text, ordinal=ordinal, heading=heading, page=page, lines=lines)

@@ -35,7 +35,9 @@ def decode(data: bytes) -> tuple[str, str]:
             try:
                 return data.decode(encoding), encoding
             except UnicodeDecodeError as exc:
-                raise IngestError(f"starts with a {encoding} byte-order mark but does not decode ({exc.reason})") from exc
+                raise IngestError(
+                    f"starts with a {encoding} byte-order mark but does not decode ({exc.reason})"
+                ) from exc
     if _looks_binary(data):
         raise IngestError("binary content, not text")
     try:

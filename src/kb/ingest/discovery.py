@@ -40,8 +40,9 @@ def _inside(path: Path, root: Path) -> bool:
     return real == base or real.startswith(base.rstrip(os.sep) + os.sep)
 
 
-def discover(paths: list[Path], include: list[str] | None = None, exclude: list[str] | None = None,
-             hidden: bool = False) -> Found:
+def discover(
+    paths: list[Path], include: list[str] | None = None, exclude: list[str] | None = None, hidden: bool = False
+) -> Found:
     found = Found()
     seen_dirs: set[tuple[int, int]] = set()
     seen_files: set[tuple[int, int]] = set()

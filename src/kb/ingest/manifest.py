@@ -92,8 +92,17 @@ class Manifest:
     def put(self, rec: FileRecord) -> None:
         self._db.execute(
             "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (rec.source, rec.size, rec.mtime_ns, rec.sha256, rec.chunker, rec.model,
-             json.dumps(rec.chunk_ids), json.dumps(rec.warnings), rec.ingested_at),
+            (
+                rec.source,
+                rec.size,
+                rec.mtime_ns,
+                rec.sha256,
+                rec.chunker,
+                rec.model,
+                json.dumps(rec.chunk_ids),
+                json.dumps(rec.warnings),
+                rec.ingested_at,
+            ),
         )
 
     def touch(self, source: str, size: int, mtime_ns: int) -> None:

@@ -12,10 +12,11 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 from kb.documents import Chunk
 from kb.errors import IngestError
@@ -122,9 +123,17 @@ class IngestPipeline:
     """Runs one ingest. `store` and `embed` are reached through callables so that a run
     with nothing to do never opens Chroma or loads the model."""
 
-    def __init__(self, manifest: Manifest, store: Callable, embed: Callable, chunker: Callable[[], Chunker],
-                 model_id: str, progress: Progress | None = None, batch: int = 1024,
-                 recovering: bool = True) -> None:
+    def __init__(
+        self,
+        manifest: Manifest,
+        store: Callable,
+        embed: Callable,
+        chunker: Callable[[], Chunker],
+        model_id: str,
+        progress: Progress | None = None,
+        batch: int = 1024,
+        recovering: bool = True,
+    ) -> None:
         self.manifest = manifest
         self._store = store
         self._embed = embed
@@ -184,7 +193,7 @@ class IngestPipeline:
             return None
         return path, st, old
 
-    def _plan(self, path: Path, st, old: FileRecord | None, prepared: "_Prepared") -> None:
+    def _plan(self, path: Path, st, old: FileRecord | None, prepared: _Prepared) -> None:
         source = str(path)
         if old is not None and old.sha256 == prepared.digest:
             self.manifest.touch(source, st.st_size, st.st_mtime_ns)
@@ -195,10 +204,27 @@ class IngestPipeline:
         chunks = prepared.chunks
         old_ids = set(old.chunk_ids) if old else set()
         new_ids = {c.id for c in chunks}
-        record = FileRecord(source, st.st_size, st.st_mtime_ns, prepared.digest, self._chunker().version,
-                            self.model_id, [c.id for c in chunks], prepared.warnings, 0.0)
-        self._pending.append(_Pending(path, record, chunks, [c for c in chunks if c.id not in old_ids],
-                                      sorted(old_ids - new_ids), old is not None))
+        record = FileRecord(
+            source,
+            st.st_size,
+            st.st_mtime_ns,
+            prepared.digest,
+            self._chunker().version,
+            self.model_id,
+            [c.id for c in chunks],
+            prepared.warnings,
+            0.0,
+        )
+        self._pending.append(
+            _Pending(
+                path,
+                record,
+                chunks,
+                [c for c in chunks if c.id not in old_ids],
+                sorted(old_ids - new_ids),
+                old is not None,
+            )
+        )
 
     def _failed(self, source: str, exc: Exception) -> None:
         self.report.failed.append({"path": source, "reason": str(exc)})

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from kb.documents import Document, Section
 from kb.errors import IngestError
@@ -28,8 +28,9 @@ def _with_encoding_warning(doc: Document, encoding: str) -> Document:
         doc.warnings.append(f"decoded as {encoding}")
     bad = suspicious_characters("".join(s.text for s in doc.sections))
     if bad:
-        doc.warnings.append(f"text looks badly decoded: {bad} replacement or mojibake sequences "
-                            "(mixed encodings in one file?)")
+        doc.warnings.append(
+            f"text looks badly decoded: {bad} replacement or mojibake sequences (mixed encodings in one file?)"
+        )
     return doc
 
 
@@ -91,20 +92,44 @@ def read_text(path: Path, data: bytes) -> Document:
         # reStructuredText titles: a line underlined by punctuation of at least its length.
         levels: list[str] = []
         for i in range(1, len(lines)):
-            under, title = lines[i], lines[i - 1].strip()
-            if title and _RST_UNDERLINE.match(under) and len(under.strip()) >= len(title):
+            under, candidate = lines[i], lines[i - 1].strip()
+            if candidate and _RST_UNDERLINE.match(under) and len(under.strip()) >= len(candidate):
                 if under[0] not in levels:
                     levels.append(under[0])
-                headings[i - 1] = (levels.index(under[0]) + 1, title)
+                headings[i - 1] = (levels.index(under[0]) + 1, candidate)
         lines = [("" if i - 1 in headings else line) for i, line in enumerate(lines)]
     sections = _heading_sections(lines, headings)
-    title = next(iter(headings.values()))[1] if headings else None
+    title: str | None = next(iter(headings.values()))[1] if headings else None
     return _with_encoding_warning(Document(source=str(path), sections=sections, title=title), encoding)
 
 
 _BLOCKS = {
-    "p", "div", "li", "br", "tr", "td", "th", "section", "article", "pre", "blockquote", "table", "ul", "ol",
-    "dd", "dt", "header", "footer", "main", "aside", "figure", "figcaption", "hr", "nav", "form", "body",
+    "p",
+    "div",
+    "li",
+    "br",
+    "tr",
+    "td",
+    "th",
+    "section",
+    "article",
+    "pre",
+    "blockquote",
+    "table",
+    "ul",
+    "ol",
+    "dd",
+    "dt",
+    "header",
+    "footer",
+    "main",
+    "aside",
+    "figure",
+    "figcaption",
+    "hr",
+    "nav",
+    "form",
+    "body",
 }
 _HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
 _INVISIBLE = {"script", "style", "noscript", "template", "svg", "head", "iframe", "object"}
@@ -173,10 +198,9 @@ def read_pdf(path: Path, data: bytes) -> Document:
 
     try:
         reader = PdfReader(io.BytesIO(data))
-        if reader.is_encrypted:
-            # An owner-password-only PDF opens with the empty user password.
-            if not reader.decrypt(""):
-                raise IngestError("encrypted PDF that needs a password; decrypt it first (e.g. qpdf --decrypt)")
+        # An owner-password-only PDF opens with the empty user password.
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise IngestError("encrypted PDF that needs a password; decrypt it first (e.g. qpdf --decrypt)")
         pages = [page.extract_text() or "" for page in reader.pages]
         title = (reader.metadata.title if reader.metadata else None) or None
     except IngestError:

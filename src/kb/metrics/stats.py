@@ -41,7 +41,12 @@ def percentile(values: list[float], q: float) -> float | None:
 
 
 def _latency(values: list[float]) -> dict:
-    return {"p50": percentile(values, 50), "p95": percentile(values, 95), "p99": percentile(values, 99), "n": len(values)}
+    return {
+        "p50": percentile(values, 50),
+        "p95": percentile(values, 95),
+        "p99": percentile(values, 99),
+        "n": len(values),
+    }
 
 
 def _summary(values: list[float], low: float) -> dict:
@@ -70,31 +75,52 @@ def _ks(a: list[float], b: list[float]) -> float:
 
 
 def drift(recent: list[float], baseline: list[float], low: float) -> dict:
-    out = {"recent": _summary(recent, low), "baseline": _summary(baseline, low), "low_match": low,
-           "mean_shift": None, "ks": None, "drifting": None}
+    out = {
+        "recent": _summary(recent, low),
+        "baseline": _summary(baseline, low),
+        "low_match": low,
+        "mean_shift": None,
+        "ks": None,
+        "drifting": None,
+    }
     if recent and baseline:
-        out["mean_shift"] = round(out["recent"]["mean"] - out["baseline"]["mean"], 4)
-    if len(recent) >= MIN_SAMPLES and len(baseline) >= MIN_SAMPLES:
-        out["ks"] = _ks(recent, baseline)
-        # Similarity falling by 0.05 on average, or the distributions clearly apart.
-        out["drifting"] = out["mean_shift"] < -0.05 or out["ks"] > 0.3
+        shift = round(sum(recent) / len(recent) - sum(baseline) / len(baseline), 4)
+        out["mean_shift"] = shift
+        if len(recent) >= MIN_SAMPLES and len(baseline) >= MIN_SAMPLES:
+            ks = _ks(recent, baseline)
+            out["ks"] = ks
+            # Similarity falling by 0.05 on average, or the distributions clearly apart.
+            out["drifting"] = shift < -0.05 or ks > 0.3
     return out
 
 
-def compute(events: list[dict], attempts: list[dict], breakers: dict, baseline_top1: list[float] | None,
-            low: float) -> dict:
+def compute(
+    events: list[dict], attempts: list[dict], breakers: dict, baseline_top1: list[float] | None, low: float
+) -> dict:
     by_kind: dict[str, int] = defaultdict(int)
     for e in events:
         by_kind[e["kind"]] += 1
     asks = [e for e in events if e["kind"] == "ask"]
     cached = sum(1 for e in asks if e["cached"])
     stages = {
-        stage: {kind: _latency([e[f"{stage}_ms"] for e in events if e["kind"] == kind and e[f"{stage}_ms"] is not None])
-                for kind in ("ask", "search", "ingest") if by_kind.get(kind)}
+        stage: {
+            kind: _latency([e[f"{stage}_ms"] for e in events if e["kind"] == kind and e[f"{stage}_ms"] is not None])
+            for kind in ("ask", "search", "ingest")
+            if by_kind.get(kind)
+        }
         for stage in ("retrieve", "generate", "total")
     }
-    providers: dict[str, dict] = defaultdict(lambda: {"answers": 0, "input_tokens": 0, "output_tokens": 0,
-                                                      "cost_usd": 0.0, "attempts": 0, "errors": 0, "skipped": 0})
+    providers: dict[str, dict] = defaultdict(
+        lambda: {
+            "answers": 0,
+            "input_tokens": 0,
+            "output_tokens": 0,
+            "cost_usd": 0.0,
+            "attempts": 0,
+            "errors": 0,
+            "skipped": 0,
+        }
+    )
     for e in asks:
         if e["provider"] and not e["cached"]:
             p = providers[e["provider"]]

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from kb.documents import Hit
+
+if TYPE_CHECKING:
+    from kb.answering.prompt import Prompt
 
 
 @dataclass
@@ -35,7 +38,7 @@ class StreamSink(Protocol):
 class CompletionRequest:
     question: str
     passages: list[Hit]
-    prompt: "Prompt"  # noqa: F821 - kb.answering.prompt.Prompt; rendered per provider budget
+    prompt: Prompt  # rendered per provider budget
     stream: StreamSink | None = None
 
 

@@ -1,11 +1,11 @@
 """Build the provider chain from settings. It reads like the diagram:
 
-    Fallback([Breaker(Retrying(OpenAIProvider)), ..., ExtractiveProvider])
+Fallback([Breaker(Retrying(OpenAIProvider)), ..., ExtractiveProvider])
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from kb.config import ProviderSettings, Settings
 from kb.errors import ConfigError

@@ -8,15 +8,87 @@ is why it is always the last link of the chain.
 from __future__ import annotations
 
 import re
-from typing import Callable
+from collections.abc import Callable
+from typing import Any
 
 from kb.providers.base import Completion, CompletionRequest, Usage
 
 _SENTENCES = re.compile(r"(?<=[.!?])\s+|\n{2,}")
 _WORD = re.compile(r"\w+")
-_STOP = set("""a an the of to in on at for and or but is are was were be been being do does did how what when
-where which who whom why can could should would will shall may might must i you he she it we they my your
-this that these those there with from by as about into than then so if not no yes any some many much""".split())
+_STOP = set(
+    [
+        "a",
+        "an",
+        "the",
+        "of",
+        "to",
+        "in",
+        "on",
+        "at",
+        "for",
+        "and",
+        "or",
+        "but",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "being",
+        "do",
+        "does",
+        "did",
+        "how",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "whom",
+        "why",
+        "can",
+        "could",
+        "should",
+        "would",
+        "will",
+        "shall",
+        "may",
+        "might",
+        "must",
+        "i",
+        "you",
+        "he",
+        "she",
+        "it",
+        "we",
+        "they",
+        "my",
+        "your",
+        "this",
+        "that",
+        "these",
+        "those",
+        "there",
+        "with",
+        "from",
+        "by",
+        "as",
+        "about",
+        "into",
+        "than",
+        "then",
+        "so",
+        "if",
+        "not",
+        "no",
+        "yes",
+        "any",
+        "some",
+        "many",
+        "much",
+    ]
+)
 MAX_SENTENCES = 3
 NO_ANSWER_SCORE = 0.30
 
@@ -28,7 +100,7 @@ def _terms(text: str) -> set[str]:
 class ExtractiveProvider:
     model = "extractive"
 
-    def __init__(self, name: str, embed: Callable[[list[str]], object]) -> None:
+    def __init__(self, name: str, embed: Callable[[list[str]], Any]) -> None:
         self.name = name
         self._embed = embed
 
@@ -50,7 +122,10 @@ class ExtractiveProvider:
             scored.append((float(vector @ vectors[0]) + 0.3 * overlap, n, sentence))
         scored.sort(key=lambda item: item[0], reverse=True)
         if scored[0][0] < NO_ANSWER_SCORE:
-            return self._done(f"The documents do not clearly cover this. The closest passage says: {scored[0][2]} [{scored[0][1]}]", given)
+            return self._done(
+                f"The documents do not clearly cover this. The closest passage says: {scored[0][2]} [{scored[0][1]}]",
+                given,
+            )
         best = [s for s in scored[:MAX_SENTENCES] if s[0] >= scored[0][0] * 0.75]
         text = " ".join(f"{sentence} [{n}]" for _, n, sentence in best)
         return self._done(text, given)

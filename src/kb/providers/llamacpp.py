@@ -24,18 +24,25 @@ class LlamaCppProvider:
                     '(on CPUs with AMX build with CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON")',
                     provider=self.name,
                 ) from exc
-            self._llm = Llama(model_path=self.settings.model_path, n_ctx=self.settings.context_tokens or 4096, verbose=False)
+            self._llm = Llama(
+                model_path=self.settings.model_path, n_ctx=self.settings.context_tokens or 4096, verbose=False
+            )
         return self._llm
 
     def complete(self, request: CompletionRequest) -> Completion:
         llm = self._load()
         messages, given = request.prompt.render(self.settings.context_tokens or 4096, self.settings.max_tokens)
         try:
-            out = llm.create_chat_completion(messages=messages, max_tokens=self.settings.max_tokens,
-                                             temperature=self.settings.temperature)
+            out = llm.create_chat_completion(
+                messages=messages, max_tokens=self.settings.max_tokens, temperature=self.settings.temperature
+            )
         except Exception as exc:  # native errors surface as assorted types
             raise ProviderError(f"{self.name}: local model failed ({exc})", provider=self.name) from exc
         usage = out.get("usage") or {}
-        return Completion(text=out["choices"][0]["message"]["content"] or "", provider=self.name, model=self.model,
-                          usage=Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0), 0.0),
-                          passages_given=given)
+        return Completion(
+            text=out["choices"][0]["message"]["content"] or "",
+            provider=self.name,
+            model=self.model,
+            usage=Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0), 0.0),
+            passages_given=given,
+        )

@@ -34,9 +34,11 @@ class ChromaStore:
             )
             self._batch = self._client.get_max_batch_size()
         except Exception as exc:  # chromadb raises assorted internal types on a damaged store
-            raise StoreError(f"cannot open the vector store at {path} ({exc}); `kb doctor --repair` rebuilds it") from exc
+            raise StoreError(
+                f"cannot open the vector store at {path} ({exc}); `kb doctor --repair` rebuilds it"
+            ) from exc
 
-    def add(self, chunks: list[Chunk], vectors: "np.ndarray") -> None:
+    def add(self, chunks: list[Chunk], vectors: np.ndarray) -> None:
         for i in range(0, len(chunks), self._batch):
             part = chunks[i : i + self._batch]
             try:
@@ -54,7 +56,7 @@ class ChromaStore:
         total = self.count()
         for offset in range(0, total, self._batch):
             metas = self._col.get(limit=self._batch, offset=offset, include=["metadatas"])["metadatas"]
-            found.update(m["source"] for m in metas if m and "source" in m)
+            found.update(str(m["source"]) for m in metas or [] if m and "source" in m)
         return found
 
     def close(self) -> None:
@@ -78,7 +80,7 @@ class ChromaStore:
             except Exception as exc:
                 raise StoreError(f"deleting from the vector store failed ({exc})") from exc
 
-    def query(self, vectors: "np.ndarray", k: int) -> list[list[Hit]]:
+    def query(self, vectors: np.ndarray, k: int) -> list[list[Hit]]:
         if self.count() == 0:
             return [[] for _ in range(len(vectors))]
         try:
@@ -88,12 +90,17 @@ class ChromaStore:
         except Exception as exc:
             raise StoreError(f"searching the vector store failed ({exc}); run `kb doctor`") from exc
         out = []
-        for ids, docs, metas, dists in zip(res["ids"], res["documents"], res["metadatas"], res["distances"]):
-            out.append([
-                # cosine distance → similarity in [-1, 1]
-                Hit.from_store(rank + 1, 1.0 - dist, cid, doc or "", meta or {})
-                for rank, (cid, doc, meta, dist) in enumerate(zip(ids, docs, metas, dists))
-            ])
+        empty: list = [[] for _ in res["ids"]]
+        for ids, docs, metas, dists in zip(
+            res["ids"], res["documents"] or empty, res["metadatas"] or empty, res["distances"] or empty
+        ):
+            out.append(
+                [
+                    # cosine distance → similarity in [-1, 1]
+                    Hit.from_store(rank + 1, 1.0 - dist, cid, doc or "", dict(meta or {}))
+                    for rank, (cid, doc, meta, dist) in enumerate(zip(ids, docs, metas, dists))
+                ]
+            )
         return out
 
     def count(self) -> int:

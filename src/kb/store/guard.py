@@ -30,8 +30,12 @@ def probe_index(chroma_dir: Path, collection: str) -> tuple[list[str] | None, st
     if not chroma_dir.exists():
         return [], None
     try:
-        proc = subprocess.run([sys.executable, "-m", "kb.store.probe", str(chroma_dir), collection],
-                              capture_output=True, text=True, timeout=PROBE_TIMEOUT_S)
+        proc = subprocess.run(
+            [sys.executable, "-m", "kb.store.probe", str(chroma_dir), collection],
+            capture_output=True,
+            text=True,
+            timeout=PROBE_TIMEOUT_S,
+        )
     except subprocess.TimeoutExpired:
         return None, f"the index did not answer within {PROBE_TIMEOUT_S}s"
     if proc.returncode == 0:
@@ -89,5 +93,6 @@ def before_read(kb_dir: Path, collection: str, lock_path: Path) -> None:
 def _verify(kb_dir: Path, collection: str) -> None:
     _, why = probe_index(kb_dir / "chroma", collection)
     if why:
-        raise StoreError(f"the vector index is damaged (a write was interrupted): {why}; "
-                         "run `kb doctor --repair` to rebuild it")
+        raise StoreError(
+            f"the vector index is damaged (a write was interrupted): {why}; run `kb doctor --repair` to rebuild it"
+        )

@@ -16,6 +16,7 @@ import sys
 
 def main(path: str, name: str) -> None:
     import chromadb
+    import numpy as np
     from chromadb.config import Settings
 
     client = chromadb.PersistentClient(path, settings=Settings(anonymized_telemetry=False, allow_reset=False))
@@ -26,9 +27,15 @@ def main(path: str, name: str) -> None:
     for offset in range(0, count, page):
         ids += col.get(limit=page, offset=offset, include=[])["ids"]
     if count:
-        first = col.get(ids=[ids[0]], include=["embeddings"])["embeddings"][0]
-        result = col.query(query_embeddings=[list(map(float, first))], n_results=min(3, count), include=["distances"])
-        if result["ids"][0][:1] != [ids[0]] and abs(result["distances"][0][0]) > 1e-3:
+        stored = col.get(ids=[ids[0]], include=["embeddings"])["embeddings"]
+        if stored is None or len(stored) == 0:
+            raise SystemExit(f"the store has no vector for {ids[0]}")
+        first = stored[0]
+        result = col.query(
+            query_embeddings=np.asarray([first], dtype=np.float32), n_results=min(3, count), include=["distances"]
+        )
+        nearest = (result["distances"] or [[1.0]])[0][0]
+        if result["ids"][0][:1] != [ids[0]] and abs(nearest) > 1e-3:
             raise SystemExit(f"the index does not find a stored vector ({ids[0]})")
     print(json.dumps({"count": count, "ids": ids}))
 
