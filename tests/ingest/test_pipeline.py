@@ -6,6 +6,7 @@ import os
 import pytest
 
 from kb.errors import ConfigError
+from tests.conftest import run_kb
 from tests.pdfs import write_pdf
 
 
@@ -107,3 +108,31 @@ def test_real_model_second_ingest_is_all_unchanged_without_loading_the_model(sam
     assert report.unchanged == report.files_seen == 11
     assert report.changed is False
     assert "embedder" not in sample_kb.__dict__
+
+
+def test_hash_embedder_heading_only_markdown_is_indexed_not_failed(tmp_path, make_kb):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "alpha.md").write_text("# Alpha notes\n")
+    kb = make_kb(model="hash")
+    report = kb.ingest([docs])
+    assert (report.added, report.failed) == (1, [])
+    [hit] = kb.search(["alpha notes"], k=1)[0]
+    assert hit.text == "Alpha notes" and hit.source.endswith("alpha.md")
+
+
+def test_hash_embedder_library_warnings_go_to_the_report_not_the_terminal(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    pdf = write_pdf(tmp_path / "src.pdf", ["Hello bees and honey."]).read_bytes()
+    # A duplicated key: pypdf reads the page but logs "Multiple definitions in dictionary".
+    (docs / "dup.pdf").write_bytes(pdf.replace(b"/Font <</F1 5 0 R>>", b"/Font <</F1 5 0 R /F1 5 0 R>>"))
+    res = run_kb("ingest", docs, "--json", env={"KB_MODEL": "hash"})
+    assert res.code == 0, res.err
+    assert res.err == ""
+    [warning] = [w["warning"] for w in res.json()["warnings"]]
+    assert warning.startswith("pypdf reported 4 messages:") and "Multiple definitions" in warning
+    doctor = run_kb("doctor", "--json", env={"KB_MODEL": "hash"}).json()
+    assert doctor["quality"][0]["warnings"] == [warning]
+    debug = run_kb("--debug", "ingest", docs, "--json", env={"KB_MODEL": "hash"})
+    assert debug.code == 0 and debug.json()["unchanged"] == 1

@@ -88,3 +88,10 @@ def test_corrupt_pdf_is_a_clear_ingest_error(tmp_path):
     path.write_bytes(b"%PDF-1.4\n this is not really a pdf")
     with pytest.raises(IngestError, match="unreadable PDF"):
         read(path, path.read_bytes())
+
+
+def test_markdown_file_of_only_a_heading_is_text(tmp_path):
+    path = tmp_path / "alpha.md"
+    path.write_text("# Alpha notes\n")
+    doc = read(path, path.read_bytes())
+    assert [(s.text, s.first_line) for s in doc.sections] == [("Alpha notes", 1)]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from kb import __version__
+from kb import __version__, logs
 from kb.cli import render
 from kb.errors import KbError
 
@@ -197,6 +197,8 @@ def cache_clear() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    logs.configure(debug="--debug" in args)
     try:
         app(args=argv, prog_name="kb")
     except KbError as exc:

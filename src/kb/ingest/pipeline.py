@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
+from kb import logs
 from kb.documents import Chunk
 from kb.errors import IngestError
 from kb.ingest import readers
@@ -89,12 +90,14 @@ def _prepare(path: Path, old_digest: str | None, chunker: Chunker) -> _Prepared:
     if digest == old_digest:
         return _Prepared(digest, [], [])
     try:
-        doc = readers.read(path, data)
-        chunks = chunker.chunk(doc)
+        with logs.capture() as said:  # a parser's log lines belong to this file's report
+            doc = readers.read(path, data)
+            chunks = chunker.chunk(doc)
     except IngestError:
         raise
     except Exception as exc:  # one malformed file must not end a run over thousands
         raise IngestError(f"could not be parsed ({type(exc).__name__}: {exc})") from exc
+    doc.warnings += logs.summarise(said)
     if not chunks:
         raise IngestError("no text to index" + (f" ({'; '.join(doc.warnings)})" if doc.warnings else ""))
     return _Prepared(digest, chunks, doc.warnings)

@@ -64,6 +64,10 @@ def _heading_sections(lines: list[str], headings: dict[int, tuple[int, str]]) ->
         flush(i)
         heading, start = path.enter(*headings[i]), i + 1
     flush(len(lines))
+    if not sections and headings:
+        # A file of headings alone ("# Alpha notes") is still text someone may look for.
+        titles = [headings[i][1] for i in sorted(headings)]
+        sections.append(Section(text="\n".join(titles), first_line=min(headings) + 1))
     return sections
 
 
