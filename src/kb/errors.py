@@ -3,6 +3,7 @@
     KbError                      anything kb reports to a user
     ├── ConfigError              bad settings, unknown provider kind, wrong model for a KB
     ├── InputError               a question or query kb refuses (empty, too long, binary)
+    ├── KbNotFound               a knowledge base that does not exist
     ├── IngestError              a file that cannot be read or parsed
     ├── StoreError               the vector store or manifest cannot be opened or written
     │   └── LockTimeout          another kb process holds the write lock
@@ -34,6 +35,10 @@ class ConfigError(KbError):
 
 
 class InputError(KbError):
+    exit_code = 2
+
+
+class KbNotFound(KbError):
     exit_code = 2
 
 

@@ -76,10 +76,15 @@ def test_subprocess_usage_and_config_errors_exit_2_with_one_line(tmp_path, kb_ho
     assert "Traceback" in debug.err
 
 
-def test_subprocess_version_and_search_on_empty_kb(kb_home):
+def test_subprocess_version_and_search_on_empty_kb(kb_home, tmp_path):
     assert run_kb("--version").out.startswith("kb ")
     res = run_kb("search", "anything")
-    assert res.code == 1 and "kb ingest" in res.err
+    assert res.code == 2 and "does not exist" in res.err and "kb --kb default ingest PATH" in res.err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert run_kb("ingest", empty, env={"KB_MODEL": "hash"}).code == 0  # creates the KB, with nothing in it
+    res = run_kb("search", "anything", env={"KB_MODEL": "hash"})
+    assert res.code == 1 and "is empty" in res.err and "kb ingest PATH" in res.err
 
 
 def test_subprocess_stdin_queries_with_hash_embedder(tmp_path):

@@ -6,7 +6,7 @@ import pytest
 
 from kb.config import ProviderSettings
 from kb.errors import AllProvidersFailed, CircuitOpen, ProviderRejected, RateLimited
-from kb.providers.breaker import Breaker, BreakerBoard
+from kb.providers.breaker import Breaker, SqliteBreakerBoard
 from kb.providers.fallback import Fallback
 from kb.providers.openai_compat import OpenAIProvider
 from kb.providers.retrying import Retrying
@@ -46,8 +46,8 @@ def test_429_retry_after_beyond_the_deadline_gives_up_at_once(fake_openai):
 
 
 def test_breaker_opens_skips_and_recovers_through_half_open(tmp_path):
-    board = BreakerBoard(tmp_path / "b.db", failure_threshold=2, cooldown_s=0.3)
-    other_process = BreakerBoard(tmp_path / "b.db", failure_threshold=2, cooldown_s=0.3)
+    board = SqliteBreakerBoard(tmp_path / "b.db", failure_threshold=2, cooldown_s=0.3)
+    other_process = SqliteBreakerBoard(tmp_path / "b.db", failure_threshold=2, cooldown_s=0.3)
     board.acquire("p")
     board.failure("p")
     board.acquire("p")
@@ -66,7 +66,7 @@ def test_breaker_opens_skips_and_recovers_through_half_open(tmp_path):
 
 
 def test_failed_half_open_probe_reopens(tmp_path):
-    board = BreakerBoard(tmp_path / "b.db", failure_threshold=1, cooldown_s=0.2)
+    board = SqliteBreakerBoard(tmp_path / "b.db", failure_threshold=1, cooldown_s=0.2)
     board.failure("p")
     time.sleep(0.25)
     board.acquire("p")
@@ -78,7 +78,7 @@ def test_failed_half_open_probe_reopens(tmp_path):
 
 def test_fallback_records_every_attempt(fake_openai, tmp_path):
     fake_openai.mode = "500"
-    board = BreakerBoard(tmp_path / "b.db", failure_threshold=5, cooldown_s=30)
+    board = SqliteBreakerBoard(tmp_path / "b.db", failure_threshold=5, cooldown_s=30)
 
     class Backup:
         name = "backup"

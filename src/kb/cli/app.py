@@ -6,6 +6,7 @@ model load inside the facade when a command needs them.
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -14,28 +15,37 @@ import typer
 
 from kb import __version__, logs
 from kb.cli import render
-from kb.errors import KbError
+from kb.errors import InputError, KbError
 
 app = typer.Typer(
     help="Build and query knowledge bases from your own documents.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
 )
 config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True)
 cache_app = typer.Typer(help="Manage the answer and embedding cache.", no_args_is_help=True)
+kbs_app = typer.Typer(help="List and delete the knowledge bases of this KB_HOME.", invoke_without_command=True)
 app.add_typer(config_app, name="config")
 app.add_typer(cache_app, name="cache")
+app.add_typer(kbs_app, name="kbs")
 
 _options: dict = {"kb": None, "debug": False}
 JSON = typer.Option(False, "--json", help="Machine-readable output (see README for the shapes).")
 
 
-def _kb():
+def _settings():
     from kb.config import load_settings
+
+    settings = load_settings(kb=_options["kb"])
+    for warning in settings.warnings:
+        render.warning(warning)
+    return settings
+
+
+def _kb():
     from kb.facade import KnowledgeBase
 
-    kb = KnowledgeBase(load_settings(kb=_options["kb"]))
+    kb = KnowledgeBase(_settings())
     kb.on_wait = render.note
     return kb
 
@@ -49,7 +59,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def main_options(
     kb: str | None = typer.Option(None, "--kb", help="Knowledge base name (default: 'default', or $KB_NAME)."),
-    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks and library messages."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
 ) -> None:
     _options.update(kb=kb, debug=debug)
@@ -58,24 +68,39 @@ def main_options(
 @app.command()
 def ingest(
     paths: list[Path] = typer.Argument(..., help="Files and folders (folders are read recursively)."),
-    include: list[str] = typer.Option([], "--include", help="Only files matching this glob (repeatable)."),
+    include: list[str] = typer.Option([], "--include", help="Only read files matching this glob (repeatable)."),
     exclude: list[str] = typer.Option([], "--exclude", help="Skip files and folders matching this glob (repeatable)."),
     hidden: bool = typer.Option(False, "--hidden", help="Also read hidden files and folders."),
+    prune: bool = typer.Option(
+        False, "--prune", help="Also remove documents under these folders that the filters leave out (listed)."
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Add documents (PDF, Markdown, HTML, text); re-running updates only what changed.
 
-    Re-ingesting a folder mirrors it: files that disappeared from it are removed."""
+    Documents whose files were deleted are removed. Filters (--include, --exclude, hidden
+    files) narrow what is read, never what is kept, unless --prune is given."""
     kb = _kb()
-    report = kb.ingest(paths, include, exclude, hidden, progress=None if as_json else render.IngestProgress())
+    progress = None if as_json else render.IngestProgress()
+    report = kb.ingest(paths, include, exclude, hidden, prune, progress=progress)
     render.emit_json(report.to_json()) if as_json else render.ingest_report(report)
     raise typer.Exit(1 if report.failed else 0)
+
+
+def _stdin_text() -> str:
+    data = (
+        sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode("utf-8", "surrogateescape")
+    )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"standard input is not valid UTF-8 (byte {exc.start}); pass UTF-8 text") from None
 
 
 def _queries(query: str) -> list[str]:
     if query != "-":
         return [query]
-    return [line.strip() for line in sys.stdin if line.strip()]
+    return [line.strip() for line in _stdin_text().splitlines() if line.strip()]
 
 
 @app.command()
@@ -88,6 +113,8 @@ def search(
 ) -> None:
     """Show the passages most similar to QUERY."""
     queries = _queries(query)
+    if not queries:
+        raise InputError("no queries on standard input; pass one per line")
     results = _kb().search(queries, k)
     for q, hits in zip(queries, results):
         if as_json:
@@ -111,10 +138,11 @@ def ask(
     as_json: bool = JSON,
 ) -> None:
     """Answer QUESTION from the knowledge base, with numbered citations."""
-    text = sys.stdin.read() if question == "-" else question
+    text = _stdin_text() if question == "-" else question
+    kb = _kb()
     stream = render.MarkdownStream() if render.out.is_terminal and not (as_json or no_stream) else None
     try:
-        answer = _kb().ask(text, top_k=top_k, provider=provider, use_cache=not no_cache, stream=stream)
+        answer = kb.ask(text, top_k=top_k, provider=provider, use_cache=not no_cache, stream=stream)
     except BaseException:
         if stream:
             stream.close()
@@ -174,19 +202,47 @@ def stats(
     since: str | None = typer.Option(
         None, "--since", help="Only events in this window, e.g. 1h or 7d; earlier ones are the drift baseline."
     ),
+    all_kbs: bool = typer.Option(False, "--all", help="Every knowledge base of this KB_HOME, not only --kb."),
     as_json: bool = JSON,
 ) -> None:
     """Request counts, cache hits, latency percentiles, tokens and cost, errors, breakers and drift."""
-    data = _kb().stats(since)
+    data = _kb().stats(since, all_kbs=all_kbs)
     render.emit_json(data) if as_json else render.stats(data)
+
+
+@kbs_app.callback()
+def kbs_list(ctx: typer.Context, as_json: bool = JSON) -> None:
+    """List the knowledge bases of this KB_HOME with their sizes (`kb kbs delete NAME` deletes one)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    rows = _kb().knowledge_bases()
+    if as_json:
+        for row in rows:
+            render.emit_json(row)
+    else:
+        render.knowledge_bases(rows)
+
+
+@kbs_app.command("delete")
+def kbs_delete(
+    name: str = typer.Argument(..., help="The knowledge base to delete, with all its documents and index."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+) -> None:
+    """Delete a knowledge base: its manifest and vector index (your files are not touched)."""
+    kb = _kb()
+    kb.home.require(name)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise InputError(f"deleting {name!r} needs confirmation; pass --yes")
+        typer.confirm(f"Delete knowledge base {name!r} and its index?", abort=True, err=True)
+    kb.delete_knowledge_base(name)
+    render.out.print(f"deleted knowledge base {name!r}")
 
 
 @config_app.command("show")
 def config_show() -> None:
     """Print the effective settings (file, environment and defaults merged), secrets masked."""
-    from kb.config import load_settings
-
-    render.pretty_json(load_settings(kb=_options["kb"]).public_dict())
+    render.pretty_json(_settings().public_dict())
 
 
 @cache_app.command("clear")
@@ -196,11 +252,22 @@ def cache_clear() -> None:
     render.out.print(f"cleared {n} cache entries")
 
 
+def _check_arguments(args: list[str]) -> None:
+    for arg in args:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:  # undecodable bytes arrive as lone surrogates
+            shown = arg.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+            raise InputError(f"argument {shown!r} is not valid UTF-8; kb takes UTF-8 text and file names") from None
+
+
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
-    logs.configure(debug="--debug" in args)
+    _options["debug"] = "--debug" in args
+    logs.configure(debug=_options["debug"])
     try:
-        app(args=argv, prog_name="kb")
+        _check_arguments(args)
+        app(args=args, prog_name="kb")
     except KbError as exc:
         if _options["debug"]:
             traceback.print_exc()
@@ -209,3 +276,12 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         render.error("interrupted; everything committed before the interruption is kept")
         sys.exit(130)
+    except BrokenPipeError:
+        # The reader of our output went away (`kb search ... | head`): not an error of kb's.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(141)
+    except Exception as exc:  # a bug in kb: say so in one line; --debug shows where
+        if _options["debug"]:
+            traceback.print_exc()
+        render.error(f"internal error ({type(exc).__name__}: {exc}); rerun with --debug and report it")
+        sys.exit(70)

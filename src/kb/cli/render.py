@@ -30,6 +30,11 @@ def error(message: str) -> None:
     )
 
 
+def warning(message: str) -> None:
+    err.print(f"[yellow]warning:[/] {message}" if err.is_terminal else f"warning: {message}", markup=err.is_terminal,
+              soft_wrap=True, highlight=False)  # fmt: skip
+
+
 def note(message: str) -> None:
     err.print(f"[dim]{message}[/]" if err.is_terminal else message, markup=err.is_terminal, soft_wrap=True)
 
@@ -88,6 +93,8 @@ def ingest_report(report) -> None:
         err.print(f"  failed: {_short(item['path'])}: {item['reason']}", markup=False)
     for item in r.skipped:
         err.print(f"  skipped: {_short(item['path'])}: {item['reason']}", markup=False)
+    for source in r.removed_sources:
+        err.print(f"  removed: {_short(source)}", markup=False)
     for item in r.warnings:
         err.print(f"  warning: {_short(item['path'])}: {item['warning']}", markup=False)
 
@@ -191,10 +198,10 @@ def answer(ans, streamed: bool) -> None:
         f"{ans.provider} ({ans.model}) · {ans.latency_ms['total']:.0f} ms · "
         f"{u.input_tokens} in / {u.output_tokens} out tokens · {cost}" + (" · cached" if ans.cached else "")
     )
-    failed = [a for a in ans.attempts if a.outcome != "ok"]
-    if failed:
-        line += " · fell back past " + ", ".join(f"{a.provider} ({a.error})" for a in failed)
     note(line)
+    for a in ans.attempts:
+        if a.outcome != "ok":
+            note(f"  fell back past {a.provider} ({a.error}): {a.message or 'no details'}")
 
 
 def documents(rows: list[dict]) -> None:
@@ -268,3 +275,17 @@ def pretty_json(obj) -> None:
         out.print_json(data=obj)
     else:
         emit_json(obj)
+
+
+def knowledge_bases(rows: list[dict]) -> None:
+    from rich.table import Table
+
+    if not rows:
+        note("no knowledge bases yet; create one with `kb ingest PATH` (or `kb --kb NAME ingest PATH`)")
+        return
+    table = Table()
+    for col in ("kb", "documents", "chunks", "bytes"):
+        table.add_column(col, justify="left" if col == "kb" else "right")
+    for r in rows:
+        table.add_row(r["kb"], str(r["documents"]), str(r["chunks"]), str(r["bytes"]))
+    out.print(table)

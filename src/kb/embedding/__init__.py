@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -22,7 +21,9 @@ HASH_MODEL = "hash"  # the deterministic test double, selected with model = "has
 
 class Embedder(Protocol):
     model_id: str
-    dimension: int
+
+    @property
+    def dimension(self) -> int: ...
 
     def embed(self, texts: list[str]) -> np.ndarray: ...
 
@@ -73,5 +74,4 @@ def open_embedder(settings: Settings, for_queries: bool = False) -> Embedder:
         return TorchBertEmbedder(path, model_id(settings), settings.embed_dtype)
     from kb.embedding.sentence import SentenceTransformerEmbedder
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     return SentenceTransformerEmbedder(path, model_id(settings), "float32" if for_queries else settings.embed_dtype)

@@ -23,7 +23,7 @@ from kb.documents import Chunk
 from kb.errors import IngestError
 from kb.ingest import readers
 from kb.ingest.chunking import Chunker
-from kb.ingest.discovery import discover
+from kb.ingest.discovery import Found, discover, is_gone
 from kb.ingest.manifest import FileRecord, Manifest
 
 READ_AHEAD = 64  # files parsed ahead of the encoder
@@ -54,6 +54,7 @@ class IngestReport:
     seconds: float = 0.0
     skipped: list[dict] = field(default_factory=list)
     warnings: list[dict] = field(default_factory=list)
+    removed_sources: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -148,7 +149,14 @@ class IngestPipeline:
         self.report = IngestReport()
         self._pending: list[_Pending] = []
 
-    def run(self, paths: list[Path], include=None, exclude=None, hidden: bool = False) -> IngestReport:
+    def run(
+        self,
+        paths: list[Path],
+        include: list[str] | None = None,
+        exclude: list[str] | None = None,
+        hidden: bool = False,
+        prune: bool = False,
+    ) -> IngestReport:
         started = time.perf_counter()
         found = discover(paths, include, exclude, hidden)
         self.report.files_seen = len(found.files)
@@ -173,14 +181,26 @@ class IngestPipeline:
             if sum(len(p.fresh) for p in self._pending) >= self.batch:
                 self._flush()
         self._flush()
-        seen = {str(path) for path in found.files}
-        for root in found.roots:
-            for source in self.manifest.sources_under(str(root)):
-                if source not in seen:
-                    self._remove(source)
+        for source in self._to_remove(found, prune):
+            self._remove(source)
         self.progress.finish()
         self.report.seconds = round(time.perf_counter() - started, 3)
         return self.report
+
+    def _to_remove(self, found: Found, prune: bool) -> list[str]:
+        """Documents under the walked folders that this run did not see. Only those whose
+        file is gone are removed, unless `prune` asks to mirror the filtered view too; a
+        folder that could not be listed keeps its documents either way."""
+        seen = {str(path) for path in found.files} | {path for path, _ in found.failed}
+        unlisted = tuple(path.rstrip("/") + "/" for path, _ in found.failed)
+        out = []
+        for root in found.roots:
+            for source in self.manifest.sources_under(str(root)):
+                if source in seen or source.startswith(unlisted):
+                    continue
+                if is_gone(source) or prune:
+                    out.append(source)
+        return out
 
     def _check(self, path: Path):
         """Stat and manifest only: None if the file is known unchanged, else what reading needs."""
@@ -279,4 +299,5 @@ class IngestPipeline:
         self.manifest.delete(source)
         self.manifest.bump_version()
         self.report.removed += 1
+        self.report.removed_sources.append(source)
         self.report.chunks_removed += len(record.chunk_ids)

@@ -1,0 +1,228 @@
+"""Loading the settings tree: config.toml, then `KB_*` variables, then CLI flags.
+
+Every value is checked against its field's type and declared range, and an error names
+the key and where it came from ("config.toml: top_k: expected a whole number, got true").
+Unknown keys are warnings that suggest the closest known name, so a config written for a
+newer kb still loads.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+import types
+import typing
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from kb.config.settings import BreakerSettings, ProviderSettings, Settings
+from kb.errors import ConfigError
+
+_KB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
+_TABLES = {"providers", "breaker"}  # read from the file as tables, never as plain values
+_NOT_SETTINGS = {"home", "warnings"}
+
+
+def default_home() -> Path:
+    env = os.environ.get("KB_HOME")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("kb", appauthor=False))
+
+
+def validate_kb_name(name: str) -> str:
+    if not _KB_NAME.match(name):
+        raise ConfigError(
+            f"invalid knowledge base name {name!r}: use 1-63 letters, digits, '-' and '_', starting with a letter or digit"
+        )
+    return name
+
+
+# -- values -------------------------------------------------------------------------
+def _kinds(hint: Any) -> tuple[type, bool]:
+    """(the value's type, whether None is allowed) for `int`, `str | None` and the like."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        return args[0], True
+    return hint, False
+
+
+_NAMES = {int: "a whole number", float: "a number", str: "a string", bool: "true or false"}
+
+
+def _convert(value: Any, hint: Any, where: str, from_text: bool) -> Any:
+    kind, optional = _kinds(hint)
+    if from_text and isinstance(value, str):  # environment variables and flags arrive as text
+        if value == "" and optional:
+            return None
+        try:
+            if kind is int:
+                return int(value.strip())
+            if kind is float:
+                return float(value.strip())
+        except ValueError:
+            raise ConfigError(f"{where}: expected {_NAMES[kind]}, got {value!r}") from None
+        return value
+    if value is None and optional:
+        return None
+    ok = (
+        (kind is int and isinstance(value, int) and not isinstance(value, bool))
+        or (kind is float and isinstance(value, int | float) and not isinstance(value, bool))
+        or (kind is str and isinstance(value, str))
+    )
+    if not ok:
+        raise ConfigError(f"{where}: expected {_NAMES.get(kind, kind.__name__)}, got {_show(value)}")
+    return float(value) if kind is float else value
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)
+
+
+def _check_range(value: Any, meta: Any, where: str) -> None:
+    if value is None:
+        return
+    if "choices" in meta and value not in meta["choices"]:
+        raise ConfigError(f"{where}: must be one of {', '.join(meta['choices'])}, not {value!r}")
+    if "gt" in meta and not value > meta["gt"]:
+        raise ConfigError(f"{where}: must be greater than {meta['gt']}, got {value}")
+    if "min" in meta and value < meta["min"]:
+        raise ConfigError(f"{where}: must be at least {meta['min']}, got {value}")
+    if "max" in meta and value > meta["max"]:
+        raise ConfigError(f"{where}: must be at most {meta['max']}, got {value}")
+
+
+def _apply(target: Any, values: dict[str, Any], where: str, warnings: list[str], from_text: bool = False) -> None:
+    hints = typing.get_type_hints(type(target))
+    known = {f.name: f for f in fields(target) if f.name not in _NOT_SETTINGS | _TABLES}
+    for key, value in values.items():
+        if key not in known:
+            close = difflib.get_close_matches(
+                key, list(known) + sorted(_TABLES & {f.name for f in fields(target)}), n=1
+            )
+            hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(sorted(known))}"
+            warnings.append(f"{where}: unknown setting {key!r} ignored{hint}")
+            continue
+        converted = _convert(value, hints[key], f"{where}: {key}", from_text)
+        _check_range(converted, known[key].metadata, f"{where}: {key}")
+        setattr(target, key, converted)
+
+
+# -- sources --------------------------------------------------------------------------
+def _read_toml(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} is not valid TOML ({exc}); fix or remove it") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path} ({exc.strerror}); check its permissions") from exc
+
+
+def _env_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]", "_", name).upper()
+
+
+def _providers(raw: Any, where: str, warnings: list[str]) -> list[ProviderSettings]:
+    if not isinstance(raw, list):
+        raise ConfigError(f"{where}: providers must be a list of [[providers]] tables, got {_show(raw)}")
+    providers: list[ProviderSettings] = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, dict):
+            raise ConfigError(f"{where}: [[providers]] entry {i + 1} must be a table, got {_show(item)}")
+        name = item.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f'{where}: [[providers]] entry {i + 1} needs a name = "..."')
+        provider = ProviderSettings(name=name)
+        _apply(provider, {k: v for k, v in item.items() if k != "name"}, f"{where}: providers.{name}", warnings)
+        prefix = f"KB_PROVIDER_{_env_name(name)}_"
+        env = {
+            f.name: os.environ[prefix + f.name.upper()]
+            for f in fields(provider)
+            if f.name != "name" and prefix + f.name.upper() in os.environ
+        }
+        _apply(provider, env, f"environment {prefix}*", warnings, from_text=True)
+        providers.append(provider)
+    return providers
+
+
+def _default_chain() -> list[ProviderSettings]:
+    if not os.environ.get("OPENAI_API_KEY"):
+        return []
+    return [
+        ProviderSettings(
+            name="openai",
+            kind="openai",
+            base_url=os.environ.get("OPENAI_BASE_URL"),
+            model=os.environ.get("KB_OPENAI_MODEL", "gpt-4o-mini"),
+            api_key_env="OPENAI_API_KEY",
+        )
+    ]
+
+
+def _validate(settings: Settings) -> None:
+    validate_kb_name(settings.kb)
+    if settings.chunk_overlap >= settings.chunk_tokens // 2:
+        raise ConfigError(
+            f"chunk_overlap ({settings.chunk_overlap}) must be less than half of chunk_tokens ({settings.chunk_tokens})"
+        )
+    names: set[str] = set()
+    for p in settings.providers:
+        if p.name in names:
+            raise ConfigError(f"provider name {p.name!r} appears twice in {settings.config_path}; names must be unique")
+        names.add(p.name)
+        if p.kind == "openai" and not p.model:
+            raise ConfigError(
+                f'provider {p.name!r}: kind openai needs a model; add model = "..." to its [[providers]] entry'
+            )
+        if p.kind == "llamacpp" and not p.model_path:
+            raise ConfigError(f'provider {p.name!r}: kind llamacpp needs model_path = "/path/to/model.gguf"')
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the effective settings; `overrides` are CLI flags (None means not given)."""
+    home = Path(overrides.pop("home")) if overrides.get("home") else default_home()
+    settings = Settings(home=home)
+    where = str(settings.config_path)
+    data = _read_toml(settings.config_path)
+    file_providers = data.pop("providers", None)
+    breaker = data.pop("breaker", {})
+    if not isinstance(breaker, dict):
+        raise ConfigError(
+            f"{where}: breaker must be a table ([breaker] with failure_threshold, cooldown_s), got {_show(breaker)}"
+        )
+    _apply(settings, data, where, settings.warnings)
+    _apply(settings.breaker, breaker, f"{where}: breaker", settings.warnings)
+
+    env = {}
+    for f in fields(settings):
+        var = "KB_NAME" if f.name == "kb" else f"KB_{f.name.upper()}"
+        if f.name not in _NOT_SETTINGS | _TABLES and var in os.environ:
+            env[f.name] = os.environ[var]
+    _apply(settings, env, "environment", settings.warnings, from_text=True)
+    breaker_env = {
+        f.name: os.environ[f"KB_BREAKER_{f.name.upper()}"]
+        for f in fields(BreakerSettings)
+        if f"KB_BREAKER_{f.name.upper()}" in os.environ
+    }
+    _apply(settings.breaker, breaker_env, "environment KB_BREAKER_*", settings.warnings, from_text=True)
+    _apply(settings, {k: v for k, v in overrides.items() if v is not None}, "option", settings.warnings)
+
+    providers = _providers(file_providers, where, settings.warnings) if file_providers is not None else _default_chain()
+    if not any(p.kind == "extractive" for p in providers):
+        providers.append(ProviderSettings(name="extractive", kind="extractive"))
+    settings.providers = providers
+    _validate(settings)
+    return settings
