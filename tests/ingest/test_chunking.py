@@ -51,3 +51,24 @@ def test_ids_are_stable_and_depend_on_content_and_location(pieces):
     other = Document("t.md", [Section("Same text.", heading="A", first_line=1)])
     ids = [_chunker(pieces).chunk(d)[0].id for d in (doc, doc, moved, other)]
     assert ids[0] == ids[1] and len(set(ids)) == 3
+
+
+@pytest.mark.parametrize(
+    "heading",
+    [
+        " > ".join(f"Chapter {i} on the long history of beekeeping in the valleys" for i in range(12)),
+        "A single enormous heading " + "with many words about honey " * 40,
+    ],
+)
+def test_a_long_heading_path_is_shortened_to_fit_the_window(pieces, heading):
+    text = " ".join(f"Sentence {i} says something about bees and honey." for i in range(60))
+    doc = Document("s.md", [Section(text, heading=heading, first_line=1)])
+    chunks = _chunker(pieces, max_tokens=200, overlap=32).chunk(doc)
+    assert len(chunks) > 1
+    for c in chunks:
+        assert pieces.count(c.embedding_text()) <= 200
+        assert c.heading and pieces.count(c.heading) <= 50
+    if " > " in heading:
+        assert chunks[0].heading.startswith("… > ") and chunks[0].heading.endswith(
+            "Chapter 11 on the long history of beekeeping in the valleys"
+        )

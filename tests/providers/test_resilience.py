@@ -6,6 +6,7 @@ import pytest
 
 from kb.config import ProviderSettings
 from kb.errors import AllProvidersFailed, CircuitOpen, ProviderRejected, RateLimited
+from kb.providers.base import Completion
 from kb.providers.breaker import Breaker, SqliteBreakerBoard
 from kb.providers.fallback import Fallback
 from kb.providers.openai_compat import OpenAIProvider
@@ -103,3 +104,54 @@ def test_all_failed_lists_attempts(fake_openai):
     with pytest.raises(AllProvidersFailed) as info:
         Fallback([_retrying(fake_openai.url)]).complete(_request())
     assert info.value.attempts[0].error == "rejected" and "config.toml" in str(info.value)
+
+
+def test_an_empty_answer_is_a_failure_of_that_link(fake_openai):
+    fake_openai.mode = "empty"
+
+    class Backup:
+        name = "backup"
+
+        def complete(self, request):
+            return Completion(text="From the backup.", provider="backup", model="b")
+
+    done = Fallback([_retrying(fake_openai.url, retries=1), Backup()]).complete(_request())
+    assert done.provider == "backup"
+    first = done.attempts[0]
+    assert (first.provider, first.outcome, first.error) == ("primary", "error", "bad_response")
+    assert first.message == "primary: the model returned an empty answer"
+    assert fake_openai.hits == 2  # retried once, as any bad response is
+
+
+def test_any_exception_a_provider_raises_fails_only_that_link():
+    class Broken:
+        name = "local"
+
+        def complete(self, request):
+            raise ValueError("Model path does not exist: /nowhere/model.gguf")
+
+    class Backup:
+        name = "backup"
+
+        def complete(self, request):
+            return Completion(text="From the backup.", provider="backup", model="b")
+
+    done = Fallback([Broken(), Backup()]).complete(_request())
+    assert done.provider == "backup"
+    first = done.attempts[0]
+    assert (first.outcome, first.error) == ("error", "crashed")
+    assert first.message == "ValueError: Model path does not exist: /nowhere/model.gguf"
+
+
+def test_attempt_messages_mask_secrets(fake_openai):
+    class Leaky:
+        name = "leaky"
+
+        def complete(self, request):
+            raise ProviderRejected("leaky: server said: bad key sk-live-abcdefghijklmnop", provider="leaky")
+
+    with pytest.raises(AllProvidersFailed) as info:
+        Fallback([Leaky()], secrets=["sk-live-abcdefghijklmnop"]).complete(_request())
+    message = info.value.attempts[0].message
+    assert "abcdefghijklmnop" not in message and "****mnop" in message
+    assert "abcdefghijklmnop" not in str(info.value)

@@ -165,3 +165,69 @@ def test_doctor_rebuilds_an_unreadable_manifest_from_the_store_hash_embedder(tmp
     code, report = _doctor("--repair")
     assert code == 0 and report["healthy"], report
     _same_as_fresh_ingest(tmp_path, kb_home, built)
+
+
+def test_doctor_rebuilds_when_both_manifest_and_index_are_damaged_without_loading_the_index_hash_embedder(
+    tmp_path, kb_home
+):
+    corpus = _big_corpus(tmp_path / "docs")
+    assert run_kb("ingest", corpus, env=HASH).code == 0
+    kb_dir = kb_home / "kbs" / "default"
+    for target in (kb_dir / "chroma").glob("*/data_level0.bin"):
+        _scramble(target, "flips")  # seen to segfault Chroma's HNSW loader
+    for extra in kb_dir.glob("manifest.db-*"):
+        extra.unlink()
+    (kb_dir / "manifest.db").write_bytes(b"this is not a database" * 100)
+
+    res = run_kb("doctor", "--repair", "--json", env=HASH, timeout=300)
+    assert res.code == 0 and "Traceback" not in res.err, (res.code, res.err[-2000:])
+    report = json.loads(res.out)
+    assert report["healthy"] and report["documents"] == 400, report
+    _same_as_fresh_ingest(tmp_path, kb_home, corpus)
+
+
+def test_doctor_repair_waits_for_a_running_ingest_and_keeps_its_chunks_hash_embedder(built, kb_home):
+    """An ingest has stored a batch but not yet recorded it when doctor --repair starts:
+    doctor must wait for the write lock before it looks, or it takes the batch for orphans."""
+    import subprocess
+    import sys
+    import threading
+
+    from kb.config import load_settings
+    from kb.facade import KnowledgeBase
+
+    (built / "late.md").write_text("# Late\n\nA note written while doctor runs, about propolis and wax.\n")
+    kb = KnowledgeBase(load_settings(model="hash"))
+    real_store = kb.store
+    doctor: dict = {}
+
+    class PausingStore:  # the real store; it only holds the ingest still between store and manifest
+        def __getattr__(self, name):
+            return getattr(real_store, name)
+
+        def add(self, chunks, vectors):
+            real_store.add(chunks, vectors)
+            proc = subprocess.Popen([sys.executable, "-m", "kb", "doctor", "--repair", "--json"],
+                                    env={**__import__("os").environ, **HASH}, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True)  # fmt: skip
+            waiting = threading.Event()
+
+            def watch():
+                for line in proc.stderr:
+                    if "waiting" in line:
+                        waiting.set()
+
+            threading.Thread(target=watch, daemon=True).start()
+            assert waiting.wait(60), "doctor never waited for the running ingest"
+            doctor["proc"] = proc
+
+    kb.__dict__["store"] = PausingStore()
+    report = kb.ingest([built])
+    assert report.added == 1
+    out, _ = doctor["proc"].communicate(timeout=120)
+    result = json.loads(out)
+    assert doctor["proc"].returncode == 0 and result["healthy"], result
+    assert result["repaired"] == []
+    late = kb.manifest.get(str(built / "late.md"))
+    assert late is not None and real_store.existing(late.chunk_ids) == set(late.chunk_ids)
+    kb.close()

@@ -16,7 +16,6 @@ from kb.documents import Hit
 _CITATION = re.compile(r"(?P<space>[ \t]*)(?<![\w\[])\[(?P<numbers>\d{1,2}(?:[ \t]*,[ \t]*\d{1,2})*)\](?![(\w])")
 # Fenced blocks (to their closing fence, or to the end if unclosed), then inline code spans.
 _CODE = re.compile(r"(?ms)^[ \t]*(```|~~~).*?(?:^[ \t]*\1[^\n]*$|\Z)|(`+)[^\n]*?\2")
-_CLOSES = ".,;:!?)"
 
 
 @dataclass
@@ -47,8 +46,7 @@ def verify(text: str, passages: list[Hit], given: int) -> tuple[str, list[Citati
         cited.update(good)
         if good:
             return match.group("space") + "".join(f"[{n}]" for n in good)
-        following = match.string[match.end() : match.end() + 1]
-        return "" if following in ("", "\n") or following in _CLOSES else match.group("space")
+        return ""  # with the space before it; what follows is never a word (see _CITATION)
 
     out, last = [], 0
     for code in _CODE.finditer(text):

@@ -67,7 +67,7 @@ def main_options(
 
 @app.command()
 def ingest(
-    paths: list[Path] = typer.Argument(..., help="Files and folders (folders are read recursively)."),
+    paths: list[str] = typer.Argument(..., help="Files and folders (folders are read recursively)."),
     include: list[str] = typer.Option([], "--include", help="Only read files matching this glob (repeatable)."),
     exclude: list[str] = typer.Option([], "--exclude", help="Skip files and folders matching this glob (repeatable)."),
     hidden: bool = typer.Option(False, "--hidden", help="Also read hidden files and folders."),
@@ -82,9 +82,15 @@ def ingest(
     files) narrow what is read, never what is kept, unless --prune is given."""
     kb = _kb()
     progress = None if as_json else render.IngestProgress()
-    report = kb.ingest(paths, include, exclude, hidden, prune, progress=progress)
+    report = kb.ingest(_paths(paths), include, exclude, hidden, prune, progress=progress)
     render.emit_json(report.to_json()) if as_json else render.ingest_report(report)
     raise typer.Exit(1 if report.failed else 0)
+
+
+def _paths(given: list[str]) -> list[Path]:
+    if any(not p.strip() for p in given):
+        raise InputError("an empty path was given; name a file or folder (use . for the current folder)")
+    return [Path(p) for p in given]
 
 
 def _stdin_text() -> str:
@@ -261,13 +267,44 @@ def _check_arguments(args: list[str]) -> None:
             raise InputError(f"argument {shown!r} is not valid UTF-8; kb takes UTF-8 text and file names") from None
 
 
+def _run(args: list[str]) -> int:
+    """Runs the command; usage errors become one line like every other error."""
+    try:  # typer >= 0.22 carries its own copy of click
+        from typer._click import exceptions as click_errors
+    except ImportError:  # pragma: no cover - older typer uses click itself
+        from click import exceptions as click_errors  # type: ignore[no-redef]
+
+    aborts = tuple({typer.Abort, getattr(click_errors, "Abort", typer.Abort)})
+    exits = tuple({typer.Exit, getattr(click_errors, "Exit", typer.Exit)})
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=args, prog_name="kb", standalone_mode=False)
+    except click_errors.NoArgsIsHelpError as exc:
+        print(exc.ctx.get_help() if exc.ctx else "")
+        return 0
+    except click_errors.UsageError as exc:
+        hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx else ""
+        raise InputError(exc.format_message() + hint) from exc
+    except aborts as exc:
+        if isinstance(exc.__cause__, KeyboardInterrupt):
+            raise KeyboardInterrupt from exc
+        raise KbError("cancelled") from exc
+    except click_errors.ClickException as exc:
+        render.error(exc.format_message())
+        return exc.exit_code
+    except exits as exc:
+        return exc.exit_code
+    return code if isinstance(code, int) else 0
+
+
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     _options["debug"] = "--debug" in args
     logs.configure(debug=_options["debug"])
     try:
         _check_arguments(args)
-        app(args=args, prog_name="kb")
+        code = _run(args)
+        sys.stdout.flush()  # here, so that a closed pipe is caught below and not at exit
     except KbError as exc:
         if _options["debug"]:
             traceback.print_exc()
@@ -285,3 +322,4 @@ def main(argv: list[str] | None = None) -> None:
             traceback.print_exc()
         render.error(f"internal error ({type(exc).__name__}: {exc}); rerun with --debug and report it")
         sys.exit(70)
+    sys.exit(code)

@@ -14,8 +14,8 @@ from typing import Any
 
 from rich.console import Console
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+out = Console(highlight=False, soft_wrap=True)  # lines are not cut at 80 columns in a pipe
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def emit_json(obj) -> None:

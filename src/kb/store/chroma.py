@@ -129,7 +129,11 @@ def readonly_snapshot(path: Path) -> Path | None:
         return None
     target = Path(tempfile.mkdtemp(prefix="kb-readonly-")) / "chroma"
     try:
-        shutil.copytree(path, target)
+        for folder, _, files in os.walk(path):  # contents only: the copy must be writable
+            into = target / os.path.relpath(folder, path)
+            into.mkdir(parents=True, exist_ok=True)
+            for name in files:
+                shutil.copyfile(os.path.join(folder, name), into / name)
     except OSError as exc:
         shutil.rmtree(target.parent, ignore_errors=True)
         raise StoreError(f"{path} is read-only and could not be copied to search it ({exc.strerror})") from exc
