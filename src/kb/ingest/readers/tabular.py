@@ -48,10 +48,18 @@ def _dialect(text: str, tab: bool) -> type[csv.Dialect] | csv.Dialect:
     sample = text[:_SNIFF_BYTES]
     if len(text) > _SNIFF_BYTES and "\n" in sample:
         sample = sample[: sample.rindex("\n")]  # whole lines only: a cut line misleads the Sniffer
+    header = next((line for line in sample.splitlines() if line.strip()), "")
     try:
-        return csv.Sniffer().sniff(sample, delimiters=_DELIMITERS)
-    except csv.Error:  # one column, or too irregular to tell
-        return csv.excel
+        sniffed = csv.Sniffer().sniff(sample, delimiters=_DELIMITERS)
+        if sniffed.delimiter in header:
+            return sniffed
+    except csv.Error:  # quoted line breaks or ragged rows defeat it
+        pass
+    # The header line rarely holds quotes or line breaks: its commonest candidate wins.
+    delimiter = max(_DELIMITERS, key=header.count)
+    if not header.count(delimiter):
+        return csv.excel  # one column
+    return type("HeaderDialect", (csv.excel,), {"delimiter": delimiter})
 
 
 def _passage(header: list[str], row: list[str]) -> str:
