@@ -86,6 +86,23 @@ def test_docx_outline_levels_custom_styles_and_tracked_changes(tmp_path):
     assert _outline(doc) == [("Swarm control > Queen cells", None, "Split the colony before the swarm leaves.")]
 
 
+def test_office_files_without_core_properties_have_no_invented_title(tmp_path):
+    import re
+
+    for name, writer in (("a.docx", write_docx), ("a.pptx", write_pptx)):
+        real = writer(tmp_path / name)
+        with zipfile.ZipFile(real) as z:
+            rels = re.sub(rb"<Relationship [^>]*core-properties[^>]*/>", b"", z.read("_rels/.rels"))
+        bare = tmp_path / f"bare-{name}"
+        with zipfile.ZipFile(real) as old, zipfile.ZipFile(bare, "w") as new:
+            for info in old.infolist():
+                if info.filename != "docProps/core.xml":
+                    new.writestr(info, rels if info.filename == "_rels/.rels" else old.read(info))
+        doc = _read(bare)
+        assert doc.title == ("Hive Manual" if name == "a.docx" else None)  # the Title paragraph, or nothing
+        assert doc.sections
+
+
 def test_docm_is_read_and_flagged_never_run(tmp_path):
     plain = write_docx(tmp_path / "plain.docx")
     with zipfile.ZipFile(plain) as z:

@@ -44,7 +44,7 @@ def read_docx(path: Path, data: bytes) -> Document:
         document = _open(data)
         levels = _StyleLevels(document)
         sections, first_title = _sections(document.element.body, levels)
-        title = document.core_properties.title or first_title
+        title = _core_title(document) or first_title
     doc = Document(source=str(path), sections=sections, title=title or None)
     if macros:
         doc.warnings.append(archive.MACRO_WARNING)
@@ -64,6 +64,17 @@ def _open(data: bytes) -> Any:
     if not isinstance(part, DocumentPart):
         raise IngestError(f"not a Word document (its main part is {part.content_type})")
     return part.document
+
+
+def _core_title(document: Any) -> str | None:
+    # Not document.core_properties: for a file without them it invents "Word Document".
+    from docx.opc.constants import RELATIONSHIP_TYPE
+
+    try:
+        part = document.part.package.part_related_by(RELATIONSHIP_TYPE.CORE_PROPERTIES)
+    except KeyError:
+        return None
+    return part.core_properties.title or None
 
 
 class _StyleLevels:

@@ -50,13 +50,16 @@ def read_mbox(path: Path, data: bytes) -> Document:
     if not starts or data[: starts[0]].strip():
         raise IngestError("not an mbox mailbox (it does not start with a 'From ' line)")
     doc = Document(source=str(path), sections=[])
-    with translated("mbox"):
-        for number, (start, end) in enumerate(zip(starts, [*starts[1:], len(data)]), start=1):
-            raw = data[start:end]
-            raw = _MBOXRD_ESCAPE.sub(rb"\1", raw[raw.find(b"\n") + 1 :])  # drop the From_ line
+    for number, (start, end) in enumerate(zip(starts, [*starts[1:], len(data)]), start=1):
+        raw = data[start:end]
+        raw = _MBOXRD_ESCAPE.sub(rb"\1", raw[raw.find(b"\n") + 1 :])  # drop the From_ line
+        try:
             sections, warnings, subject = _message(_parse(raw))
-            doc.sections += [_relocated(s, f"message {number}", subject) for s in sections]
-            doc.warnings += [f"message {number}: {w}" for w in warnings]
+        except Exception as exc:  # one malformed message must not lose the rest of the mailbox
+            doc.warnings.append(f"message {number} not read: {describe(exc)}")
+            continue
+        doc.sections += [_relocated(s, f"message {number}", subject) for s in sections]
+        doc.warnings += [f"message {number}: {w}" for w in warnings]
     return doc
 
 

@@ -22,7 +22,7 @@ def read_pptx(path: Path, data: bytes) -> Document:
     with translated("PPTX"):
         deck = _open(data)
         sections = [s for n, slide in enumerate(deck.slides, start=1) if (s := _slide(slide, n))]
-        title = deck.core_properties.title
+        title = _core_title(deck)
     doc = Document(source=str(path), sections=sections, title=title or None)
     if macros:
         doc.warnings.append(archive.MACRO_WARNING)
@@ -40,6 +40,17 @@ def _open(data: bytes) -> Any:
     if not isinstance(part, PresentationPart):
         raise IngestError(f"not a PowerPoint presentation (its main part is {part.content_type})")
     return part.presentation
+
+
+def _core_title(deck: Any) -> str | None:
+    # Not deck.core_properties: for a file without them it invents "PowerPoint Presentation".
+    from pptx.opc.constants import RELATIONSHIP_TYPE
+
+    try:
+        part = deck.part.package.part_related_by(RELATIONSHIP_TYPE.CORE_PROPERTIES)
+    except KeyError:
+        return None
+    return part.title or None  # python-pptx's core-properties part is the properties object
 
 
 def _slide(slide: Any, number: int) -> Section | None:
