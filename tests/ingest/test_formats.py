@@ -274,6 +274,11 @@ def test_eml_html_only_body_goes_through_the_html_walker(tmp_path):
     path = tmp_path / "news.eml"
     path.write_bytes(message.as_bytes())
     assert _outline(_read(path)) == [("Newsletter > Spring", None, "Subject: Newsletter\n\nSwarm season.")]
+    message.clear_content()
+    message.set_content("  \n")  # an empty plain part beside the HTML one
+    message.add_alternative("<p>Only the HTML has words.</p>", subtype="html")
+    path.write_bytes(message.as_bytes())
+    assert _outline(_read(path)) == [("Newsletter", None, "Subject: Newsletter\n\nOnly the HTML has words.")]
 
 
 def test_attachments_nest_at_most_two_deep(tmp_path):

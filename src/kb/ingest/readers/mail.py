@@ -29,6 +29,18 @@ MAX_DEPTH = 2  # an attachment of an attached message, and no deeper
 MAX_ATTACHMENT = 50 * 2**20
 _HEADERS = ("Subject", "From", "To", "Cc", "Date")
 _MAIL_HEADERS = {"from", "to", "subject", "date", "message-id", "received", "mime-version"}
+# Defects that mean lost or garbled content; the parser also notes harmless oddities
+# (an envelope line, an obsolete header form) that are not worth a warning.
+_DAMAGE = {
+    "CloseBoundaryNotFoundDefect",
+    "StartBoundaryNotFoundDefect",
+    "NoBoundaryInMultipartDefect",
+    "MultipartInvariantViolationDefect",
+    "MissingHeaderBodySeparatorDefect",
+    "InvalidBase64PaddingDefect",
+    "InvalidBase64CharactersDefect",
+    "InvalidBase64LengthDefect",
+}
 _MBOX_SEPARATOR = re.compile(rb"(?:\A[\r\n]*|\n\r?\n)(From )")
 _MBOXRD_ESCAPE = re.compile(rb"^>(>*From )", re.MULTILINE)
 # How deep the current read is nested in attachments; a ContextVar because the pipeline
@@ -74,8 +86,7 @@ def _message(message: Any) -> tuple[list[Section], list[str], str | None]:
     """Sections, warnings and subject of one message, attachments included."""
     subject = " ".join(_header(message, "Subject").split()) or None
     header_lines = [f"{name}: {value}" for name in _HEADERS if (value := _header(message, name))]
-    body = message.get_body(preferencelist=("plain", "html"))
-    sections = _body(body, subject) if body is not None else []
+    body, sections = _pick_body(message, subject)
     if header_lines:
         block = "\n".join(header_lines)
         if sections:
@@ -96,6 +107,15 @@ def _header(message: Any, name: str) -> str:
         return str(message.get(name, "") or "")
     except Exception:  # a header the policy cannot parse is left out, not fatal
         return ""
+
+
+def _pick_body(message: Any, subject: str | None) -> tuple[Any, list[Section]]:
+    """The text/plain body, or the HTML one when there is no plain text (or it is empty)."""
+    for kind in ("plain", "html"):
+        part = message.get_body(preferencelist=(kind,))
+        if part is not None and (sections := _body(part, subject)):
+            return part, sections
+    return None, []
 
 
 def _body(part: Any, subject: str | None) -> list[Section]:
@@ -197,7 +217,8 @@ def _relocated(section: Section, where: str, title: str | None = None) -> Sectio
 
 
 def _defects(message: Any) -> list[str]:
-    names = sorted({type(d).__name__ for part in message.walk() for d in getattr(part, "defects", [])})
+    found = {type(d).__name__ for part in message.walk() for d in getattr(part, "defects", [])}
+    names = sorted(found & _DAMAGE)
     if not names:
         return []
     return [f"damaged or truncated MIME ({', '.join(names)}); read as far as it goes"]
