@@ -156,6 +156,16 @@ def test_odt_headings_lists_and_tables_without_footnotes(tmp_path):
     ]
 
 
+def test_odt_with_a_damaged_part_is_refused_quietly(tmp_path, capsys):
+    real = write_odt(tmp_path / "year.odt")
+    with zipfile.ZipFile(real) as z:
+        content = z.read("content.xml")
+    broken = rezip(real, tmp_path / "broken.odt", replace={"content.xml": content.replace(b"</text:h>", b"", 1)})
+    with pytest.raises(IngestError, match=r"damaged ODT: content\.xml is not well-formed XML"):
+        _read(broken)
+    assert capsys.readouterr().out == ""  # odfpy alone would print the whole part to stdout
+
+
 def test_epub_chapter_titles_come_from_the_table_of_contents(tmp_path):
     doc = _read(write_epub(tmp_path / "book.epub"))
     assert doc.title == "The Bee Book"

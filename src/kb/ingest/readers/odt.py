@@ -13,7 +13,7 @@ from typing import Any
 from kb.documents import Document, Section
 from kb.errors import IngestError
 from kb.ingest.readers import archive
-from kb.ingest.readers.failures import translated
+from kb.ingest.readers.failures import describe, translated
 from kb.ingest.readers.text import HeadingPath
 
 _TEXT = "urn:oasis:names:tc:opendocument:xmlns:text:1.0"
@@ -36,6 +36,7 @@ _LEFT_OUT = {
     (_OFFICE, "forms"),
 }
 _ROW_GROUPS = {(_TABLE, n) for n in ("table-header-rows", "table-rows", "table-row-group")}
+_PARTS = {"content.xml", "styles.xml", "meta.xml", "settings.xml"}  # the parts odfpy parses
 _MAX_SPACES = 8  # text:s c="1000000000" must not become a gigabyte of spaces
 
 
@@ -46,9 +47,11 @@ def read_odt(path: Path, data: bytes) -> Document:
         manifest = "META-INF/manifest.xml"
         if manifest in zf.namelist() and b"encryption-data" in archive.read_member(zf, manifest, "ODT"):
             raise IngestError("password-protected ODT: save it without a password and ingest it again")
+        _check_well_formed(zf)
     with translated("ODT"):
         from odf.opendocument import load
 
+        _quiet_odfpy()
         odf = load(io.BytesIO(data))
         body = getattr(odf, "text", None)
         if body is None:
@@ -60,6 +63,34 @@ def read_odt(path: Path, data: bytes) -> Document:
     if macros:
         doc.warnings.append(archive.MACRO_WARNING)
     return doc
+
+
+def _check_well_formed(zf: Any) -> None:
+    """odfpy swallows a part that fails to parse (and prints it whole to stdout), which
+    would index half a document in silence; so the parts it parses are checked first."""
+    from xml.parsers import expat
+
+    for name in zf.namelist():
+        if name.rsplit("/", 1)[-1] in _PARTS:
+            try:
+                expat.ParserCreate().Parse(archive.read_member(zf, name, "ODT"), True)
+            except (expat.ExpatError, LookupError, ValueError) as exc:  # LookupError: a bogus encoding
+                raise IngestError(f"damaged ODT: {name} is not well-formed XML ({describe(exc)})") from exc
+
+
+def _quiet_odfpy() -> None:
+    # odfpy reports parse trouble with print(): to stdout, where `kb ingest --json` writes
+    # its report. A module-level `print` shadows the builtin for odfpy's modules alone and
+    # routes the report to logging, which kb files under the document's warnings.
+    import logging
+
+    from odf import load, opendocument
+
+    def report(*args: object, **_: object) -> None:
+        logging.getLogger("odfpy").warning("a part of the document could not be parsed")
+
+    for module in (load, opendocument):
+        module.print = report
 
 
 class _Builder:
