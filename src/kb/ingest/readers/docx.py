@@ -29,7 +29,7 @@ _NS = {"w": _W[1:-1], "mc": _MC_FALLBACK[1:].split("}")[0]}
 _NOT_TEXT = {_W + t for t in ("pPr", "rPr", "del", "moveFrom", "delText", "instrText", "txbxContent")}
 _NOT_TEXT.add(_MC_FALLBACK)
 _HEADING_STYLE = re.compile(r"^heading\s*(\d)$", re.IGNORECASE)
-# Word and templates use these for the main part; python-docx registers only the first.
+# The main part of a .docx and of a .docm; python-docx registers only the first.
 _MAIN_TYPES = (
     "application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml",
     "application/vnd.ms-word.document.macroEnabled.main+xml",
@@ -109,7 +109,10 @@ class _StyleLevels:
 
 
 def _outline_level(element: Any) -> int | None:
-    value = int(element.get(f"{_W}val", "9"))
+    try:
+        value = int(element.get(f"{_W}val", "9"))
+    except ValueError:  # a malformed level makes a paragraph body text, not a bad file
+        return None
     return value + 1 if 0 <= value < 9 else None  # 9 means body text
 
 
