@@ -127,6 +127,7 @@ def hit_json(query: str, hit) -> dict:
         "chunk_id": hit.chunk_id,
         "page": hit.page,
         "lines": hit.lines,
+        "locator": hit.locator,
         "heading": hit.heading,
         "text": hit.text,
     }

@@ -54,7 +54,7 @@ class Chunker:
             budget = self.max_tokens - (self.count(heading) + 1 if heading else 0)
             for text, first, last in self._pack(self._pieces(section, budget), budget):
                 lines = (first, last) if first is not None and last is not None else None
-                chunks.append(_make_chunk(doc.source, len(chunks), text, heading, section.page, lines))
+                chunks.append(_make_chunk(doc.source, len(chunks), text, heading, section.page, lines, section.locator))
         return chunks
 
     def _fit_heading(self, heading: str | None, text: str) -> str | None:
@@ -148,8 +148,28 @@ def _join(pieces: list[_Piece]) -> tuple[str, int | None, int | None]:
 
 
 def _make_chunk(
-    source: str, ordinal: int, text: str, heading: str | None, page: int | None, lines: tuple[int, int] | None
+    source: str,
+    ordinal: int,
+    text: str,
+    heading: str | None,
+    page: int | None,
+    lines: tuple[int, int] | None,
+    locator: str | None = None,
 ) -> Chunk:
-    key = "\x1f".join([source, str(ordinal), str(page), str(lines), heading or "", text])
+    parts = [source, str(ordinal), str(page), str(lines), heading or "", text]
+    if locator is not None:
+        # Only when set, so the ids of formats without locators (and of every KB built
+        # before locators existed) stay what they were: no re-embedding on upgrade.
+        parts.append(locator)
+    key = "\x1f".join(parts)
     chunk_id = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
-    return Chunk(id=chunk_id, source=source, text=text, ordinal=ordinal, heading=heading, page=page, lines=lines)
+    return Chunk(
+        id=chunk_id,
+        source=source,
+        text=text,
+        ordinal=ordinal,
+        heading=heading,
+        page=page,
+        lines=lines,
+        locator=locator,
+    )
