@@ -21,7 +21,7 @@ def test_extractive_answer_cites_the_right_passage_with_no_configuration(sample_
     assert ans.citations and ans.citations[0].hit.source.endswith("bee_biology.md")
     body = ans.to_json()
     assert set(body) >= ASK_KEYS
-    assert set(body["citations"][0]) == {"n", "source", "chunk_id", "page", "lines", "text"}
+    assert set(body["citations"][0]) == {"n", "source", "chunk_id", "page", "lines", "locator", "text"}
     assert set(body["usage"]) == {"input_tokens", "output_tokens", "cost_usd"}
     assert set(body["latency_ms"]) == {"retrieve", "generate", "total"}
 

@@ -30,6 +30,7 @@ class Citation:
             "chunk_id": self.hit.chunk_id,
             "page": self.hit.page,
             "lines": self.hit.lines,
+            "locator": self.hit.locator,
             "text": self.hit.text,
         }
 
