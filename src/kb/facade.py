@@ -259,9 +259,14 @@ class KnowledgeBase:
 
     def _retrieve(self, query: str, k: int, record: str | None) -> tuple[list[Hit], float]:
         from kb.metrics.store import Event
+        from kb.store.guard import MARKER
 
         started = time.perf_counter()
-        hits = self._committed(self.store.query(self.home.query_embedder.embed([query]), k)[0])
+        mark = self.settings.kb_dir / MARKER
+        writing = mark.exists()
+        hits = self.store.query(self.home.query_embedder.embed([query]), k)[0]
+        if writing or mark.exists():
+            hits = self._committed(hits)
         elapsed = _ms(started)
         if record:
             top1 = hits[0].score if hits else None
@@ -271,10 +276,6 @@ class KnowledgeBase:
     def _committed(self, hits: list[Hit]) -> list[Hit]:
         """While a write is in progress the store may hold chunks the manifest does not list
         yet (or any more); results show committed chunks only."""
-        from kb.store.guard import MARKER
-
-        if not (self.settings.kb_dir / MARKER).exists():
-            return hits
         keep = []
         for hit in hits:
             record = self.manifest.get(hit.source)

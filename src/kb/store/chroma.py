@@ -106,11 +106,14 @@ class ChromaStore:
         for ids, docs, metas, dists in zip(
             res["ids"], res["documents"] or empty, res["metadatas"] or empty, res["distances"] or empty
         ):
+            # An index loaded before another process deleted chunks still finds them, but
+            # their text and metadata are gone: such ids are not results.
+            found = [(cid, doc, meta, dist) for cid, doc, meta, dist in zip(ids, docs, metas, dists) if meta]
             out.append(
                 [
                     # cosine distance → similarity in [-1, 1]
-                    Hit.from_store(rank + 1, 1.0 - dist, cid, doc or "", dict(meta or {}))
-                    for rank, (cid, doc, meta, dist) in enumerate(zip(ids, docs, metas, dists))
+                    Hit.from_store(rank + 1, 1.0 - dist, cid, doc or "", dict(meta))
+                    for rank, (cid, doc, meta, dist) in enumerate(found, start=0)
                 ]
             )
         return out
