@@ -88,15 +88,21 @@ class KnowledgeBase:
         if not self.manifest.has_documents():
             raise KbError(f"knowledge base {self.name!r} is empty; add documents with `kb ingest PATH`")
 
+    def _store_is_stale(self) -> bool:
+        """Whether another process committed a write since the store was opened. Not when
+        this process is the writer: its client sees its own writes."""
+        return (
+            "store" in self.__dict__ and self._writer is None and self.manifest.content_key() != self._store_key
+        )
+
     def _refresh_store(self) -> None:
-        """Reopens the store if another process committed a write since it was opened."""
-        if "store" not in self.__dict__ or self._writer is not None:
-            return  # not open yet, or this process is the writer and its client sees its own writes
-        if self.manifest.content_key() == self._store_key:
-            return
-        with self._gate.exclusive():
-            if "store" in self.__dict__ and self._writer is None and self.manifest.content_key() != self._store_key:
-                drop(self, "store").close()
+        """Reopens the store if it is stale (see above); called outside the gate."""
+        with self._gate.shared():
+            stale = self._store_is_stale()
+        if stale:
+            with self._gate.exclusive():
+                if self._store_is_stale():
+                    drop(self, "store").close()
 
     @contextmanager
     def _reading(self) -> Iterator[None]:

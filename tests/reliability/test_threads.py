@@ -180,3 +180,31 @@ def test_kb_never_changes_the_process_environment(tmp_path):
     before = dict(os.environ)
     SentenceTransformerEmbedder(model_dir(settings), model_id(settings), "float32").embed(["bees make honey"])
     assert dict(os.environ) == before
+
+
+def test_close_waits_for_running_operations_and_later_ones_reopen_hash_embedder(tmp_path, kb_home, monkeypatch):
+    monkeypatch.setenv("KB_MODEL", "hash")
+    (tmp_path / "a.md").write_text("# A\n\n" + "\n\n".join(f"Apples {i} are red and sweet." for i in range(40)))
+    kb = KnowledgeBase(load_settings())
+    kb.ingest([tmp_path])
+    errors: list[str] = []
+    stop = threading.Event()
+
+    def search() -> None:
+        while not stop.is_set():
+            try:
+                assert kb.search(["red apples"], k=3)[0]
+            except Exception as exc:
+                errors.append(f"{type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=search) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for _ in range(10):
+        time.sleep(0.05)
+        kb.close()
+    stop.set()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == [], errors[:5]
+    assert kb.search(["red apples"], k=3)[0]
