@@ -91,9 +91,7 @@ class KnowledgeBase:
     def _store_is_stale(self) -> bool:
         """Whether another process committed a write since the store was opened. Not when
         this process is the writer: its client sees its own writes."""
-        return (
-            "store" in self.__dict__ and self._writer is None and self.manifest.content_key() != self._store_key
-        )
+        return "store" in self.__dict__ and self._writer is None and self.manifest.content_key() != self._store_key
 
     def _refresh_store(self) -> None:
         """Reopens the store if it is stale (see above); called outside the gate."""
