@@ -109,4 +109,4 @@ def test_invalid_utf8_in_arguments_is_a_clear_error_in_a_real_process():
 
 def test_shell_completion_is_available():
     res = run_kb("--show-completion", "bash")
-    assert res.code == 0 and "_KB_COMPLETE" in res.out
+    assert res.code == 0 and "_KB_COMPLETE" in res.out, (res.code, res.out[-500:], res.err[-500:])
