@@ -298,8 +298,10 @@ def deliver(
     clock: Callable[[], float] = time.monotonic,
 ) -> Delivery:
     """POST `message` to `url` until a 2xx, a refusal (SSRF guard, 3xx, 4xx other than 429),
-    or `retry_for_s` is spent; no new attempt starts past it, so the total stays under
-    `retry_for_s` plus one attempt's `timeout_s`. Never raises for the receiver's failures."""
+    or `retry_for_s` is spent. No new attempt starts past it, so the total is `retry_for_s`
+    plus at most one attempt, whose steps (connect, send, each read of the answer's head) are
+    bounded by `timeout_s` each: httpx has no single deadline per request. Never raises for
+    the receiver's failures."""
     delivery = Delivery(url=url, event=message.type, msg_id=message.id)
     started = clock()
     with httpx.Client(
