@@ -7,6 +7,8 @@
     ├── IngestError              a file that cannot be read or parsed
     ├── StoreError               the vector store or manifest cannot be opened or written
     │   └── LockTimeout          another kb process holds the write lock
+    ├── WebhookError             a webhook URL refused (SSRF guard, bad scheme) or its secret unusable;
+    │                            `retryable` when only a DNS look-up failed
     └── ProviderError            a model provider failed to answer
         ├── ProviderTimeout      no answer before the deadline        (retryable)
         ├── ProviderUnavailable  connection refused/reset, 5xx        (retryable)
@@ -52,6 +54,12 @@ class StoreError(KbError):
 
 class LockTimeout(StoreError):
     pass
+
+
+class WebhookError(KbError):
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 class ProviderError(KbError):

@@ -5,6 +5,6 @@ Precedence, highest first: explicit overrides (CLI flags) > environment (`KB_*`)
 """
 
 from kb.config.loading import default_home, load_settings
-from kb.config.settings import BreakerSettings, ProviderSettings, Settings
+from kb.config.settings import BreakerSettings, ProviderSettings, Settings, WebhookSettings
 
-__all__ = ["BreakerSettings", "ProviderSettings", "Settings", "default_home", "load_settings"]
+__all__ = ["BreakerSettings", "ProviderSettings", "Settings", "WebhookSettings", "default_home", "load_settings"]

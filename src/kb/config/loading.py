@@ -17,12 +17,13 @@ import typing
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from kb.config.settings import BreakerSettings, ProviderSettings, Settings
+from kb.config.settings import BreakerSettings, ProviderSettings, Settings, WebhookSettings
 from kb.errors import ConfigError
 
 _KB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
-_TABLES = {"providers", "breaker"}  # read from the file as tables, never as plain values
+_TABLES = {"providers", "breaker", "webhooks"}  # read from the file as tables, never as plain values
 _NOT_SETTINGS = {"home", "warnings"}
 
 
@@ -53,10 +54,29 @@ def _kinds(hint: Any) -> tuple[type, bool]:
 
 
 _NAMES = {int: "a whole number", float: "a number", str: "a string", bool: "true or false"}
+_PLURALS = {int: "whole numbers", float: "numbers", str: "strings", bool: "true/false values"}
+_TRUE, _FALSE = ("true", "1"), ("false", "0")
+
+
+def _parse_bool(text: str) -> bool:
+    word = text.strip().lower()
+    if word in _TRUE + _FALSE:
+        return word in _TRUE
+    raise ValueError(text)
+
+
+def _convert_list(value: Any, item_hint: Any, where: str, from_text: bool) -> list[Any]:
+    if from_text and isinstance(value, str):  # a list in the environment is comma-separated
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if not isinstance(value, list):
+        raise ConfigError(f"{where}: expected a list of {_PLURALS[item_hint]}, got {_show(value)}")
+    return [_convert(item, item_hint, f"{where} item {i}", from_text) for i, item in enumerate(value, 1)]
 
 
 def _convert(value: Any, hint: Any, where: str, from_text: bool) -> Any:
     kind, optional = _kinds(hint)
+    if typing.get_origin(kind) is list:
+        return _convert_list(value, typing.get_args(kind)[0], where, from_text)
     if from_text and isinstance(value, str):  # environment variables and flags arrive as text
         if value == "" and optional:
             return None
@@ -65,6 +85,8 @@ def _convert(value: Any, hint: Any, where: str, from_text: bool) -> Any:
                 return int(value.strip())
             if kind is float:
                 return float(value.strip())
+            if kind is bool:
+                return _parse_bool(value)
         except ValueError:
             raise ConfigError(f"{where}: expected {_NAMES[kind]}, got {value!r}") from None
         return value
@@ -74,6 +96,7 @@ def _convert(value: Any, hint: Any, where: str, from_text: bool) -> Any:
         (kind is int and isinstance(value, int) and not isinstance(value, bool))
         or (kind is float and isinstance(value, int | float) and not isinstance(value, bool))
         or (kind is str and isinstance(value, str))
+        or (kind is bool and isinstance(value, bool))
     )
     if not ok:
         raise ConfigError(f"{where}: expected {_NAMES.get(kind, kind.__name__)}, got {_show(value)}")
@@ -92,6 +115,13 @@ def _show(value: Any) -> str:
 
 def _check_range(value: Any, meta: Any, where: str) -> None:
     if value is None:
+        return
+    if isinstance(value, list):
+        if len(value) < meta.get("min_items", 0):
+            among = f" of {', '.join(meta['choices'])}" if "choices" in meta else ""
+            raise ConfigError(f"{where}: must list at least {meta['min_items']}{among}")
+        for item in value:
+            _check_range(item, {k: v for k, v in meta.items() if k != "min_items"}, where)
         return
     if "choices" in meta and value not in meta["choices"]:
         raise ConfigError(f"{where}: must be one of {', '.join(meta['choices'])}, not {value!r}")
@@ -158,6 +188,56 @@ def _providers(raw: Any, where: str, warnings: list[str]) -> list[ProviderSettin
     return providers
 
 
+def _check_url(url: str, where: str) -> None:
+    """Only the shape here: addresses are checked when a delivery is made (DNS can change)."""
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises ValueError for a port out of range or not a number
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or url != url.strip():
+        raise ConfigError(f"{where}: must be an http:// or https:// URL with a host, got {url!r}")
+
+
+def _check_secret_env(name: str, where: str, warnings: list[str]) -> None:
+    """A missing secret is a warning, not an error: the process that delivers (the service or
+    worker) may have the variable while this one, say `kb search` in a shell, does not."""
+    value = os.environ.get(name)
+    if not value:
+        warnings.append(
+            f"{where}: environment variable {name} is not set; deliveries will fail until it holds a whsec_ secret"
+        )
+    elif not value.startswith("whsec_"):
+        warnings.append(
+            f"{where}: {name} does not hold a whsec_... secret (whsec_ then base64); deliveries will fail until it does"
+        )
+
+
+def _webhooks(raw: Any, where: str, warnings: list[str]) -> list[WebhookSettings]:
+    if not isinstance(raw, list):
+        raise ConfigError(f"{where}: webhooks must be a list of [[webhooks]] tables, got {_show(raw)}")
+    hooks: list[WebhookSettings] = []
+    for i, item in enumerate(raw, 1):
+        at = f"{where}: webhooks.{i}"
+        if not isinstance(item, dict):
+            raise ConfigError(f"{where}: [[webhooks]] entry {i} must be a table, got {_show(item)}")
+        if "url" not in item:
+            raise ConfigError(f'{at}: needs url = "https://..." (where deliveries are POSTed)')
+        if "secret_env" not in item:
+            raise ConfigError(
+                f'{at}: needs secret_env = "NAME", the environment variable holding the whsec_... signing secret'
+            )
+        hook = WebhookSettings(url="", secret_env="")
+        _apply(hook, item, at, warnings)
+        _check_url(hook.url, f"{at}: url")
+        if not hook.secret_env.strip():
+            raise ConfigError(f"{at}: secret_env: must name an environment variable, got ''")
+        hook.events = list(dict.fromkeys(hook.events))
+        _check_secret_env(hook.secret_env, at, warnings)
+        hooks.append(hook)
+    return hooks
+
+
 def _default_chain() -> list[ProviderSettings]:
     if not os.environ.get("OPENAI_API_KEY"):
         return []
@@ -198,6 +278,7 @@ def load_settings(**overrides: Any) -> Settings:
     where = str(settings.config_path)
     data = _read_toml(settings.config_path)
     file_providers = data.pop("providers", None)
+    file_webhooks = data.pop("webhooks", [])
     breaker = data.pop("breaker", {})
     if not isinstance(breaker, dict):
         raise ConfigError(
@@ -224,5 +305,8 @@ def load_settings(**overrides: Any) -> Settings:
     if not any(p.kind == "extractive" for p in providers):
         providers.append(ProviderSettings(name="extractive", kind="extractive"))
     settings.providers = providers
+    settings.webhooks = _webhooks(file_webhooks, where, settings.warnings)
+    if settings.webhook_callback_secret_env:
+        _check_secret_env(settings.webhook_callback_secret_env, "webhook_callback_secret_env", settings.warnings)
     _validate(settings)
     return settings

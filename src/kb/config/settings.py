@@ -14,6 +14,7 @@ from typing import Any
 
 PROVIDER_KINDS = ("openai", "extractive", "llamacpp")
 EMBED_DTYPES = ("auto", "float32", "bfloat16")
+WEBHOOK_EVENTS = ("job.done", "job.failed")
 # The model reads 256 word pieces, two of which are its [CLS] and [SEP] markers.
 MODEL_WINDOW = 256
 MAX_CHUNK_TOKENS = MODEL_WINDOW - 2
@@ -50,6 +51,21 @@ class BreakerSettings:
 
 
 @dataclass
+class WebhookSettings:
+    url: str = field(metadata={"help": "Where deliveries are POSTed: an http(s) URL."})
+    secret_env: str = field(
+        metadata={"help": "Environment variable holding the whsec_... secret that signs every delivery."}
+    )
+    events: list[str] = field(
+        default_factory=lambda: list(WEBHOOK_EVENTS),
+        metadata={"help": "Events sent to this URL: job.done, job.failed.", "choices": WEBHOOK_EVENTS, "min_items": 1},
+    )
+
+    def secret(self) -> str | None:
+        return os.environ.get(self.secret_env) or None
+
+
+@dataclass
 class Settings:
     home: Path = field(metadata={"help": "Where everything lives ($KB_HOME)."})
     kb: str = _f("default", "Knowledge base name (--kb, $KB_NAME).")
@@ -75,6 +91,21 @@ class Settings:
     breaker: BreakerSettings = field(
         default_factory=BreakerSettings, metadata={"help": "Circuit breaker, per provider."}
     )
+    webhooks: list[WebhookSettings] = field(
+        default_factory=list, metadata={"help": "Receivers told when a background job ends ([[webhooks]] tables)."}
+    )
+    webhooks_allow_private: bool = _f(
+        False, "Allow webhook URLs that resolve to loopback, link-local or private addresses (SSRF guard off)."
+    )
+    webhook_timeout_s: float = _f(
+        10.0, "Deadline for each step of one delivery attempt (connect, send, wait for the answer).", gt=0, max=300
+    )
+    webhook_retry_for_s: float = _f(
+        300.0, "How long failed deliveries are retried (network errors, 429, 5xx); 0 = one attempt.", min=0, max=86400
+    )
+    webhook_callback_secret_env: str | None = _f(
+        None, "Environment variable holding the whsec_... secret that signs deliveries to a request's callback_url."
+    )
     warnings: list[str] = field(
         default_factory=list, metadata={"help": "What loading found questionable (unknown keys); front-ends show it."}
     )
@@ -99,11 +130,17 @@ class Settings:
         for provider, raw in zip(self.providers, data["providers"]):
             key = provider.api_key()
             raw["api_key"] = mask(key) if key else None
+        for hook, raw in zip(self.webhooks, data["webhooks"]):
+            secret = hook.secret()
+            raw["secret"] = mask(secret) if secret else None
         return data
 
     def secrets(self) -> list[str]:
-        """Every API key the settings can reach, so messages can be scrubbed of them."""
-        return [key for p in self.providers if (key := p.api_key())]
+        """Every API key and webhook secret the settings can reach, so messages can be scrubbed of them."""
+        keys = [key for p in self.providers if (key := p.api_key())]
+        hooks = [secret for h in self.webhooks if (secret := h.secret())]
+        callback = os.environ.get(self.webhook_callback_secret_env) if self.webhook_callback_secret_env else None
+        return keys + hooks + ([callback] if callback else [])
 
 
 def mask(secret: str) -> str:
