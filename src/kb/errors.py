@@ -3,7 +3,9 @@
     KbError                      anything kb reports to a user
     ├── ConfigError              bad settings, unknown provider kind, wrong model for a KB
     ├── InputError               a question or query kb refuses (empty, too long, binary)
-    ├── KbNotFound               a knowledge base that does not exist
+    ├── KbNotFound               a knowledge base (or job, document) that does not exist
+    ├── Conflict                 the request does not fit the current state (retrying a running job)
+    ├── Forbidden                a path outside the service's allowed roots
     ├── IngestError              a file that cannot be read or parsed
     ├── StoreError               the vector store or manifest cannot be opened or written
     │   └── LockTimeout          another kb process holds the write lock
@@ -44,6 +46,14 @@ class KbNotFound(KbError):
     exit_code = 2
 
 
+class Conflict(KbError):
+    pass
+
+
+class Forbidden(KbError):
+    exit_code = 2
+
+
 class IngestError(KbError):
     pass
 
@@ -57,6 +67,8 @@ class LockTimeout(StoreError):
 
 
 class WebhookError(KbError):
+    exit_code = 2
+
     def __init__(self, message: str, *, retryable: bool = False) -> None:
         super().__init__(message)
         self.retryable = retryable

@@ -110,10 +110,11 @@ class KnowledgeBase:
             yield
 
     @contextmanager
-    def _writing_op(self) -> Iterator[None]:
+    def _writing_op(self, lock_timeout_s: float | None = None) -> Iterator[None]:
         """The write lock, then the gate: a thread waiting for the lock holds no gate, so a
         rebuild never waits for it."""
-        with write_lock(self.settings.kb_dir, self.name, self.settings.lock_timeout_s, self.on_wait):
+        timeout = self.settings.lock_timeout_s if lock_timeout_s is None else lock_timeout_s
+        with write_lock(self.settings.kb_dir, self.name, timeout, self.on_wait):
             self._refresh_store()  # include what the previous writer (another process) committed
             with self._gate.shared():
                 self._writer = threading.current_thread()
@@ -152,14 +153,16 @@ class KnowledgeBase:
         hidden: bool = False,
         prune: bool = False,
         progress: Progress | None = None,
+        lock_timeout_s: float | None = None,
     ) -> IngestReport:
         """Adds and updates the documents under `paths`, and drops documents whose files are
         gone. Filters narrow what is read, never what is kept; with `prune`, documents under
-        the given folders that the filters leave out are removed too (listed in the report)."""
+        the given folders that the filters leave out are removed too (listed in the report).
+        `lock_timeout_s` overrides how long to wait for another writer (background jobs)."""
         from kb.metrics.store import Event
 
         started = time.perf_counter()
-        with self._writing_op():
+        with self._writing_op(lock_timeout_s):
             report = self._ingest_locked(paths, include, exclude, hidden, prune, progress)
         error = "failed files" if report.failed else None
         self.home.record(Event("ingest", self.name, _ms(started), error=error))
@@ -416,6 +419,44 @@ class KnowledgeBase:
     def clear_cache(self) -> int:
         """Drops every cached answer and query embedding of the home."""
         return self.home.cache.clear()
+
+    # -- background jobs ---------------------------------------------------------------------
+    def enqueue_ingest(
+        self,
+        paths: list[Path],
+        include: list[str] | None = None,
+        exclude: list[str] | None = None,
+        hidden: bool = False,
+        prune: bool = False,
+        callback_url: str | None = None,
+    ) -> dict:
+        """Queues an ingest for a worker (`kb worker`, `kb serve --worker`) and returns the
+        job at once. Paths are made absolute here: the worker runs elsewhere."""
+        from kb.jobs.runner import enqueue_ingest
+
+        params = {
+            "paths": [os.path.abspath(p.expanduser()) for p in paths],
+            "include": include or [],
+            "exclude": exclude or [],
+            "hidden": hidden,
+            "prune": prune,
+            "callback_url": callback_url,
+        }
+        return enqueue_ingest(self.home.jobs, self.home.queue, self.name, params).to_json()
+
+    def jobs(self, all_kbs: bool = False, state: str | None = None, limit: int = 100) -> list[dict]:
+        """The most recent jobs of this KB (or of every KB), newest first."""
+        return [j.to_json() for j in self.home.jobs.recent(None if all_kbs else self.name, state, limit)]
+
+    def job(self, job_id: str) -> dict:
+        """One job: its state, progress, ingest report and webhook deliveries."""
+        return self.home.jobs.get(job_id).to_json()
+
+    def retry_job(self, job_id: str) -> dict:
+        """Queues a done or failed job again."""
+        job = self.home.jobs.requeue(job_id)
+        self.home.queue.submit(job.id)
+        return job.to_json()
 
     # -- the knowledge bases of the home -----------------------------------------------------
     def knowledge_bases(self) -> list[dict]:

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from kb.cache import Cache
     from kb.embedding import Embedder
     from kb.ingest.chunking import Chunker
+    from kb.jobs.queue import JobQueue
+    from kb.jobs.store import SqliteJobStore
     from kb.metrics.store import MetricsStore
     from kb.providers.breaker import BreakerBoard
 
@@ -32,9 +34,10 @@ MANIFEST = "manifest.db"
 
 
 class Home:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, batch_queries: bool = False) -> None:
         self.settings = settings
         self.path = settings.home
+        self.batch_queries = batch_queries  # a server encodes concurrent queries together
 
     @property
     def writable(self) -> bool:
@@ -70,6 +73,20 @@ class Home:
         return MemoryBreakerBoard(b.failure_threshold, b.cooldown_s)
 
     @lazy
+    def jobs(self) -> SqliteJobStore:
+        """The background jobs' records."""
+        from kb.jobs.store import SqliteJobStore
+
+        return SqliteJobStore(self.path / "jobs.db")
+
+    @lazy
+    def queue(self) -> JobQueue:
+        """The queue that carries jobs to workers (huey)."""
+        from kb.jobs.queue import JobQueue
+
+        return JobQueue(self.settings)
+
+    @lazy
     def model_id(self) -> str:
         from kb.embedding import model_id
 
@@ -88,7 +105,12 @@ class Home:
         from kb.embedding import open_embedder
         from kb.embedding.cached import CachedEmbedder
 
-        return CachedEmbedder(open_embedder(self.settings, for_queries=True), self.cache)
+        encoder = open_embedder(self.settings, for_queries=True)
+        if self.batch_queries:
+            from kb.embedding.batching import MicroBatchingEmbedder
+
+            encoder = MicroBatchingEmbedder(encoder, self.settings.serve.micro_batch_wait_ms / 1000)
+        return CachedEmbedder(encoder, self.cache)
 
     @lazy
     def chunker(self) -> Chunker:
@@ -145,7 +167,7 @@ class Home:
         shutil.rmtree(trash, ignore_errors=True)
 
     def close(self) -> None:
-        for name in ("cache", "metrics", "breakers"):
+        for name in ("cache", "metrics", "breakers", "jobs", "queue"):
             adapter = drop(self, name)
             if adapter is not None:
                 adapter.close()

@@ -25,9 +25,12 @@ app = typer.Typer(
 config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True)
 cache_app = typer.Typer(help="Manage the answer and embedding cache.", no_args_is_help=True)
 kbs_app = typer.Typer(help="List and delete the knowledge bases of this KB_HOME.", invoke_without_command=True)
+jobs_app = typer.Typer(help="Background jobs: list, show, retry (`kb ingest --background` queues one).",
+                       invoke_without_command=True)  # fmt: skip
 app.add_typer(config_app, name="config")
 app.add_typer(cache_app, name="cache")
 app.add_typer(kbs_app, name="kbs")
+app.add_typer(jobs_app, name="jobs")
 
 _options: dict = {"kb": None, "debug": False}
 JSON = typer.Option(False, "--json", help="Machine-readable output (see README for the shapes).")
@@ -74,6 +77,9 @@ def ingest(
     prune: bool = typer.Option(
         False, "--prune", help="Also remove documents under these folders that the filters leave out (listed)."
     ),
+    background: bool = typer.Option(
+        False, "--background", help="Queue the ingest for `kb worker` and print the job id at once."
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Add documents (PDF, Markdown, HTML, text); re-running updates only what changed.
@@ -81,6 +87,10 @@ def ingest(
     Documents whose files were deleted are removed. Filters (--include, --exclude, hidden
     files) narrow what is read, never what is kept, unless --prune is given."""
     kb = _kb()
+    if background:
+        job = kb.enqueue_ingest(_paths(paths), include, exclude, hidden, prune)
+        render.emit_json(job) if as_json else render.job_queued(job)
+        return
     progress = None if as_json else render.IngestProgress()
     report = kb.ingest(_paths(paths), include, exclude, hidden, prune, progress=progress)
     render.emit_json(report.to_json()) if as_json else render.ingest_report(report)
@@ -125,7 +135,7 @@ def search(
     for q, hits in zip(queries, results):
         if as_json:
             for hit in hits:
-                render.emit_json(render.hit_json(q, hit))
+                render.emit_json(hit.to_json(q))
         else:
             render.hits_table(q, hits)
 
@@ -243,6 +253,68 @@ def kbs_delete(
         typer.confirm(f"Delete knowledge base {name!r} and its index?", abort=True, err=True)
     kb.delete_knowledge_base(name)
     render.out.print(f"deleted knowledge base {name!r}")
+
+
+@jobs_app.callback()
+def jobs_list(
+    ctx: typer.Context,
+    all_kbs: bool = typer.Option(False, "--all", help="Jobs of every knowledge base, not only --kb."),
+    state: str | None = typer.Option(None, "--state", help="Only jobs in this state: queued, running, done, failed."),
+    as_json: bool = JSON,
+) -> None:
+    """List recent background jobs, newest first."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if state is not None and state not in ("queued", "running", "done", "failed"):
+        raise InputError(f"--state {state!r}: use queued, running, done or failed")
+    rows = _kb().jobs(all_kbs=all_kbs, state=state)
+    if as_json:
+        for row in rows:
+            render.emit_json(row)
+    else:
+        render.jobs(rows)
+
+
+@jobs_app.command("show")
+def jobs_show(
+    job_id: str = typer.Argument(..., help="The job id (`kb jobs` lists them)."), as_json: bool = JSON
+) -> None:
+    """Show one job: state, progress, the ingest report and its webhook deliveries."""
+    job = _kb().job(job_id)
+    render.emit_json(job) if as_json else render.job(job)
+
+
+@jobs_app.command("retry")
+def jobs_retry(job_id: str = typer.Argument(..., help="A done or failed job."), as_json: bool = JSON) -> None:
+    """Queue a finished job again (a failed ingest resumes where it stopped)."""
+    job = _kb().retry_job(job_id)
+    render.emit_json(job) if as_json else render.job_queued(job)
+
+
+@app.command()
+def worker(
+    workers: int | None = typer.Option(
+        None, "--workers", min=1, max=64, help="Jobs run at once (default: queue.workers)."
+    ),
+) -> None:
+    """Run background jobs from the queue until stopped (Ctrl-C finishes the running ones)."""
+    from kb.jobs.worker import run_worker
+
+    run_worker(_settings(), workers, render.note)
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (not loopback: needs KB_SERVE_TOKENS)."),
+    port: int = typer.Option(8765, "--port", min=1, max=65535, help="Port to listen on."),
+    workers: int = typer.Option(1, "--workers", min=1, max=64, help="Server processes."),
+    worker: bool = typer.Option(False, "--worker", help="Also run queued jobs in this process (one machine)."),
+    log_level: str = typer.Option("info", "--log-level", help="uvicorn's log level: critical, error, warning, info."),
+) -> None:
+    """Serve the HTTP API (OpenAPI docs at /docs) until stopped; Ctrl-C finishes in-flight requests."""
+    from kb.service.server import serve as run_server
+
+    run_server(_settings(), host, port, workers, worker, log_level)
 
 
 @config_app.command("show")

@@ -8,6 +8,7 @@ newer kb still loads.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
 import re
@@ -19,11 +20,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from kb.config.settings import BreakerSettings, ProviderSettings, Settings, WebhookSettings
+from kb.config.settings import ProviderSettings, Settings, WebhookSettings
 from kb.errors import ConfigError
 
 _KB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
-_TABLES = {"providers", "breaker", "webhooks"}  # read from the file as tables, never as plain values
+_LISTS = {"providers", "webhooks"}  # arrays of tables ([[providers]], [[webhooks]])
 _NOT_SETTINGS = {"home", "warnings"}
 
 
@@ -55,41 +56,43 @@ def _kinds(hint: Any) -> tuple[type, bool]:
 
 _NAMES = {int: "a whole number", float: "a number", str: "a string", bool: "true or false"}
 _PLURALS = {int: "whole numbers", float: "numbers", str: "strings", bool: "true/false values"}
-_TRUE, _FALSE = ("true", "1"), ("false", "0")
 
 
-def _parse_bool(text: str) -> bool:
-    word = text.strip().lower()
-    if word in _TRUE + _FALSE:
-        return word in _TRUE
-    raise ValueError(text)
-
-
-def _convert_list(value: Any, item_hint: Any, where: str, from_text: bool) -> list[Any]:
-    if from_text and isinstance(value, str):  # a list in the environment is comma-separated
-        value = [part.strip() for part in value.split(",") if part.strip()]
+def _convert_list(value: Any, item_hint: Any, where: str, from_text: bool, sep: str) -> list[Any]:
+    if from_text and isinstance(value, str):  # a list in the environment is separated (`sep`)
+        value = [part.strip() for part in value.split(sep) if part.strip()]
     if not isinstance(value, list):
         raise ConfigError(f"{where}: expected a list of {_PLURALS[item_hint]}, got {_show(value)}")
     return [_convert(item, item_hint, f"{where} item {i}", from_text) for i, item in enumerate(value, 1)]
 
 
-def _convert(value: Any, hint: Any, where: str, from_text: bool) -> Any:
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+
+
+def _from_text(value: str, kind: Any, optional: bool, where: str) -> Any:
+    """A value from an environment variable or a flag, which arrive as text."""
+    if value == "" and optional:
+        return None
+    try:
+        if kind is int:
+            return int(value.strip())
+        if kind is float:
+            return float(value.strip())
+    except ValueError:
+        raise ConfigError(f"{where}: expected {_NAMES[kind]}, got {value!r}") from None
+    if kind is bool:
+        if value.strip().lower() in _TRUE | _FALSE:
+            return value.strip().lower() in _TRUE
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    return value
+
+
+def _convert(value: Any, hint: Any, where: str, from_text: bool, sep: str = ",") -> Any:
     kind, optional = _kinds(hint)
     if typing.get_origin(kind) is list:
-        return _convert_list(value, typing.get_args(kind)[0], where, from_text)
-    if from_text and isinstance(value, str):  # environment variables and flags arrive as text
-        if value == "" and optional:
-            return None
-        try:
-            if kind is int:
-                return int(value.strip())
-            if kind is float:
-                return float(value.strip())
-            if kind is bool:
-                return _parse_bool(value)
-        except ValueError:
-            raise ConfigError(f"{where}: expected {_NAMES[kind]}, got {value!r}") from None
-        return value
+        return _convert_list(value, typing.get_args(kind)[0], where, from_text, sep)
+    if from_text and isinstance(value, str):
+        return _from_text(value, kind, optional, where)
     if value is None and optional:
         return None
     ok = (
@@ -133,20 +136,47 @@ def _check_range(value: Any, meta: Any, where: str) -> None:
         raise ConfigError(f"{where}: must be at most {meta['max']}, got {value}")
 
 
+def _is_table(hint: Any) -> bool:
+    return dataclasses.is_dataclass(hint)
+
+
 def _apply(target: Any, values: dict[str, Any], where: str, warnings: list[str], from_text: bool = False) -> None:
+    """Sets `values` on a settings dataclass; a key naming a nested table ([breaker],
+    [serve], ...) takes a table, applied the same way."""
     hints = typing.get_type_hints(type(target))
-    known = {f.name: f for f in fields(target) if f.name not in _NOT_SETTINGS | _TABLES}
+    known = {f.name: f for f in fields(target) if f.name not in _NOT_SETTINGS | _LISTS}
     for key, value in values.items():
         if key not in known:
-            close = difflib.get_close_matches(
-                key, list(known) + sorted(_TABLES & {f.name for f in fields(target)}), n=1
-            )
+            close = difflib.get_close_matches(key, [f.name for f in fields(target)], n=1)
             hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(sorted(known))}"
             warnings.append(f"{where}: unknown setting {key!r} ignored{hint}")
             continue
-        converted = _convert(value, hints[key], f"{where}: {key}", from_text)
-        _check_range(converted, known[key].metadata, f"{where}: {key}")
+        if _is_table(hints[key]):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}: {key} must be a table ([{key}] with its settings), got {_show(value)}")
+            _apply(getattr(target, key), value, f"{where}: {key}", warnings, from_text)
+            continue
+        meta = known[key].metadata
+        converted = _convert(value, hints[key], f"{where}: {key}", from_text, meta.get("sep", ","))
+        _check_range(converted, meta, f"{where}: {key}")
         setattr(target, key, converted)
+
+
+def _environment(target: Any, prefix: str) -> dict[str, Any]:
+    """`KB_<NAME>` for each setting, `KB_<TABLE>_<NAME>` for a nested table's settings."""
+    hints = typing.get_type_hints(type(target))
+    out: dict[str, Any] = {}
+    for f in fields(target):
+        if f.name in _NOT_SETTINGS | _LISTS:
+            continue
+        var = "KB_NAME" if (prefix, f.name) == ("KB_", "kb") else f"{prefix}{f.name.upper()}"
+        if _is_table(hints[f.name]):
+            nested = _environment(getattr(target, f.name), f"{var}_")
+            if nested:
+                out[f.name] = nested
+        elif var in os.environ:
+            out[f.name] = os.environ[var]
+    return out
 
 
 # -- sources --------------------------------------------------------------------------
@@ -199,20 +229,6 @@ def _check_url(url: str, where: str) -> None:
         raise ConfigError(f"{where}: must be an http:// or https:// URL with a host, got {url!r}")
 
 
-def _check_secret_env(name: str, where: str, warnings: list[str]) -> None:
-    """A missing secret is a warning, not an error: the process that delivers (the service or
-    worker) may have the variable while this one, say `kb search` in a shell, does not."""
-    value = os.environ.get(name)
-    if not value:
-        warnings.append(
-            f"{where}: environment variable {name} is not set; deliveries will fail until it holds a whsec_ secret"
-        )
-    elif not value.startswith("whsec_"):
-        warnings.append(
-            f"{where}: {name} does not hold a whsec_... secret (whsec_ then base64); deliveries will fail until it does"
-        )
-
-
 def _webhooks(raw: Any, where: str, warnings: list[str]) -> list[WebhookSettings]:
     if not isinstance(raw, list):
         raise ConfigError(f"{where}: webhooks must be a list of [[webhooks]] tables, got {_show(raw)}")
@@ -233,7 +249,6 @@ def _webhooks(raw: Any, where: str, warnings: list[str]) -> list[WebhookSettings
         if not hook.secret_env.strip():
             raise ConfigError(f"{at}: secret_env: must name an environment variable, got ''")
         hook.events = list(dict.fromkeys(hook.events))
-        _check_secret_env(hook.secret_env, at, warnings)
         hooks.append(hook)
     return hooks
 
@@ -279,26 +294,8 @@ def load_settings(**overrides: Any) -> Settings:
     data = _read_toml(settings.config_path)
     file_providers = data.pop("providers", None)
     file_webhooks = data.pop("webhooks", [])
-    breaker = data.pop("breaker", {})
-    if not isinstance(breaker, dict):
-        raise ConfigError(
-            f"{where}: breaker must be a table ([breaker] with failure_threshold, cooldown_s), got {_show(breaker)}"
-        )
     _apply(settings, data, where, settings.warnings)
-    _apply(settings.breaker, breaker, f"{where}: breaker", settings.warnings)
-
-    env = {}
-    for f in fields(settings):
-        var = "KB_NAME" if f.name == "kb" else f"KB_{f.name.upper()}"
-        if f.name not in _NOT_SETTINGS | _TABLES and var in os.environ:
-            env[f.name] = os.environ[var]
-    _apply(settings, env, "environment", settings.warnings, from_text=True)
-    breaker_env = {
-        f.name: os.environ[f"KB_BREAKER_{f.name.upper()}"]
-        for f in fields(BreakerSettings)
-        if f"KB_BREAKER_{f.name.upper()}" in os.environ
-    }
-    _apply(settings.breaker, breaker_env, "environment KB_BREAKER_*", settings.warnings, from_text=True)
+    _apply(settings, _environment(settings, "KB_"), "environment", settings.warnings, from_text=True)
     _apply(settings, {k: v for k, v in overrides.items() if v is not None}, "option", settings.warnings)
 
     providers = _providers(file_providers, where, settings.warnings) if file_providers is not None else _default_chain()
@@ -306,7 +303,5 @@ def load_settings(**overrides: Any) -> Settings:
         providers.append(ProviderSettings(name="extractive", kind="extractive"))
     settings.providers = providers
     settings.webhooks = _webhooks(file_webhooks, where, settings.warnings)
-    if settings.webhook_callback_secret_env:
-        _check_secret_env(settings.webhook_callback_secret_env, "webhook_callback_secret_env", settings.warnings)
     _validate(settings)
     return settings

@@ -66,6 +66,28 @@ class WebhookSettings:
 
 
 @dataclass
+class ServeSettings:
+    roots: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Folders POST /v1/ingest may read (KB_SERVE_ROOTS, colon-separated); none: uploads only.",
+                  "sep": ":"},
+    )  # fmt: skip
+    max_body_mb: float = _f(10.0, "Largest JSON request body.", gt=0)
+    max_upload_mb: float = _f(100.0, "Largest upload (all files of one request).", gt=0)
+    request_timeout_s: float = _f(120.0, "How long one request may run before it is answered with 504.", gt=0)
+    max_in_flight: int = _f(128, "Requests one instance works on at once; more are answered 429.", min=1)
+    micro_batch: bool = _f(True, "Encode the queries of searches that arrive together in one batch.")
+    micro_batch_wait_ms: float = _f(2.0, "How long a query waits for others to join its batch.", min=0, max=100)
+
+
+@dataclass
+class QueueSettings:
+    url: str | None = _f(None, "Job queue: none for SQLite under KB_HOME; redis://host:6379/0 to share it.")
+    workers: int = _f(2, "Jobs `kb worker` runs at once (jobs of one KB still write one at a time).", min=1, max=64)
+    lease_s: float = _f(30.0, "A running job renews its lease this often x3; a job whose worker died runs again.", gt=0)
+
+
+@dataclass
 class Settings:
     home: Path = field(metadata={"help": "Where everything lives ($KB_HOME)."})
     kb: str = _f("default", "Knowledge base name (--kb, $KB_NAME).")
@@ -106,6 +128,8 @@ class Settings:
     webhook_callback_secret_env: str | None = _f(
         None, "Environment variable holding the whsec_... secret that signs deliveries to a request's callback_url."
     )
+    serve: ServeSettings = field(default_factory=ServeSettings, metadata={"help": "kb serve: the HTTP service."})
+    queue: QueueSettings = field(default_factory=QueueSettings, metadata={"help": "Background jobs (kb worker)."})
     warnings: list[str] = field(
         default_factory=list, metadata={"help": "What loading found questionable (unknown keys); front-ends show it."}
     )
