@@ -82,6 +82,21 @@ class Hit:
             locator=meta.get("locator"),
         )
 
+    def to_json(self, query: str) -> dict:
+        """The hit as `kb search --json` prints it (a stable contract, documented in README)."""
+        return {
+            "query": query,
+            "rank": self.rank,
+            "score": self.score,
+            "source": self.source,
+            "chunk_id": self.chunk_id,
+            "page": self.page,
+            "lines": self.lines,
+            "locator": self.locator,
+            "heading": self.heading,
+            "text": self.text,
+        }
+
     def location(self) -> str:
         if self.page is not None:
             return f"p. {self.page}"

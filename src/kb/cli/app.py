@@ -125,7 +125,7 @@ def search(
     for q, hits in zip(queries, results):
         if as_json:
             for hit in hits:
-                render.emit_json(render.hit_json(q, hit))
+                render.emit_json(hit.to_json(q))
         else:
             render.hits_table(q, hits)
 

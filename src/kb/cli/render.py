@@ -118,21 +118,6 @@ def doctor(report, repaired: bool) -> None:
         out.print(f"{len(report.problems)} problems; `kb doctor --repair` fixes them")
 
 
-def hit_json(query: str, hit) -> dict:
-    return {
-        "query": query,
-        "rank": hit.rank,
-        "score": hit.score,
-        "source": hit.source,
-        "chunk_id": hit.chunk_id,
-        "page": hit.page,
-        "lines": hit.lines,
-        "locator": hit.locator,
-        "heading": hit.heading,
-        "text": hit.text,
-    }
-
-
 def hits_table(query: str, hits) -> None:
     from rich.table import Table
 
