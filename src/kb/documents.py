@@ -83,7 +83,8 @@ class Hit:
         )
 
     def to_json(self, query: str) -> dict:
-        """A hit as every front-end shows it (`kb search --json`, /v1/search, MCP)."""
+        """A hit as every front-end shows it (`kb search --json`, /v1/search, MCP): a stable
+        contract, documented in README."""
         return {
             "query": query,
             "rank": self.rank,

@@ -226,6 +226,34 @@ def stats(
     render.emit_json(data) if as_json else render.stats(data)
 
 
+@app.command("mcp")
+def mcp_server() -> None:
+    """Serve the knowledge base to AI assistants: an MCP server (Model Context Protocol, stdio).
+
+    Tools: search (passages), ask (an answer with citations) and list_documents,
+    each with an optional kb argument naming another knowledge base of KB_HOME.
+
+    Register it as an MCP server in a desktop assistant or coding agent, e.g.
+
+    {"mcpServers": {"notes": {"command": "kb", "args": ["--kb", "notes", "mcp"]}}}
+
+    Give kb's full path if the client does not find it, and KB_HOME in "env" if
+    yours is not the default. Stdout carries only protocol messages."""
+    from kb import mcp_server
+
+    settings = _settings()
+    server, kbs = mcp_server.build(settings, debug=_options["debug"])
+    render.note(f"kb mcp: serving knowledge base {settings.kb!r} of {settings.home} over stdio")
+    if not kbs.home.exists(settings.kb):
+        render.warning(
+            f"knowledge base {settings.kb!r} does not exist yet; create it with `kb --kb {settings.kb} ingest PATH`"
+        )
+    try:
+        server.run("stdio")
+    finally:
+        kbs.close()
+
+
 @kbs_app.callback()
 def kbs_list(ctx: typer.Context, as_json: bool = JSON) -> None:
     """List the knowledge bases of this KB_HOME with their sizes (`kb kbs delete NAME` deletes one)."""
