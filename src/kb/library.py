@@ -23,12 +23,16 @@ class Library:
 
     def kb(self, name: str | None = None) -> KnowledgeBase:
         """The knowledge base `name` (default: the configured one). Opening one creates
-        nothing; reads of a KB that does not exist raise KbNotFound."""
-        name = name or self.settings.kb
+        nothing, and reads of one that does not exist raise KbNotFound. Only existing
+        knowledge bases are kept, so clients naming typos cannot grow the process."""
+        name = (name or "").strip() or self.settings.kb
+        settings = self.home.settings_for(name)  # a malformed name is a ConfigError
         with self._lock:
             kb = self._kbs.get(name)
             if kb is None:
-                kb = self._kbs[name] = KnowledgeBase(self.home.settings_for(name), self.home)
+                kb = KnowledgeBase(settings, self.home)
+                if self.home.exists(name):
+                    self._kbs[name] = kb
             return kb
 
     def forget(self, name: str) -> None:

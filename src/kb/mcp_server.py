@@ -4,7 +4,7 @@ A front-end like the CLI: each tool parses its arguments, calls one KnowledgeBas
 and renders the result, as structured content (the same JSON objects as `kb search
 --json`, `kb ask --json` and `kb list --json`) plus text a chat client can show.
 
-- One `Home` (cache, metrics, breakers, encoders) and one shared `KnowledgeBase` per name,
+- One Library: a shared Home (cache, metrics, breakers, encoders) and one KnowledgeBase per name,
   opened on first use; tools take an optional `kb` naming another KB of the home.
 - The tools are plain functions: the SDK (MCPServer) runs synchronous tools on a worker
   thread (`anyio.to_thread.run_sync`), so a search or an answer never blocks the event
@@ -21,7 +21,6 @@ This module imports the `mcp` SDK; only `kb mcp` imports it.
 from __future__ import annotations
 
 import sys
-import threading
 import traceback
 from typing import Annotated, Any
 
@@ -34,8 +33,7 @@ from typing_extensions import TypedDict
 from kb import __version__
 from kb.config import Settings
 from kb.errors import KbError
-from kb.facade import KnowledgeBase
-from kb.home import Home
+from kb.library import Library
 
 # -- the structured results (the tools' output schemas) ----------------------------------
 # The objects themselves come from Hit.to_json, Answer.to_json and KnowledgeBase.documents.
@@ -107,34 +105,6 @@ class DocumentJson(TypedDict):
 class DocumentList(TypedDict):
     kb: str
     documents: list[DocumentJson]
-
-
-# -- the knowledge bases -----------------------------------------------------------------
-class KnowledgeBases:
-    """One shared KnowledgeBase per name over one Home; only existing KBs are kept open."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.home = Home(settings)
-        self.default = settings.kb
-        self._open: dict[str, KnowledgeBase] = {}
-        self._lock = threading.Lock()
-
-    def get(self, name: str | None) -> KnowledgeBase:
-        name = (name or "").strip() or self.default
-        with self._lock:
-            kb = self._open.get(name)
-            if kb is None:
-                settings = self.home.settings_for(name)  # a bad name is a ConfigError
-                self.home.require(name)  # a typo is not kept open
-                kb = self._open[name] = KnowledgeBase(settings, self.home)
-        return kb
-
-    def close(self) -> None:
-        with self._lock:
-            kbs, self._open = list(self._open.values()), {}
-        for kb in kbs:
-            kb.close()
-        self.home.close()
 
 
 # -- rendering: the text content a chat client shows --------------------------------------
@@ -222,14 +192,14 @@ KB_ARG = Field(
 )
 
 
-def build(settings: Settings, debug: bool = False) -> tuple[KbServer, KnowledgeBases]:
+def build(settings: Settings, debug: bool = False) -> tuple[KbServer, Library]:
     """The server and the knowledge bases it serves (the caller closes them after run())."""
-    kbs = KnowledgeBases(settings)
+    kbs = Library(settings)
     server = KbServer(
         "kb",
         title="kb knowledge base",
         version=__version__,
-        instructions=INSTRUCTIONS.format(default=kbs.default),
+        instructions=INSTRUCTIONS.format(default=settings.kb),
         debug=debug,
     )
 
@@ -242,7 +212,7 @@ def build(settings: Settings, debug: bool = False) -> tuple[KbServer, KnowledgeB
         first, each with its source file, location (page, lines, slide...), heading and a
         similarity score (1 is identical). Use it to look things up, to quote, or to collect
         material before answering yourself; use `ask` for a ready answer with citations."""
-        base = kbs.get(kb)
+        base = kbs.kb(kb)
         hits = base.search([query], k)[0]
         data = {"kb": base.name, "query": query, "hits": [h.to_json(query) for h in hits]}
         return _result(search_text(base.name, query, hits), data)
@@ -259,14 +229,14 @@ def build(settings: Settings, debug: bool = False) -> tuple[KbServer, KnowledgeB
         the numbered sources after it. The answer comes from the configured language model,
         or, without one, from the passages' most relevant sentences. Use it for questions about
         the content of the documents; use `search` to read the passages themselves."""
-        answer = kbs.get(kb).ask(question, top_k=top_k)
+        answer = kbs.kb(kb).ask(question, top_k=top_k)
         return _result(answer_text(answer), answer.to_json())
 
     def list_documents(kb: Annotated[str | None, KB_ARG] = None) -> Annotated[CallToolResult, DocumentList]:
         """List the documents in the knowledge base: each file's path, number of passages
         (chunks), size in bytes and when it was ingested. Use it to see what the knowledge base
         covers or which files a question could be answered from."""
-        base = kbs.get(kb)
+        base = kbs.kb(kb)
         rows = base.documents()
         return _result(documents_text(base.name, rows), {"kb": base.name, "documents": rows})
 
