@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from kb.concurrency import Gate, drop, lazy
 from kb.config import Settings
 from kb.documents import Hit
-from kb.errors import AllProvidersFailed, ConfigError, KbError
+from kb.errors import AllProvidersFailed, ConfigError, KbError, KbNotFound
 from kb.home import MANIFEST, Home
 from kb.ingest.manifest import Manifest
 from kb.locking import write_lock
@@ -203,7 +203,7 @@ class KnowledgeBase:
         with self._writing_op():
             sources = [target] if self.manifest.get(target) else self.manifest.sources_under(target)
             if not sources:
-                raise KbError(f"{target} is not in knowledge base {self.name!r}; `kb list` shows what is")
+                raise KbNotFound(f"{target} is not in knowledge base {self.name!r}; `kb list` shows what is")
             chunks = 0
             with self._write_mark():
                 for source in sources:

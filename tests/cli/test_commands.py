@@ -54,7 +54,7 @@ def test_list_info_and_remove(cli, sample_kb, sample_home):
     assert cli("remove", target).code == 0
     assert cli("info", "--json").json()["documents"] == 10
     missing = cli("remove", target)
-    assert missing.code == 1 and "kb list" in missing.err
+    assert missing.code == 2 and "kb list" in missing.err
 
 
 def test_exit_code_1_when_some_files_fail(cli, tmp_path):

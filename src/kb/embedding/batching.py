@@ -49,7 +49,14 @@ class MicroBatchingEmbedder:
                 if left <= 0:
                     break
                 self._cond.wait(left)
-            taken, self._pending = self._pending, []
+            # Whole callers, up to max_batch texts (at least one caller): a caller with many
+            # texts (the extractive answerer's sentences) does not hold up everyone's queries.
+            taken: list[tuple[list[str], Future]] = []
+            size = 0
+            while self._pending and (not taken or size + len(self._pending[0][0]) <= self.max_batch):
+                group = self._pending.pop(0)
+                taken.append(group)
+                size += len(group[0])
             return taken
 
     def _loop(self) -> None:

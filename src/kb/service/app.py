@@ -145,12 +145,28 @@ def _handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        too_large = _body_too_large(exc)
+        if too_large is not None:  # FastAPI turns errors met while reading a body into a 400
+            return JSONResponse(errors.body("too_large", str(too_large)), status_code=413)
         kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return JSONResponse(errors.body(kind, str(exc.detail)), status_code=exc.status_code)
 
     @app.exception_handler(InputError)
     async def bad_input(request: Request, exc: InputError) -> JSONResponse:
         return JSONResponse(errors.body(errors.kind_of(exc), str(exc)), status_code=400)
+
+
+def _body_too_large(exc: BaseException) -> BodyTooLarge | None:
+    """The BodyTooLarge behind an exception, through causes and exception groups."""
+    seen: BaseException | None = exc.__cause__
+    while seen is not None:
+        if isinstance(seen, BodyTooLarge):
+            return seen
+        if isinstance(seen, BaseExceptionGroup):
+            match = seen.subgroup(BodyTooLarge)
+            return match.exceptions[0] if match is not None else None  # type: ignore[return-value]
+        seen = seen.__cause__
+    return None
 
 
 def _metrics_middleware(app: FastAPI, service: Service) -> None:

@@ -39,7 +39,7 @@ def status_of(exc: KbError) -> int:
     for kind, status in _STATUS:
         if isinstance(exc, kind):
             return status
-    return 500
+    return 400  # kb refused the request for the reason its message gives
 
 
 def kind_of(exc: Exception) -> str:
