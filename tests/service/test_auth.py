@@ -40,3 +40,36 @@ def test_without_tokens_kb_serve_refuses_to_listen_beyond_loopback(tmp_path):
         "error: refusing to listen on 0.0.0.0 without authentication: set KB_SERVE_TOKENS (comma-separated bearer "
         "tokens) or listen on 127.0.0.1"
     )
+
+
+def test_sigterm_lets_in_flight_requests_finish_hash_embedder(tmp_path, fake_openai):
+    """A question still being answered when the server is told to stop gets its answer."""
+    import signal
+    import threading
+
+    from tests.conftest import provider_config, write_config
+
+    home, docs = tmp_path / "home", tmp_path / "docs"
+    docs.mkdir()
+    (docs / "n.md").write_text("# Notes\n\nQueens lay up to 2,000 eggs a day.\n")
+    write_config(home, provider_config(fake_openai.url, timeout_s=10, max_retries=0))
+    assert run_kb("ingest", docs, env={"KB_MODEL": "hash", "KB_HOME": str(home)}).code == 0
+    fake_openai.mode, fake_openai.delay = "slow", 3.0
+    server = Server(home, {"KB_MODEL": "hash", "KB_TEST_KEY": "sk-test"}).wait_ready()
+    result: dict = {}
+
+    def ask() -> None:
+        with server.client() as http:
+            result["res"] = http.post("/v1/ask", json={"question": "How many eggs?", "no_cache": True})
+
+    asking = threading.Thread(target=ask)
+    asking.start()
+    from tests.service.processes import wait_for
+
+    wait_for(lambda: fake_openai.hits >= 1, 30, "the question to reach the model")
+    server.proc.send_signal(signal.SIGTERM)
+    asking.join(timeout=60)
+    code = server.stop()
+    assert result["res"].status_code == 200, result["res"].text
+    assert result["res"].json()["provider"] == "primary"
+    assert code in (0, -signal.SIGTERM)

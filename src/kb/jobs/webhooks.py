@@ -161,6 +161,21 @@ def read_secret(env_name: str | None) -> str:
     return secret
 
 
+def secret_problems(settings: Settings) -> list[str]:
+    """What is wrong with the configured signing secrets, for the processes that deliver
+    (kb worker, kb serve --worker) to say at start-up; never the secrets themselves."""
+    names = [(f"webhooks.{i}", hook.secret_env) for i, hook in enumerate(settings.webhooks, 1)]
+    if settings.webhook_callback_secret_env:
+        names.append(("webhook_callback_secret_env", settings.webhook_callback_secret_env))
+    problems = []
+    for where, name in names:
+        try:
+            read_secret(name)
+        except WebhookError as exc:
+            problems.append(f"{where}: {exc}; deliveries will fail until it is fixed")
+    return problems
+
+
 def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> dict[str, str]:
     """The three Standard Webhooks headers for `body`, signed by the standardwebhooks package."""
     from standardwebhooks.webhooks import Webhook

@@ -17,6 +17,10 @@ def run_worker(settings: Settings, workers: int | None, say: Callable[[str], Non
     home.queue.bind(runner)
     count = workers or settings.queue.workers
     consumer = home.queue.consumer(count)
+    from kb.jobs.webhooks import secret_problems
+
+    for problem in secret_problems(settings):
+        say(f"warning: {problem}")
     runner.start_reclaimer()  # first round now: jobs of a worker that died are taken over at once
     say(f"kb worker {runner.worker}: {count} job slots on the {home.queue.backend} queue; Ctrl-C stops")
     try:

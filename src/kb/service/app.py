@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import os
 import time
 from collections.abc import AsyncIterator, Callable
@@ -88,6 +89,10 @@ def create_app(settings: Settings, worker: bool = False) -> Guards:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if service.worker is not None:
+            from kb.jobs.webhooks import secret_problems
+
+            for problem in secret_problems(settings):
+                logging.getLogger("kb.serve").warning(problem)
             service.worker.start()
         warming = asyncio.get_running_loop().run_in_executor(None, service.warm)
         try:
