@@ -84,6 +84,32 @@ async def _measure(url: str, clients: int, total: int, make_request) -> dict:  #
             "mean_ms": round(statistics.fmean(latencies) * 1000, 1)}  # fmt: skip
 
 
+def _searches(queries: Queries):  # type: ignore[no-untyped-def]
+    return lambda: ("POST", "/v1/search", {"query": queries.next()})
+
+
+def _asks(question: str):  # type: ignore[no-untyped-def]
+    return lambda: ("POST", "/v1/ask", {"question": question})
+
+
+def _one_configuration(server: Server, label: str, words: list[str], total: int, results: dict) -> None:
+    searches = _searches(Queries(words))
+    asyncio.run(_measure(server.url, 4, 40, searches))  # warm-up: model, store, threads
+    for clients in CLIENTS:
+        r = results[f"search, {label}, {clients}"] = asyncio.run(_measure(server.url, clients, total, searches))
+        _show("search", label, r)
+    asks = _asks("How do I read a file line by line?")
+    asyncio.run(_measure(server.url, 1, 1, asks))  # fills the answer cache
+    for clients in CLIENTS:
+        r = results[f"cached ask, {label}, {clients}"] = asyncio.run(_measure(server.url, clients, total, asks))
+        _show("cached ask", label, r)
+
+
+def _show(kind: str, label: str, r: dict) -> None:
+    print(f"{kind:10} {label:19} {r['clients']:>2} clients: {r['throughput']:7.1f} req/s  p50 {r['p50_ms']:6.1f} ms  "
+          f"p99 {r['p99_ms']:6.1f} ms  errors {r['errors']}", flush=True)  # fmt: skip
+
+
 def run(work: Path, total: int) -> dict:
     corpus, home = work / "corpus", work / "home"
     prose_corpus(corpus, every=2)
@@ -95,23 +121,7 @@ def run(work: Path, total: int) -> dict:
         label = "micro-batching on" if batching else "micro-batching off"
         server = Server(home, {"KB_SERVE_MICRO_BATCH": "true" if batching else "false"}).wait_ready(120)
         try:
-            queries = Queries(words)
-            asyncio.run(
-                _measure(server.url, 4, 40, lambda: ("POST", "/v1/search", {"query": queries.next()}))
-            )  # warm-up
-            for clients in CLIENTS:
-                r = asyncio.run(_measure(server.url, clients, total,
-                                         lambda: ("POST", "/v1/search", {"query": queries.next()})))  # fmt: skip
-                results[f"search, {label}, {clients}"] = r
-                print(f"search  {label:19} {clients:>2} clients: {r['throughput']:7.1f} req/s  "
-                      f"p50 {r['p50_ms']:6.1f} ms  p99 {r['p99_ms']:6.1f} ms  errors {r['errors']}", flush=True)  # fmt: skip
-            question = {"question": "How do I read a file line by line?"}
-            asyncio.run(_measure(server.url, 1, 1, lambda: ("POST", "/v1/ask", question)))  # fills the cache
-            for clients in CLIENTS:
-                r = asyncio.run(_measure(server.url, clients, total, lambda: ("POST", "/v1/ask", question)))
-                results[f"cached ask, {label}, {clients}"] = r
-                print(f"cached ask {label:16} {clients:>2} clients: {r['throughput']:7.1f} req/s  "
-                      f"p50 {r['p50_ms']:6.1f} ms  p99 {r['p99_ms']:6.1f} ms  errors {r['errors']}", flush=True)  # fmt: skip
+            _one_configuration(server, label, words, total, results)
         finally:
             server.stop()
     return results
