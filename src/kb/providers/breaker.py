@@ -79,7 +79,23 @@ CREATE TABLE IF NOT EXISTS breakers (
 """
 
 
-class SqliteBreakerBoard:
+class _Board:
+    """The three calls a Breaker makes, as events for `_apply` (each board stores atomically)."""
+
+    def _apply(self, provider: str, event: str) -> None:
+        raise NotImplementedError
+
+    def acquire(self, provider: str) -> None:
+        self._apply(provider, "acquire")
+
+    def success(self, provider: str) -> None:
+        self._apply(provider, "success")
+
+    def failure(self, provider: str) -> None:
+        self._apply(provider, "failure")
+
+
+class SqliteBreakerBoard(_Board):
     """The embedded board: one SQLite file under the KB home, shared by every kb process."""
 
     def __init__(self, path: Path, failure_threshold: int, cooldown_s: float) -> None:
@@ -104,15 +120,6 @@ class SqliteBreakerBoard:
                     (provider, *astuple(new)),
                 )
 
-    def acquire(self, provider: str) -> None:
-        self._apply(provider, "acquire")
-
-    def success(self, provider: str) -> None:
-        self._apply(provider, "success")
-
-    def failure(self, provider: str) -> None:
-        self._apply(provider, "failure")
-
     def states(self) -> dict[str, dict]:
         rows = self._db.execute("SELECT provider, state, failures, opened_at, probe_at FROM breakers ORDER BY provider")
         return _public(
@@ -123,7 +130,7 @@ class SqliteBreakerBoard:
         self._db.close()
 
 
-class MemoryBreakerBoard:
+class MemoryBreakerBoard(_Board):
     """A board for one process, used when the KB home is read-only."""
 
     def __init__(self, failure_threshold: int, cooldown_s: float) -> None:
@@ -136,15 +143,6 @@ class MemoryBreakerBoard:
         with self._lock:
             current = self._states.get(provider, BreakerState())
             self._states[provider] = _next(current, event, provider, time.time(), self.threshold, self.cooldown)
-
-    def acquire(self, provider: str) -> None:
-        self._apply(provider, "acquire")
-
-    def success(self, provider: str) -> None:
-        self._apply(provider, "success")
-
-    def failure(self, provider: str) -> None:
-        self._apply(provider, "failure")
 
     def states(self) -> dict[str, dict]:
         with self._lock:
