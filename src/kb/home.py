@@ -109,7 +109,7 @@ class Home:
         if self.batch_queries:
             from kb.embedding.batching import MicroBatchingEmbedder
 
-            encoder = MicroBatchingEmbedder(encoder, self.settings.serve.micro_batch_wait_ms / 1000)
+            encoder = MicroBatchingEmbedder(encoder)
         return CachedEmbedder(encoder, self.cache)
 
     @lazy

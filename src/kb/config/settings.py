@@ -77,7 +77,6 @@ class ServeSettings:
     request_timeout_s: float = _f(120.0, "How long one request may run before it is answered with 504.", gt=0)
     max_in_flight: int = _f(128, "Requests one instance works on at once; more are answered 429.", min=1)
     micro_batch: bool = _f(True, "Encode the queries of searches that arrive together in one batch.")
-    micro_batch_wait_ms: float = _f(2.0, "How long a query waits for others to join its batch.", min=0, max=100)
 
 
 @dataclass
