@@ -231,3 +231,31 @@ def test_doctor_repair_waits_for_a_running_ingest_and_keeps_its_chunks_hash_embe
     late = kb.manifest.get(str(built / "late.md"))
     assert late is not None and real_store.existing(late.chunk_ids) == set(late.chunk_ids)
     kb.close()
+
+
+def test_a_long_lived_process_meets_another_writers_crash_with_a_clear_error_hash_embedder(tmp_path, kb_home):
+    """A process that stays open (the service) while another process's write dies half-way:
+    its next search loads the index anew, so it probes it first instead of crashing."""
+    import sqlite3
+
+    from kb.config import load_settings
+    from kb.errors import StoreError
+    from kb.facade import KnowledgeBase
+
+    corpus = _big_corpus(tmp_path / "docs")
+    assert run_kb("ingest", corpus, env=HASH).code == 0
+    kb = KnowledgeBase(load_settings(model="hash"))
+    assert kb.search(["honey"])[0]
+    kb_dir = kb_home / "kbs" / "default"
+    # What another writer leaves when it is killed after committing part of its work: its
+    # mark, an index it was rewriting, and a manifest that moved on.
+    for target in (kb_dir / "chroma").glob("*/data_level0.bin"):
+        _scramble(target, "flips")
+    (kb_dir / "write.unfinished").write_text("999999")
+    with sqlite3.connect(kb_dir / "manifest.db") as db:
+        db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'content_version'")
+    with pytest.raises(StoreError, match=r"kb doctor --repair"):
+        kb.search(["honey"])
+    kb.close()
+    code, report = _doctor("--repair")
+    assert code == 0 and report["healthy"], report
