@@ -63,7 +63,7 @@ class IngestProgress:
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("files"),
-            TextColumn("{task.fields[chunks]} chunks"),
+            TextColumn("{task.fields[chunks]} chunks embedded"),
             TimeRemainingColumn(),
             TextColumn("{task.fields[name]}"),
             console=err,
@@ -74,8 +74,13 @@ class IngestProgress:
 
     def advance(self, path: str, chunks: int) -> None:
         if self._bar:
+            self._bar.update(self._task, advance=1, name=Path(path).name[:40])
+
+    def embedded(self, chunks: int) -> None:
+        """As each batch lands, so a big file shows its progress before it is done."""
+        if self._bar:
             self._chunks += chunks
-            self._bar.update(self._task, advance=1, chunks=self._chunks, name=Path(path).name[:40])
+            self._bar.update(self._task, chunks=self._chunks)
 
     def finish(self) -> None:
         if self._bar:

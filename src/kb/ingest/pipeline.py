@@ -31,13 +31,15 @@ READ_AHEAD = 64  # files parsed ahead of the encoder
 
 class Progress(Protocol):
     def start(self, total_files: int) -> None: ...
-    def advance(self, path: str, chunks: int) -> None: ...
+    def advance(self, path: str, chunks: int) -> None: ...  # a file is done (committed or skipped)
+    def embedded(self, chunks: int) -> None: ...  # chunks encoded and stored, as each batch lands
     def finish(self) -> None: ...
 
 
 class _Silent:
     def start(self, total_files: int) -> None: ...
     def advance(self, path: str, chunks: int) -> None: ...
+    def embedded(self, chunks: int) -> None: ...
     def finish(self) -> None: ...
 
 
@@ -55,6 +57,7 @@ class IngestReport:
     skipped: list[dict] = field(default_factory=list)
     warnings: list[dict] = field(default_factory=list)
     removed_sources: list[str] = field(default_factory=list)
+    chunks_embedded: int = 0  # encoded in this run: less than chunks_added when a killed run's batches are reused
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -258,10 +261,12 @@ class IngestPipeline:
         self.progress.advance(source, 0)
 
     def _flush(self) -> None:
-        """Embeds the pending files' new chunks in one batch and stores them with one write
-        (per-file writes cost Chroma ~2 ms a call), then commits each file to the manifest.
-        A crash between the two leaves chunks the manifest does not know; after such a
-        crash (`recovering`) chunks already in the store are not embedded again.
+        """Embeds the pending files' new chunks and stores them, at most `batch` chunks per
+        encode and write (per-file writes cost Chroma ~2 ms a call; one write per batch),
+        then commits each file to the manifest. A file larger than a batch is stored a batch
+        at a time and committed once all of it is stored, so memory stays bounded by the
+        batch and a kill loses at most one batch: after a crash (`recovering`) chunks already
+        in the store are not embedded again, and a big file resumes where it stopped.
 
         The write is not overlapped with the next batch's encoding: on 2 cores the encoder
         keeps both busy, and a writer thread measured no faster."""
@@ -273,12 +278,14 @@ class IngestPipeline:
         if self.recovering and fresh:
             stored = store.existing([c.id for c in fresh])
             fresh = [c for c in fresh if c.id not in stored]
-        vectors = self._embed([c.embedding_text() for c in fresh]) if fresh else None
         stale = [i for p in pending for i in p.stale]
         if stale:
             store.delete(stale)
-        if fresh:
-            store.add(fresh, vectors)
+        for start in range(0, len(fresh), self.batch):
+            part = fresh[start : start + self.batch]
+            store.add(part, self._embed([c.embedding_text() for c in part]))
+            self.report.chunks_embedded += len(part)
+            self.progress.embedded(len(part))
         now = time.time()
         for item in pending:
             item.record.ingested_at = now

@@ -49,6 +49,9 @@ class _Progress:
 
     def advance(self, path: str, chunks: int) -> None:
         self.state["files_done"] += 1
+        self._write()
+
+    def embedded(self, chunks: int) -> None:
         self.state["chunks"] += chunks
         self._write()
 
