@@ -39,21 +39,3 @@ def write_lock(kb_dir: Path, kb: str, timeout_s: float, on_wait: Callable[[str],
         yield
     finally:
         lock.release()
-
-
-def is_locked(kb_dir: Path) -> bool:
-    """Whether a writer (in this or another process) holds the lock right now."""
-    from filelock import FileLock, Timeout
-
-    path = kb_dir / LOCK_NAME
-    if not path.exists():
-        return False
-    lock = FileLock(str(path), thread_local=False)
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        return True
-    except OSError:
-        return False  # a read-only folder: nobody can be writing through kb
-    lock.release()
-    return False

@@ -22,8 +22,6 @@ class MicroBatchingEmbedder:
         self.inner = inner
         self.model_id = inner.model_id
         self.max_batch = max_batch
-        self.batches = 0  # encoder calls made, for the benchmarks
-        self.texts = 0
         self._pending: list[tuple[list[str], Future]] = []
         self._running = False
         self._cond = threading.Condition()
@@ -71,8 +69,6 @@ class MicroBatchingEmbedder:
             for _, future in taken:
                 future.set_exception(exc)
             return
-        self.batches += 1
-        self.texts += len(texts)
         start = 0
         for group, future in taken:
             future.set_result(vectors[start : start + len(group)])

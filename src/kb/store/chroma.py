@@ -56,14 +56,6 @@ class ChromaStore:
             except Exception as exc:
                 raise StoreError(f"writing to the vector store failed ({exc})") from exc
 
-    def sources(self) -> set[str]:
-        found: set[str] = set()
-        total = self.count()
-        for offset in range(0, total, self._batch):
-            metas = self._col.get(limit=self._batch, offset=offset, include=["metadatas"])["metadatas"]
-            found.update(str(m["source"]) for m in metas or [] if m and "source" in m)
-        return found
-
     def close(self) -> None:
         # Chroma shares one system per path in a process, counted by reference: closing the
         # last client releases it, so a store reopened at the same path loads what other
