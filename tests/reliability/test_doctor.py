@@ -11,6 +11,7 @@ import pytest
 
 from tests.conftest import run_kb
 from tests.reliability.kbstate import snapshot, store_texts
+from tests.reliability.test_crash import _WORDS
 
 HASH = {"KB_MODEL": "hash"}
 
@@ -97,28 +98,10 @@ def _scramble(path: Path, how: str) -> None:
 def _big_corpus(folder: Path) -> Path:
     """~1,700 chunks: enough that Chroma keeps a persisted HNSW index for them."""
     rng = random.Random(1)
-    words = [
-        "brood",
-        "queen",
-        "drone",
-        "worker",
-        "nectar",
-        "pollen",
-        "comb",
-        "frame",
-        "super",
-        "smoker",
-        "varroa",
-        "mite",
-        "swarm",
-        "cell",
-        "wax",
-        "honey",
-    ]
     folder.mkdir(parents=True)
     for i in range(400):
         (folder / f"n{i}.md").write_text(
-            "\n\n".join(f"# S{j}\n\n" + " ".join(rng.choice(words) for _ in range(150)) + "." for j in range(4))
+            "\n\n".join(f"# S{j}\n\n" + " ".join(rng.choice(_WORDS) for _ in range(150)) + "." for j in range(4))
         )
     return folder
 

@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kb import __version__
 from kb.config import Settings
-from kb.errors import InputError, KbError
+from kb.errors import KbError
 from kb.library import Library
 from kb.service import errors, routes
 from kb.service.guards import BodyTooLarge, Guards
@@ -155,10 +155,6 @@ def _handlers(app: FastAPI) -> None:
             return JSONResponse(errors.body("too_large", str(too_large)), status_code=413)
         kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return JSONResponse(errors.body(kind, str(exc.detail)), status_code=exc.status_code)
-
-    @app.exception_handler(InputError)
-    async def bad_input(request: Request, exc: InputError) -> JSONResponse:
-        return JSONResponse(errors.body(errors.kind_of(exc), str(exc)), status_code=400)
 
 
 def _body_too_large(exc: BaseException) -> BodyTooLarge | None:
