@@ -24,8 +24,9 @@ if TYPE_CHECKING:
 Progress = Callable[[int, int], None]  # (questions done, total)
 
 
-def _score(item: QaItem, answer: Answer | None, gold: str | None, error: str | None) -> dict:
+def _score(item: QaItem, answer: Answer | None, gold: str | None, error: str | None, corpus: CorpusIds) -> dict:
     text = answer.answer if answer else ""
+    cited = list(dict.fromkeys(c.hit.source for c in answer.citations)) if answer else []
     row: dict = {
         "question": item.question,
         "answer": text,
@@ -34,6 +35,7 @@ def _score(item: QaItem, answer: Answer | None, gold: str | None, error: str | N
         "f1": round(token_f1(text, item.answers), 4),
         "words": len(text.split()),
         "doc": item.doc,
+        "cited": [corpus.id_for(source) for source in cited],
         "cited_doc": None,
         "provider": answer.provider if answer else None,
         "latency_ms": answer.latency_ms["total"] if answer else None,
@@ -43,7 +45,7 @@ def _score(item: QaItem, answer: Answer | None, gold: str | None, error: str | N
         "error": error,
     }
     if item.doc is not None:
-        row["cited_doc"] = bool(answer and gold and any(c.hit.source == gold for c in answer.citations))
+        row["cited_doc"] = gold in cited
     return row
 
 
@@ -88,7 +90,7 @@ def evaluate(
             answer = kb.ask(item.question, top_k=top_k, provider=provider, use_cache=False)
         except ProviderError as exc:
             error = str(exc)
-        rows.append(_score(item, answer, golds.get(item.doc) if item.doc else None, error))
+        rows.append(_score(item, answer, golds.get(item.doc) if item.doc else None, error, corpus))
         if progress:
             progress(done, len(items))
     return _summary(rows, sorted(d for d, s in golds.items() if s is None)), rows
