@@ -35,7 +35,9 @@ def eval_files(tmp_path, qrels_lines):
 
 
 def test_eval_retrieval_with_hash_embedder_table_and_json(cli, hash_kb, tmp_path):
-    queries, qrels = eval_files(tmp_path, ["exact\tbee_health_field_manual\t1", "q03\tno_such_doc\t1"])
+    queries, qrels = eval_files(
+        tmp_path, ["exact\tbee_health_field_manual\t1", "q03\tno_such_doc\t1", "ghost\tbee_biology\t1"]
+    )
     res = cli("eval", "retrieval", queries, qrels)
     assert res.code == 0, res.err
     lines = res.out.splitlines()
@@ -44,11 +46,13 @@ def test_eval_retrieval_with_hash_embedder_table_and_json(cli, hash_kb, tmp_path
     for metric in ("ndcg@10", "recall@10", "recall@100", "mrr@10"):
         assert any(line.split()[1] == metric for line in lines if len(line.split()) > 2), metric
     assert "1 relevant corpus id(s) name no document of the KB (scored as missed): no_such_doc" in res.err
+    assert "1 query id(s) of the qrels are not in the queries file" in res.err
 
     data = cli("eval", "retrieval", queries, qrels, "--mode", "dense", "--json").json()
     assert list(data["modes"]) == ["dense"]
     assert data["queries"] == 31 and data["skipped_queries"] == ["unjudged"]
     assert data["unknown_corpus_ids"] == ["no_such_doc"]
+    assert data["qrels_without_query"] == ["ghost"]
     rows = {r["query_id"]: r for r in data["per_query"]}
     assert len(rows) == 31 and set(rows["q01"]) >= {
         "ndcg@10",
