@@ -4,7 +4,15 @@ import math
 
 import pytest
 
-from kb.evaluation.metrics import contains_answer, mrr_at, ndcg_at, normalize_answer, recall_at, token_f1
+from kb.evaluation.metrics import (
+    contains_answer,
+    mrr_at,
+    ndcg_at,
+    normalize_answer,
+    ranking_scores,
+    recall_at,
+    token_f1,
+)
 
 L2, L3 = math.log2(3), 2.0  # log2(rank + 1) at ranks 2 and 3
 
@@ -71,3 +79,8 @@ def test_token_f1_is_the_best_over_golds():
     assert token_f1("the cat sat", ["dog", "cat sat"]) == 1.0
     assert token_f1("x b b", ["b c"]) == pytest.approx(2 * (1 / 3) * (1 / 2) / (1 / 3 + 1 / 2))  # one shared b
     assert token_f1("", ["cat"]) == 0.0
+
+
+def test_recall_at_100_comes_from_the_deep_ranking_the_rest_from_the_top_one():
+    scores = ranking_scores(["a"], ["a", "b"], {"b": 1})
+    assert scores == {"ndcg@10": 0.0, "recall@10": 0.0, "recall@100": 1.0, "mrr@10": 0.0}

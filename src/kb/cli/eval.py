@@ -15,7 +15,7 @@ eval_app = typer.Typer(
 )
 
 MODE_CHOICES = ("all", "hybrid", "dense", "keyword")
-JSON = typer.Option(False, "--json", help="One JSON object with the figures and a row per query (see docs/quality.md).")
+JSON = typer.Option(False, "--json", help="One JSON object: the figures and a row per query (docs/quality.md).")
 KB = typer.Option(None, "--kb", help="Knowledge base to evaluate (same as `kb --kb NAME eval ...`).")
 
 
@@ -43,8 +43,9 @@ def retrieval(
 ) -> None:
     """nDCG@10, Recall@10, Recall@100 and MRR@10 per search mode, side by side.
 
-    Passages are pooled to documents (a document ranks where its best passage does).
-    Queries without a relevant judgement are skipped and counted."""
+    Passages are pooled to documents: a document ranks where its best
+    passage does. Queries without a relevant judgement are skipped and
+    counted."""
     from kb.evaluation import datasets
     from kb.evaluation.retrieval import MODES, evaluate
 
@@ -81,9 +82,9 @@ def answers(
 ) -> None:
     """Answer each question through the provider chain and score the answers.
 
-    Reports how often a gold answer is contained in the answer and the token F1 (both
-    SQuAD-style: lower case, no punctuation or articles), how often the gold document is
-    cited, latency p50/p95, tokens and cost. The answer cache is bypassed."""
+    Reports how often a gold answer is contained in the answer, token F1
+    (both SQuAD-style), how often the gold document is cited, latency
+    p50/p95, tokens and cost. The answer cache is bypassed."""
     from kb.evaluation import datasets
     from kb.evaluation.answers import evaluate
 

@@ -47,13 +47,14 @@ def mrr_at(ranked: list[str], qrels: dict[str, int], k: int = 10) -> float:
     return 0.0
 
 
-def ranking_scores(ranked: list[str], qrels: dict[str, int]) -> dict[str, float]:
-    """The four figures `kb eval retrieval` reports for one query."""
+def ranking_scores(top: list[str], deep: list[str], qrels: dict[str, int]) -> dict[str, float]:
+    """The four figures `kb eval retrieval` reports for one query: the cut-off-10 ones on
+    the `top` ranking, Recall@100 on the `deep` one."""
     return {
-        "ndcg@10": ndcg_at(ranked, qrels, 10),
-        "recall@10": recall_at(ranked, qrels, 10),
-        "recall@100": recall_at(ranked, qrels, 100),
-        "mrr@10": mrr_at(ranked, qrels, 10),
+        "ndcg@10": ndcg_at(top, qrels, 10),
+        "recall@10": recall_at(top, qrels, 10),
+        "recall@100": recall_at(deep, qrels, 100),
+        "mrr@10": mrr_at(top, qrels, 10),
     }
 
 

@@ -1,8 +1,10 @@
 """`kb eval retrieval`: each search mode over labelled queries, scored per document.
 
-Passages are pooled to documents: a document ranks where its best passage ranks. Enough
-passages are fetched for 100 distinct documents in all but corpora where one document
-holds hundreds of the top passages.
+Passages are pooled to documents: a document ranks where its best passage ranks. The
+cut-off-10 figures pool the top 50 passages, the candidates a search of kb ranks for its
+first results (in hybrid mode the fusion depth, which a larger k would change), so they
+score what users get; Recall@100 pools up to 1,000 passages, enough for 100 documents in
+all but corpora where one document holds hundreds of the top passages.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ if TYPE_CHECKING:
 MODES = ("hybrid", "dense", "keyword")
 METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr@10")
 DOCUMENTS = 100  # the deepest cut-off reported (Recall@100)
-PASSAGES = 1000  # passages fetched per query to find that many documents
+TOP_PASSAGES = 50  # pooled for the cut-off-10 figures (see above)
+DEEP_PASSAGES = 1000  # pooled for Recall@100
 BATCH = 16  # queries per search call, between progress reports
 
 Progress = Callable[[str, int, int], None]  # (mode, queries done, queries total)
@@ -75,14 +78,22 @@ def pool(hits: list[Hit], depth: int = DOCUMENTS) -> list[str]:
     return list(dict.fromkeys(h.source for h in hits))[:depth]
 
 
-def _search(kb: KnowledgeBase, mode: str, texts: list[str], k: int, progress: Progress | None) -> list[list[str]]:
-    ranked: list[list[str]] = []
+def _search(
+    kb: KnowledgeBase, mode: str, texts: list[str], depths: tuple[int, int], progress: Progress | None
+) -> tuple[list[list[str]], list[list[str]], float]:
+    """(documents from the top passages, from the deep passages, seconds of the top searches)."""
+    top: list[list[str]] = []
+    deep: list[list[str]] = []
+    seconds = 0.0
     for start in range(0, len(texts), BATCH):
         batch = texts[start : start + BATCH]
-        ranked.extend(pool(hits) for hits in kb.search(batch, k=k, mode=mode))
+        started = time.perf_counter()
+        top.extend(pool(hits) for hits in kb.search(batch, k=depths[0], mode=mode))
+        seconds += time.perf_counter() - started
+        deep.extend(pool(hits) for hits in kb.search(batch, k=depths[1], mode=mode))
         if progress:
-            progress(mode, len(ranked), len(texts))
-    return ranked
+            progress(mode, len(top), len(texts))
+    return top, deep, seconds
 
 
 def evaluate(
@@ -113,21 +124,20 @@ def evaluate(
     )
     if not ids:
         raise InputError("no query of the queries file has a relevant judgement in the qrels; check the query ids")
-    depth = min(PASSAGES, max(1, kb.info()["chunks"]))
+    chunks = max(1, kb.info()["chunks"])
+    depths = (min(TOP_PASSAGES, chunks), min(DEEP_PASSAGES, chunks))
     texts = [queries[qid] for qid in ids]
     for mode in modes:
-        started = time.perf_counter()
         try:
-            ranked = _search(kb, mode, texts, depth, progress)
+            top, deep, seconds = _search(kb, mode, texts, depths, progress)
         except InputError as exc:
             if not skip_unavailable or "not available" not in str(exc):
                 raise
             report.modes[mode] = {"unavailable": str(exc)}
             continue
-        seconds = time.perf_counter() - started
         rows = []
-        for qid, docs in zip(ids, ranked):
-            scores = ranking_scores(docs, judged[qid])
+        for qid, docs, deep_docs in zip(ids, top, deep):
+            scores = ranking_scores(docs, deep_docs, judged[qid])
             rows.append(scores)
             report.per_query.append(
                 {
