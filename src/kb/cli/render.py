@@ -47,40 +47,66 @@ def _short(path: str) -> str:
 
 
 class IngestProgress:
-    """A rich progress bar with files, chunks and ETA; silent when stderr is not a TTY."""
+    """A rich progress bar: files, chunks and an ETA by work (bytes of the changed files,
+    see kb.ingest.progress); silent when stderr is not a TTY."""
 
     def __init__(self) -> None:
+        from kb.ingest.progress import WorkMeter
+
+        self.meter = WorkMeter()
         self._bar: Any = None
-        self._chunks = 0
 
     def start(self, total_files: int) -> None:
+        self.meter.start(total_files)
         if not err.is_terminal:
             return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn
+        from rich.text import Text
+
+        from kb.ingest.progress import format_eta
+
+        meter = self.meter
+
+        class Eta(ProgressColumn):
+            def render(self, task) -> Text:
+                return Text(format_eta(meter.eta_s()))
 
         self._bar = Progress(
             TextColumn("[bold]ingesting"),
             BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("files"),
+            TextColumn("{task.fields[files]} files"),
             TextColumn("{task.fields[chunks]} chunks embedded"),
-            TimeRemainingColumn(),
+            Eta(),
             TextColumn("{task.fields[name]}"),
             console=err,
             transient=True,
         )
         self._bar.start()
-        self._task = self._bar.add_task("ingest", total=total_files, chunks=0, name="")
+        self._task = self._bar.add_task("ingest", total=None, files=self._files(), chunks=0, name="")
+
+    def _files(self) -> str:
+        return f"{self.meter.files_done}/{self.meter.files_total}"
+
+    def planned(self, work_bytes: int) -> None:
+        self.meter.planned(work_bytes)
+        if self._bar:
+            self._bar.update(self._task, total=max(work_bytes, 1), completed=0)
 
     def advance(self, path: str, chunks: int) -> None:
+        self.meter.advance(path, chunks)
         if self._bar:
-            self._bar.update(self._task, advance=1, name=Path(path).name[:40])
+            self._bar.update(self._task, files=self._files(), name=Path(path).name[:40])
 
     def embedded(self, chunks: int) -> None:
         """As each batch lands, so a big file shows its progress before it is done."""
+        self.meter.embedded(chunks)
         if self._bar:
-            self._chunks += chunks
-            self._bar.update(self._task, chunks=self._chunks)
+            self._bar.update(self._task, chunks=self.meter.chunks)
+
+    def worked(self, work_bytes: float) -> None:
+        self.meter.worked(work_bytes)
+        if self._bar:
+            self._bar.update(self._task, completed=self.meter.work_done)
 
     def finish(self) -> None:
         if self._bar:
