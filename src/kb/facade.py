@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from kb.answering.answer import Answer
     from kb.doctor import DoctorReport
     from kb.ingest.pipeline import IngestReport, Progress
+    from kb.ingest.planning import IngestPlan
     from kb.store.chroma import ChromaStore
 
 
@@ -76,8 +77,8 @@ class KnowledgeBase:
         return ChromaStore(self.settings.kb_dir / "chroma", self.name)
 
     # -- guards -----------------------------------------------------------------------------
-    def _check_model(self) -> None:
-        built_with = self.manifest.get_meta("model")
+    def _check_model(self, manifest: Manifest | None = None) -> None:
+        built_with = (manifest or self.manifest).get_meta("model")
         if built_with and built_with != self.home.model_id:
             raise ConfigError(
                 f"knowledge base {self.name!r} was built with the model {built_with}, but the configured model is "
@@ -165,8 +166,67 @@ class KnowledgeBase:
         with self._writing_op(lock_timeout_s):
             report = self._ingest_locked(paths, include, exclude, hidden, prune, progress)
         error = "failed files" if report.failed else None
-        self.home.record(Event("ingest", self.name, _ms(started), error=error))
+        event = Event("ingest", self.name, _ms(started), model=self.home.model_id, error=error)
+        event.chunks = report.chunks_embedded
+        self.home.record(event)
         return report
+
+    def plan_ingest(
+        self,
+        paths: list[Path],
+        include: list[str] | None = None,
+        exclude: list[str] | None = None,
+        hidden: bool = False,
+        prune: bool = False,
+    ) -> IngestPlan:
+        """What `ingest` would add, update, remove (and with `prune`, prune), with the chunks
+        and time it would take on this machine. Writes nothing and takes no lock: the
+        manifest and the metrics are opened read-only, and a KB that does not exist stays so."""
+        from kb.ingest.planning import plan
+
+        kb_exists = self.home.exists(self.name)
+        manifest = Manifest(self.settings.kb_dir / MANIFEST, untouched=True) if kb_exists else None
+        try:
+            if manifest is not None:
+                self._check_model(manifest)
+            result = plan(self.name, manifest, paths, self.home.chunker, self.home.model_id,
+                          include, exclude, hidden, prune)  # fmt: skip
+        finally:
+            if manifest is not None:
+                manifest.close()
+        self._estimate_time(result)
+        return result
+
+    def _estimate_time(self, result: IngestPlan) -> None:
+        """From this machine's past ingests with this model if there are any, else from
+        embedding a few chunk-sized passages of the files now."""
+        from kb.errors import StoreError
+        from kb.ingest.estimate import calibrate
+        from kb.metrics.store import MetricsStore
+
+        if not result.chunks_estimate:
+            return
+        past = None
+        path = self.settings.home / "metrics.db"
+        if path.exists():
+            try:
+                store = MetricsStore(path, untouched=True)
+                try:
+                    past = store.ingest_rate(self.home.model_id)
+                finally:
+                    store.close()
+            except StoreError:  # unreadable or from an older kb: calibrate instead
+                past = None
+        if past is not None:
+            result.chunks_per_s, runs = past
+            result.rate_source = "past ingests"
+            result.rate_detail = f"{runs} past ingest(s) with this model on this KB_HOME, end to end"
+        else:
+            result.chunks_per_s = calibrate(self.home.embedder.embed, result.texts, self.settings.chunk_tokens)
+            result.rate_source = "calibration"
+            result.rate_detail = "32 passages embedded just now; the encoder only, reading and storing add to it"
+        result.seconds_estimate = float(f"{result.chunks_estimate / result.chunks_per_s:.3g}")
+        result.chunks_per_s = float(f"{result.chunks_per_s:.3g}")
 
     def _ingest_locked(
         self,

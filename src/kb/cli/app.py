@@ -80,13 +80,23 @@ def ingest(
     background: bool = typer.Option(
         False, "--background", help="Queue the ingest for `kb worker` and print the job id at once."
     ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Only show what would be added, updated and removed, with estimated chunks and time."
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Add documents (PDF, Markdown, HTML, text); re-running updates only what changed.
 
     Documents whose files were deleted are removed. Filters (--include, --exclude, hidden
-    files) narrow what is read, never what is kept, unless --prune is given."""
+    files) narrow what is read, never what is kept, unless --prune is given. --dry-run
+    writes nothing (not even a new knowledge base's folder)."""
+    if dry_run and background:
+        raise InputError("--dry-run and --background do not go together; drop one")
     kb = _kb()
+    if dry_run:
+        plan = kb.plan_ingest(_paths(paths), include, exclude, hidden, prune)
+        render.emit_json(plan.to_json()) if as_json else render.ingest_plan(plan)
+        raise typer.Exit(1 if plan.failed else 0)
     if background:
         job = kb.enqueue_ingest(_paths(paths), include, exclude, hidden, prune)
         render.emit_json(job) if as_json else render.job_queued(job)

@@ -130,6 +130,44 @@ def ingest_report(report) -> None:
         err.print(f"  warning: {_short(item['path'])}: {item['warning']}", markup=False)
 
 
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return str(n)
+
+
+def ingest_plan(plan) -> None:
+    state = "exists" if plan.kb_exists else "does not exist yet"
+    out.print(f"dry run: nothing written; knowledge base {plan.kb!r} {state}", markup=False)
+    out.print(
+        f"would add {len(plan.added)}, update {len(plan.updated)}, remove {len(plan.removed)}"
+        + (f", prune {len(plan.pruned)}" if plan.pruned else "")
+        + f"; {plan.unchanged} unchanged, {len(plan.failed)} failed",
+        markup=False,
+    )
+    line = f"about {plan.chunks_estimate} chunks from {_size(plan.work_bytes)}"
+    if plan.chunks_per_s:
+        line += (
+            f", about {plan.seconds_estimate:g}s on this machine at {plan.chunks_per_s:g} chunks/s "
+            f"({plan.rate_source}: {plan.rate_detail})"
+        )
+    if plan.updated:
+        line += "; an update embeds only the chunks whose text changed, so it may take less"
+    out.print(line, markup=False)
+    for verb, items in (("add", plan.added), ("update", plan.updated)):
+        for item in items:
+            out.print(f"  {verb}: {_short(item['path'])} (~{item['chunks_estimate']} chunks)", markup=False)
+    for verb, sources in (("remove", plan.removed), ("prune", plan.pruned)):
+        for source in sources:
+            out.print(f"  {verb}: {_short(source)}", markup=False)
+    for item in plan.failed:
+        err.print(f"  failed: {_short(item['path'])}: {item['reason']}", markup=False)
+    for item in plan.skipped:
+        err.print(f"  skipped: {_short(item['path'])}: {item['reason']}", markup=False)
+
+
 def doctor(report, repaired: bool) -> None:
     for line in report.repaired:
         out.print(f"repaired: {line}", markup=False)

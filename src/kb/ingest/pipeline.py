@@ -135,6 +135,22 @@ def _read_ahead(items: list, chunker: Chunker, depth: int = READ_AHEAD):
             yield done, future.result
 
 
+def to_remove(found: Found, manifest: Manifest, prune: bool) -> list[str]:
+    """Documents under the walked folders that this run did not see. Only those whose file
+    is gone are removed, unless `prune` asks to mirror the filtered view too; a folder that
+    could not be listed keeps its documents either way."""
+    seen = {str(path) for path in found.files} | {path for path, _ in found.failed}
+    unlisted = tuple(path.rstrip("/") + "/" for path, _ in found.failed)
+    out = []
+    for root in found.roots:
+        for source in manifest.sources_under(str(root)):
+            if source in seen or source.startswith(unlisted):
+                continue
+            if is_gone(source) or prune:
+                out.append(source)
+    return out
+
+
 def _weights(pending: list[_Pending]) -> list[float]:
     """Each new chunk's share of its file's bytes, aligned with the pending files' fresh
     chunks: storing a batch completes that much of the planned work."""
@@ -201,26 +217,11 @@ class IngestPipeline:
             if sum(len(p.fresh) for p in self._pending) >= self.batch:
                 self._flush()
         self._flush()
-        for source in self._to_remove(found, prune):
+        for source in to_remove(found, self.manifest, prune):
             self._remove(source)
         self.progress.finish()
         self.report.seconds = round(time.perf_counter() - started, 3)
         return self.report
-
-    def _to_remove(self, found: Found, prune: bool) -> list[str]:
-        """Documents under the walked folders that this run did not see. Only those whose
-        file is gone are removed, unless `prune` asks to mirror the filtered view too; a
-        folder that could not be listed keeps its documents either way."""
-        seen = {str(path) for path in found.files} | {path for path, _ in found.failed}
-        unlisted = tuple(path.rstrip("/") + "/" for path, _ in found.failed)
-        out = []
-        for root in found.roots:
-            for source in self.manifest.sources_under(str(root)):
-                if source in seen or source.startswith(unlisted):
-                    continue
-                if is_gone(source) or prune:
-                    out.append(source)
-        return out
 
     def _check(self, path: Path):
         """Stat and manifest only: None if the file is known unchanged, else what reading needs."""
