@@ -155,21 +155,59 @@ class KnowledgeBase:
         prune: bool = False,
         progress: Progress | None = None,
         lock_timeout_s: float | None = None,
+        hold: frozenset[str] = frozenset(),
     ) -> IngestReport:
         """Adds and updates the documents under `paths`, and drops documents whose files are
         gone. Filters narrow what is read, never what is kept; with `prune`, documents under
         the given folders that the filters leave out are removed too (listed in the report).
-        `lock_timeout_s` overrides how long to wait for another writer (background jobs)."""
+        `lock_timeout_s` overrides how long to wait for another writer (background jobs);
+        files in `hold` are left as they are this time (`watch`: still being written)."""
         from kb.metrics.store import Event
 
         started = time.perf_counter()
         with self._writing_op(lock_timeout_s):
-            report = self._ingest_locked(paths, include, exclude, hidden, prune, progress)
+            report = self._ingest_locked(paths, include, exclude, hidden, prune, progress, hold)
         error = "failed files" if report.failed else None
         event = Event("ingest", self.name, _ms(started), model=self.home.model_id, error=error)
         event.chunks = report.chunks_embedded
         self.home.record(event)
         return report
+
+    def watch(
+        self,
+        paths: list[Path],
+        stop: threading.Event,
+        include: list[str] | None = None,
+        exclude: list[str] | None = None,
+        hidden: bool = False,
+        prune: bool = False,
+        settle_s: float | None = None,
+    ) -> Iterator[IngestReport]:
+        """Keeps the knowledge base in sync with `paths` until `stop` is set: each batch of
+        changes, once settled (see kb.ingest.watching), is applied by a full `ingest` of
+        `paths` — same filters, write lock and crash safety — and its report yielded. The
+        lock is free between batches. The first batch catches up with changes made before
+        the watch began (e.g. during a first ingest); reports that changed nothing are not
+        yielded. Stopping waits for the batch in progress."""
+        from kb.ingest import watching
+
+        roots = [Path(os.path.abspath(p.expanduser())) for p in paths]
+        quiet = watching.SETTLE_S if settle_s is None else settle_s
+        held: set[str] = set()
+        first = True
+        for changed in watching.changes(roots, stop):
+            pending = {p for p in changed if watching.relevant(p, roots, hidden, self.settings.home)}
+            if not (pending or held or first):
+                continue
+            first = False
+            held = watching.settle(pending | held, stop, quiet)
+            if stop.is_set():
+                return
+            report = self.ingest(roots, include, exclude, hidden, prune, hold=frozenset(held))
+            # Failures of files this batch did not touch were reported when they happened.
+            report.failed = [f for f in report.failed if f["path"] in pending]
+            if report.changed or report.failed:
+                yield report
 
     def plan_ingest(
         self,
@@ -236,6 +274,7 @@ class KnowledgeBase:
         hidden: bool = False,
         prune: bool = False,
         progress: Progress | None = None,
+        hold: frozenset[str] = frozenset(),
     ) -> IngestReport:
         """`ingest` for a caller that holds the write lock (kb doctor --repair)."""
         from kb.ingest.pipeline import IngestPipeline
@@ -254,7 +293,7 @@ class KnowledgeBase:
                 self.settings.ingest_batch,
                 recovering=interrupted,
             )
-            return pipeline.run(paths, include, exclude, hidden, prune)
+            return pipeline.run(paths, include, exclude, hidden, prune, hold)
 
     def remove(self, path: Path) -> tuple[int, int]:
         """Removes a document, or every document under a folder: (documents, chunks)."""

@@ -130,6 +130,32 @@ def ingest_report(report) -> None:
         err.print(f"  warning: {_short(item['path'])}: {item['warning']}", markup=False)
 
 
+def watch_batch(report) -> None:
+    """One line per applied batch of a watched folder; details on stderr as for an ingest."""
+    import time
+
+    r = report
+    out.print(
+        f"{time.strftime('%H:%M:%S')} {r.added} added, {r.updated} updated, {r.removed} removed, "
+        f"{len(r.failed)} failed; {r.chunks_added} chunks added, {r.chunks_removed} removed in {r.seconds:.1f}s",
+        markup=False,
+    )
+    for item in r.failed:
+        err.print(f"  failed: {_short(item['path'])}: {item['reason']}", markup=False)
+    for source in r.removed_sources:
+        err.print(f"  removed: {_short(source)}", markup=False)
+    for source in r.held:
+        err.print(f"  still being written, later: {_short(source)}", markup=False)
+
+
+def watch_stopped(summary: dict) -> None:
+    out.print(
+        f"stopped ({summary['signal']}) after {summary['batches']} batches: {summary['added']} added, "
+        f"{summary['updated']} updated, {summary['removed']} removed",
+        markup=False,
+    )
+
+
 def _size(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1000 or unit == "GB":

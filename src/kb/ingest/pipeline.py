@@ -67,6 +67,7 @@ class IngestReport:
     warnings: list[dict] = field(default_factory=list)
     removed_sources: list[str] = field(default_factory=list)
     chunks_embedded: int = 0  # encoded in this run: less than chunks_added when a killed run's batches are reused
+    held: list[str] = field(default_factory=list)  # left as they were this time (watch: still being written)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -139,7 +140,7 @@ def to_remove(found: Found, manifest: Manifest, prune: bool) -> list[str]:
     """Documents under the walked folders that this run did not see. Only those whose file
     is gone are removed, unless `prune` asks to mirror the filtered view too; a folder that
     could not be listed keeps its documents either way."""
-    seen = {str(path) for path in found.files} | {path for path, _ in found.failed}
+    seen = {str(path) for path in found.files + found.held} | {path for path, _ in found.failed}
     unlisted = tuple(path.rstrip("/") + "/" for path, _ in found.failed)
     out = []
     for root in found.roots:
@@ -190,9 +191,16 @@ class IngestPipeline:
         exclude: list[str] | None = None,
         hidden: bool = False,
         prune: bool = False,
+        hold: frozenset[str] = frozenset(),
     ) -> IngestReport:
+        """`hold`: files to leave as they are this time, neither read nor removed (a watched
+        file still being written)."""
         started = time.perf_counter()
         found = discover(paths, include, exclude, hidden)
+        if hold:
+            found.held = [p for p in found.files if str(p) in hold]
+            found.files = [p for p in found.files if str(p) not in hold]
+            self.report.held = [str(p) for p in found.held]
         self.report.files_seen = len(found.files)
         self.report.skipped = [{"path": p, "reason": r} for p, r in found.skipped]
         self.report.failed = [{"path": p, "reason": r} for p, r in found.failed]
