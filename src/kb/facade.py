@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from kb.concurrency import Gate, drop, lazy
 from kb.config import Settings
 from kb.documents import Hit
-from kb.errors import AllProvidersFailed, ConfigError, KbError, KbNotFound
+from kb.errors import AllProvidersFailed, ConfigError, KbError, KbNotFound, LockTimeout
 from kb.home import MANIFEST, Home
 from kb.ingest.manifest import Manifest
 from kb.locking import write_lock
@@ -194,16 +194,21 @@ class KnowledgeBase:
         roots = [Path(os.path.abspath(p.expanduser())) for p in paths]
         quiet = watching.SETTLE_S if settle_s is None else settle_s
         held: set[str] = set()
-        first = True
+        catch_up = True
         for changed in watching.changes(roots, stop):
             pending = {p for p in changed if watching.relevant(p, roots, hidden, self.settings.home)}
-            if not (pending or held or first):
+            if not (pending or held or catch_up):
                 continue
-            first = False
+            catch_up = False
             held = watching.settle(pending | held, stop, quiet)
             if stop.is_set():
                 return
-            report = self.ingest(roots, include, exclude, hidden, prune, hold=frozenset(held))
+            try:
+                report = self.ingest(roots, include, exclude, hidden, prune, hold=frozenset(held))
+            except LockTimeout as exc:  # another writer for long: try again at the next tick
+                self.on_wait(f"{exc}; retrying")
+                catch_up = True
+                continue
             # Failures of files this batch did not touch were reported when they happened.
             report.failed = [f for f in report.failed if f["path"] in pending]
             if report.changed or report.failed:

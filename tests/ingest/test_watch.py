@@ -21,8 +21,8 @@ from tests.conftest import run_kb
 class Watching:
     """`kb ingest --watch --json DIR`, its stdout read line by line on a thread."""
 
-    def __init__(self, folder, *extra: str) -> None:
-        env = dict(os.environ, KB_MODEL="hash")
+    def __init__(self, folder, *extra: str, env: dict | None = None) -> None:
+        env = dict(os.environ, KB_MODEL="hash", **(env or {}))
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "kb", "ingest", "--watch", "--json", *extra, str(folder)],
             stdout=subprocess.PIPE,
@@ -67,8 +67,8 @@ def watched(tmp_path):
     (folder / "first.md").write_text("# First\n\nThe first note is about apples.\n")
     procs: list[Watching] = []
 
-    def start(*extra: str) -> Watching:
-        w = Watching(folder, *extra)
+    def start(*extra: str, env: dict | None = None) -> Watching:
+        w = Watching(folder, *extra, env=env)
         procs.append(w)
         first = w.next()
         assert first["event"] == "ingest" and first["added"] == 1, first
@@ -148,4 +148,21 @@ def test_hash_embedder_watch_keeps_filters_and_ignores_hidden_and_unsupported_fi
     assert (batch["added"], batch["updated"], batch["removed"]) == (1, 0, 0)
     sources = {h["source"] for h in _search("giraffes okapis lions")}
     assert sources <= {str(folder / "kept.md"), str(folder / "first.md")}
+    assert w.stop()[0] == 130
+
+
+def test_hash_embedder_watch_waits_out_another_writer_and_then_applies_the_batch(watched, kb_home):
+    from filelock import FileLock
+
+    from kb.locking import LOCK_NAME
+
+    folder, start = watched
+    w = start(env={"KB_LOCK_TIMEOUT_S": "0.5"})
+    lock = FileLock(str(kb_home / "kbs" / "default" / LOCK_NAME), thread_local=False)
+    with lock:  # another writer, for longer than lock_timeout_s
+        (folder / "later.md").write_text("Written while another process held the write lock.")
+        w.quiet(4.0)
+        assert w.proc.poll() is None  # still watching, not failed
+    batch = w.next()
+    assert (batch["event"], batch["added"]) == ("batch", 1)
     assert w.stop()[0] == 130
