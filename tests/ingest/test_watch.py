@@ -166,3 +166,23 @@ def test_hash_embedder_watch_waits_out_another_writer_and_then_applies_the_batch
     batch = w.next()
     assert (batch["event"], batch["added"]) == ("batch", 1)
     assert w.stop()[0] == 130
+
+
+def test_hash_embedder_sigint_during_a_batch_lets_it_finish(watched, kb_home):
+    folder, start = watched
+    w = start("--settle", "0.2")
+    marker = kb_home / "kbs" / "default" / MARKER
+    paragraphs = [f"Entry {i}: the apiary log notes {i % 13} frames of honey and a calm colony." for i in range(4000)]
+    (folder / "big.txt").write_text("\n\n".join(paragraphs))
+    deadline = time.monotonic() + 20
+    while not marker.exists():  # the batch is writing
+        assert time.monotonic() < deadline, "the batch never started"
+        time.sleep(0.005)
+    w.proc.send_signal(signal.SIGINT)
+    batch = w.next(timeout=60)
+    assert (batch["event"], batch["added"], batch["failed"]) == ("batch", 1, [])
+    assert w.next(timeout=5)["batches"] == 1
+    assert w.proc.wait(timeout=5) == 130
+    assert not marker.exists()
+    done = run_kb("list", "--json", env={"KB_MODEL": "hash"}).ndjson()
+    assert {d["source"]: d["chunks"] for d in done}[str(folder / "big.txt")] == batch["chunks_added"]
