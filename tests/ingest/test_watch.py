@@ -186,3 +186,9 @@ def test_hash_embedder_sigint_during_a_batch_lets_it_finish(watched, kb_home):
     assert not marker.exists()
     done = run_kb("list", "--json", env={"KB_MODEL": "hash"}).ndjson()
     assert {d["source"]: d["chunks"] for d in done}[str(folder / "big.txt")] == batch["chunks_added"]
+
+
+def test_watching_a_missing_folder_is_a_clear_error_before_anything_is_written(tmp_path, kb_home, cli):
+    r = cli("ingest", "--watch", tmp_path / "nope")
+    assert r.code == 2 and "--watch:" in r.err and "does not exist" in r.err
+    assert not kb_home.exists()

@@ -112,6 +112,9 @@ def ingest(
         job = kb.enqueue_ingest(_paths(paths), include, exclude, hidden, prune)
         render.emit_json(job) if as_json else render.job_queued(job)
         return
+    missing = [p for p in _paths(paths) if watch and not p.expanduser().exists()]
+    if missing:
+        raise InputError(f"--watch: {missing[0]} does not exist; watch an existing file or folder")
     progress = None if as_json else render.IngestProgress()
     report = kb.ingest(_paths(paths), include, exclude, hidden, prune, progress=progress)
     if watch:

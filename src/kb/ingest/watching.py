@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from kb.errors import IngestError
 from kb.ingest.readers import reader_for
 
 SETTLE_S = 1.0  # a changed file is read once its size and mtime held this long
@@ -30,6 +31,16 @@ def changes(paths: list[Path], stop: threading.Event) -> Iterator[set[str]]:
     with changes made before it, knowing that later ones will be reported."""
     import watchfiles
 
+    try:
+        yield from _watch(watchfiles, paths, stop)
+    except OSError as exc:  # a folder gone meanwhile, the system's limit of watches reached
+        raise IngestError(
+            f"cannot watch {', '.join(map(str, paths))} ({exc}); if the limit of watches is reached, raise "
+            "fs.inotify.max_user_watches or watch a smaller folder"
+        ) from exc
+
+
+def _watch(watchfiles, paths: list[Path], stop: threading.Event) -> Iterator[set[str]]:
     for batch in watchfiles.watch(
         *paths,
         watch_filter=None,  # discovery's filters decide; a deleted .git folder still matters to nobody
