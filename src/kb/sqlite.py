@@ -37,7 +37,7 @@ class Database:
         # `untouched`: not even SQLite's WAL index may appear beside the file (a dry run).
         # With no WAL file there is nothing uncommitted to see, so the file is read as
         # immutable; with one, a writer is at work and its index exists already. A writer
-        # that starts during an immutable read can make it fail (StoreError), never write.
+        # that starts during an immutable read can make that read fail; it never writes.
         self._immutable = untouched and not Path(f"{path}-wal").exists()
         conn = self._conn()  # open now, so a bad file fails here with a clear message
         if not readonly:
