@@ -106,7 +106,8 @@ def test_hash_embedder_dry_run_times_by_past_ingests_and_estimates_chunks_closel
     assert again["chunks_per_s"] > 0 and again["seconds_estimate"] > 0
 
 
-def test_dry_run_with_background_is_refused(tmp_path, cli, kb_home):
-    r = cli("ingest", "--dry-run", "--background", tmp_path)
-    assert r.code != 0 and "--dry-run and --background" in r.err
+@pytest.mark.parametrize("other", ["--background", "--watch"])
+def test_dry_run_with_background_or_watch_is_refused(tmp_path, cli, kb_home, other):
+    r = cli("ingest", "--dry-run", other, tmp_path)
+    assert r.code == 2 and "do not go together" in r.err
     assert not kb_home.exists()
