@@ -10,7 +10,9 @@ before scoring; answers are normalised the SQuAD way (lower-case, punctuation an
 articles removed, whitespace collapsed).
 
 Items with no gold answers are questions the KB does not answer: for those the figure is
-how often the answerer says so. Runs with any kb source tree on PYTHONPATH, so the same
+how often the answerer says so ("refused"). Figures are given per `split` of the data:
+`tuning` (the questions the answerer's weights were chosen on), `heldout` (written after
+that, never tuned on) and `unanswerable`. Runs with any kb source tree on PYTHONPATH, so the same
 script measures an older answerer (`PYTHONPATH=/path/to/other/src`).
 """
 
@@ -48,6 +50,20 @@ def f1(prediction: str, gold: str) -> float:
         return 0.0
     precision, recall = common / len(p), common / len(g)
     return 2 * precision * recall / (precision + recall)
+
+
+def _summary(rows: list[dict]) -> dict:
+    answerable = [r for r in rows if r["contains"] is not None]
+    out: dict[str, object] = {"questions": len(rows), "refused": sum(r["refused"] for r in rows)}
+    if answerable:
+        out |= {
+            "containment": round(sum(r["contains"] for r in answerable) / len(answerable), 3),
+            "f1": round(statistics.mean(r["f1"] for r in answerable), 3),
+            "gold_cited": round(sum(r["gold_cited"] for r in answerable) / len(answerable), 3),
+            "mean_words": round(statistics.mean(r["words"] for r in answerable), 1),
+            "max_words": max(r["words"] for r in answerable),
+        }
+    return out
 
 
 def main() -> None:
@@ -95,20 +111,11 @@ def main() -> None:
             )
         kb.close()
 
-    answerable = [r for r in rows if r["contains"] is not None]
-    unanswerable = [r for r in rows if r["contains"] is None]
-    report = {
-        "answerable": len(answerable),
-        "containment": sum(r["contains"] for r in answerable) / len(answerable),
-        "f1": statistics.mean(r["f1"] for r in answerable),
-        "gold_cited": sum(r["gold_cited"] for r in answerable) / len(answerable),
-        "mean_words": statistics.mean(r["words"] for r in answerable),
-        "max_words": max(r["words"] for r in answerable),
-        "refused_answerable": sum(r["refused"] for r in answerable),
-        "unanswerable": len(unanswerable),
-        "refused_unanswerable": sum(r["refused"] for r in unanswerable),
-        "ms_p50": statistics.median(r["ms"] for r in rows),
-    }
+    report: dict[str, object] = {}
+    for split in sorted({item["split"] for item in items}):
+        chosen = [r for r, item in zip(rows, items) if item["split"] == split]
+        report[split] = _summary(chosen)
+    report["ms_p50"] = statistics.median(r["ms"] for r in rows)
     for r in rows:
         mark = {True: "ok ", False: "MISS", None: "n/a "}[r["contains"]]
         print(f"{mark} {r['id']} {r['question']}\n       -> {r['answer']}")

@@ -119,6 +119,17 @@ def test_a_long_sentence_is_cut_to_the_word_limit_hash_embedder():
     assert answer.startswith("The waggle dance encodes the distance to the food") and answer.endswith("… [1]")
 
 
+def test_a_clause_that_ends_in_a_colon_comes_with_what_follows_hash_embedder():
+    sugar = (
+        "Count mites before you decide to treat. The sugar roll test is gentle and accurate: take about 300 bees "
+        "(half a cup) from a brood frame, shake them with two tablespoons of icing sugar in a jar with a mesh lid, "
+        "and count the mites that fall out, then divide the count by three to get the mites per hundred bees."
+    )
+    answer = _ask("How accurate is the sugar roll test?", sugar)
+    assert answer.startswith("The sugar roll test is gentle and accurate: take about 300 bees")
+    assert len(answer.split()) <= MAX_WORDS + 1
+
+
 def test_leading_discourse_words_are_trimmed_hash_embedder():
     text = "Workers clean cells. However, the oldest workers forage for nectar and pollen."
     assert _ask("Which workers forage for nectar?", text) == "The oldest workers forage for nectar and pollen. [1]"
@@ -186,5 +197,5 @@ def test_sample_kb_answers_with_one_short_cited_sentence(sample_kb):
 
 
 def test_sample_kb_says_it_does_not_know_what_it_does_not_hold(sample_kb):
-    ans = sample_kb.ask("Who invented the bee smoker?", use_cache=False)
+    ans = sample_kb.ask("What is the capital of Peru?", use_cache=False)
     assert (ans.answer, ans.citations) == (NOT_ANSWERED, [])

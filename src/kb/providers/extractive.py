@@ -43,7 +43,7 @@ MIN_SENTENCES = 20
 # all-MiniLM-L6-v2 (docs/quality.md): there the best sentence of every answerable
 # question scores 0.41 or more, and that of 7 of the 8 unanswerable ones 0.39 or less.
 COSINE_WEIGHT = 0.4
-RELEVANCE_FLOOR = 0.40
+RELEVANCE_FLOOR = 0.35
 ANSWER_WORDS_BONUS = 0.15  # the sentence holds the kind of words the question asks for
 DEFINITION_BONUS = 0.10
 ECHO_PENALTY = 0.5  # at most, for a sentence that only repeats the question: it never answers it
@@ -152,15 +152,16 @@ def _answer_scores(question: str, candidates: list[Sentence], relevance: list[fl
 
 def _complete(chosen: Sentence, passage: list[Sentence]) -> str:
     """The chosen sentence, with the one before it when it leans on it ("It is ..."), or the
-    one after it when it introduces it (ends with a colon); never over MAX_WORDS."""
+    one after it when it introduces it (ends with a colon); cut to MAX_WORDS."""
     text = trim(chosen.text)
     before = passage[chosen.index - 1].text if chosen.index > 0 else None
     after = passage[chosen.index + 1].text if chosen.index + 1 < len(passage) else None
     if before and BACK_REFERENCE.match(text) and _count(before) + _count(text) <= MAX_WORDS:
         text = f"{trim(before)} {text}"
-    elif after and text.endswith(":") and _count(after) + _count(text) <= MAX_WORDS:
-        text = f"{text} {after}"
-    return _cap(text)
+    elif after and text.endswith(":"):
+        text = f"{text} {after}"  # a sentence that ends in a colon says nothing without what follows
+    text = _cap(text)
+    return text[0].upper() + text[1:]
 
 
 def _pieces(text: str) -> list[str]:
@@ -171,7 +172,7 @@ def _pieces(text: str) -> list[str]:
             out.append(sentence)
             continue
         clauses = [c for c in re.split(r"(?<=[;:])\s+", sentence) if c]
-        out.extend(c[0].upper() + c[1:] for c in clauses)
+        out.extend(clauses)
     return out
 
 

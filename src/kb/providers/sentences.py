@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 _WORD = re.compile(r"\w+")
 # A sentence ends at . ! ? followed by space and something that can start a sentence; a
-# blank line or a list item also ends one. "e.g. this" and "3.5 cm" do not split.
-_SPLIT = re.compile(r"(?<=[.!?])[\"')\]*_]*\s+(?=[\"'(\[*_]*[A-Z0-9])|\n\s*\n|\n(?=\s*(?:[-*•]|\d{1,2}[.)])\s)")
+# blank line or a list item also ends one, and so does a period before a code name
+# ("... them. time.sleep() delays"). "e.g. this" and "3.5 cm" do not split.
+_SPLIT = re.compile(
+    r"(?<=[.!?])[\"')\]*_]*\s+(?=[\"'(\[*_]*[A-Z0-9]|[a-z_]\w*[.(]\w)|\n\s*\n|\n(?=\s*(?:[-*•]|\d{1,2}[.)])\s)"
+)
 _ABBREVIATION = re.compile(r"\b(?:e\.g|i\.e|etc|vs|cf|approx|Dr|Mr|Mrs|Ms|St|No|Fig)\.$", re.IGNORECASE)
 _LIST_NUMBER = re.compile(r"\d{1,2}[.)]")  # "1. **Eggs.**" splits after "1."; the number goes
 _MARKUP = re.compile(r"\*\*|__|`|^\s*(?:[-*•]|\d{1,2}[.)])\s+|^#+\s*")
@@ -118,6 +122,7 @@ _IRREGULAR = {
 }  # fmt: skip
 
 
+@lru_cache(maxsize=16384)
 def stem(word: str) -> str:
     """A light English stemmer, enough to match "hives"/"hive", "colonies"/"colony",
     "swarming"/"swarm" and "capped"/"cap"; not a linguistic one."""
@@ -131,6 +136,8 @@ def stem(word: str) -> str:
         w = w[:-3] + "y"
     elif w.endswith("sses"):
         w = w[:-2]
+    elif w.endswith(("able", "ible")) and len(w) > 6:
+        w = w[:-4]  # readable -> read, hashable -> hash
     elif w.endswith("ing") and len(w) > 5:
         w = w[:-3]
     elif (w.endswith("ed") and len(w) > 4) or (w.endswith("ly") and len(w) > 5):
