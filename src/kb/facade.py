@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from kb.concurrency import Gate, drop, lazy
 from kb.config import Settings
 from kb.documents import Hit
-from kb.errors import AllProvidersFailed, ConfigError, KbError, KbNotFound
+from kb.errors import AllProvidersFailed, ConfigError, InputError, KbError, KbNotFound
 from kb.home import MANIFEST, Home
 from kb.ingest.manifest import Manifest
 from kb.locking import write_lock
@@ -253,11 +253,13 @@ class KnowledgeBase:
                 self.home.close()
 
     # -- reading --------------------------------------------------------------------------
-    def search(self, queries: list[str], k: int | None = None) -> list[list[Hit]]:
+    def search(self, queries: list[str], k: int | None = None, mode: str | None = None) -> list[list[Hit]]:
         """The top `k` passages for each query (validated: empty, huge or binary queries
-        raise InputError)."""
+        raise InputError). `mode`: only "dense" (embedding similarity) so far."""
         from kb.answering.question import clean_question
 
+        if mode not in (None, "dense"):
+            raise InputError(f"search mode {mode} is not available")
         cleaned = [clean_question(q, self.settings.max_question_chars) for q in queries]
         with self._reading():
             self._check_model()

@@ -15,6 +15,7 @@ import typer
 
 from kb import __version__, logs
 from kb.cli import render
+from kb.cli.eval import eval_app
 from kb.errors import InputError, KbError
 
 app = typer.Typer(
@@ -31,6 +32,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(cache_app, name="cache")
 app.add_typer(kbs_app, name="kbs")
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(eval_app, name="eval")
 
 _options: dict = {"kb": None, "debug": False}
 JSON = typer.Option(False, "--json", help="Machine-readable output (see README for the shapes).")
