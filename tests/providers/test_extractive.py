@@ -56,6 +56,22 @@ def test_a_sentence_that_only_repeats_the_question_loses_to_one_that_adds_to_it_
     assert _ask("What do nurse bees feed the larvae?", nurses) == "Nurse bees give larvae royal jelly. [1]"
 
 
+def test_the_sentence_with_the_measure_asked_for_beats_one_with_another_number_hash_embedder():
+    space = "Langstroth described the bee space in 1851. The bee space measures 6 to 9 millimetres."
+    assert _ask("How wide is the bee space?", space) == "The bee space measures 6 to 9 millimetres. [1]"
+
+
+def test_an_answer_may_repeat_the_question_around_one_new_word_hash_embedder():
+    bees = "Drones emerge 24 days after the egg is laid. A worker emerges 21 days after the egg is laid."
+    answer = _ask("How many days after the egg is laid does a worker emerge?", bees)
+    assert answer == "A worker emerges 21 days after the egg is laid. [1]"
+
+
+def test_a_title_is_never_the_answer_hash_embedder():
+    text = "SWARM CONTROL METHODS\n\nSwarm control is done by giving colonies space early."
+    assert _ask("How is swarm control done?", text) == "Swarm control is done by giving colonies space early. [1]"
+
+
 def test_a_sentence_that_refers_back_comes_with_the_one_it_completes_hash_embedder():
     formic = (
         "Varroa mites breed in capped brood. "

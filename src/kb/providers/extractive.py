@@ -26,12 +26,11 @@ from kb.providers.sentences import (
     BACK_REFERENCE,
     Sentence,
     answer_kind,
+    answer_strength,
     defines,
-    has_answer_words,
     split_sentences,
     terms,
     trim,
-    words,
 )
 
 NOT_ANSWERED = "The documents do not answer this question."
@@ -46,7 +45,7 @@ COSINE_WEIGHT = 0.4
 RELEVANCE_FLOOR = 0.35
 ANSWER_WORDS_BONUS = 0.15  # the sentence holds the kind of words the question asks for
 DEFINITION_BONUS = 0.10
-ECHO_PENALTY = 0.5  # at most, for a sentence that only repeats the question: it never answers it
+ECHO_PENALTY = 0.5  # a sentence with no content word the question lacks never answers it
 PASSAGE_PRIOR = 0.04  # the retriever's order breaks near-ties: 0.04 for [1], 0.02 for [2], ...
 
 
@@ -63,7 +62,10 @@ class ExtractiveProvider:
             [Sentence(n, i, s) for i, s in enumerate(_pieces(hit.text))]
             for n, hit in enumerate(request.passages, start=1)
         ]
-        candidates = [s for sentences in by_passage for s in sentences if len(s.text.split()) >= MIN_WORDS]
+        # A title ("SWARMING AND SWARM CONTROL") names a subject; it never answers a question.
+        candidates = [
+            s for sentences in by_passage for s in sentences if _count(s.text) >= MIN_WORDS and not s.text.isupper()
+        ]
         if not candidates:
             return self._done(NOT_ANSWERED, given)
         context = [_context(hit.heading, sentences) for hit, sentences in zip(request.passages, by_passage)]
@@ -130,22 +132,19 @@ def _keyword_coverage(question: str, candidates: list[Sentence], context: list[_
 
 def _answer_scores(question: str, candidates: list[Sentence], relevance: list[float]) -> list[float]:
     """Relevance, plus a bonus for holding the answer's kind of words, minus a penalty
-    for saying little beyond the question."""
+    for saying nothing beyond the question."""
     kind = answer_kind(question)
-    q_words = set(words(question))
-    q_terms = set(terms(question))
     subject = terms(question)
+    q_terms = set(subject)
     scores = []
     for s, rel in zip(candidates, relevance):
         score = rel + PASSAGE_PRIOR / s.passage
         if kind == "definition":
             score += DEFINITION_BONUS if defines(s.text, subject) else 0.0
-        elif kind and has_answer_words(kind, s.text, q_words):
-            score += ANSWER_WORDS_BONUS
-        own = terms(s.text)
-        if own:
-            novelty = sum(t not in q_terms for t in own) / len(own)
-            score -= ECHO_PENALTY * max(0.0, 1 - 4 * novelty)  # full at no new words, none from a quarter
+        elif kind:
+            score += ANSWER_WORDS_BONUS * answer_strength(kind, s.text, question)
+        if all(t in q_terms for t in terms(s.text)):
+            score -= ECHO_PENALTY
         scores.append(score)
     return scores
 

@@ -60,13 +60,27 @@ NUMBER_WORDS = _set(
     fifteen sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty
     ninety hundred thousand million billion dozen half quarter twice once double"""
 )
-UNITS = _set(
-    """percent per cent mm millimetre millimetres millimeter millimeters cm centimetre
-    centimetres metre metres meter meters m km kilometre kilometres kilometer kilometers
-    mile miles inch inches foot feet g gram grams kg kilogram kilograms pound pounds lb ml
-    litre litres liter liters l degree degrees °c °f c f second seconds minute minutes hour
-    hours day days week weeks month months year years decade decades byte bytes kb mb gb"""
+LENGTH = _set(
+    """mm millimetre millimetres millimeter millimeters cm centimetre centimetres centimeter
+    centimeters metre metres meter meters m km kilometre kilometres kilometer kilometers inch
+    inches foot feet ft mile miles micron microns"""
 )
+WEIGHT = _set("g gram grams kg kilogram kilograms pound pounds lb lbs tonne tonnes ton tons ounce ounces oz")
+VOLUME = _set("ml litre litres liter liters l cup cups tablespoon tablespoons teaspoon teaspoons gallon gallons")
+TEMPERATURE = _set("degree degrees c f celsius fahrenheit")
+DURATION = _set("second seconds minute minutes hour hours day days week weeks month months year years decade decades")
+PERCENT = _set("percent per cent")
+UNITS = LENGTH | WEIGHT | VOLUME | TEMPERATURE | DURATION | PERCENT | _set("byte bytes kb mb gb")
+# What a "how wide" or "what temperature" question measures, by the word that asks it.
+_MEASURES = {
+    **dict.fromkeys(["wide", "width", "far", "distance", "tall", "high", "height", "deep", "depth", "thick"], LENGTH),
+    **dict.fromkeys(["big", "large", "size"], LENGTH | VOLUME | WEIGHT),
+    **dict.fromkeys(["heavy", "weight"], WEIGHT),
+    **dict.fromkeys(["hot", "cold", "warm", "temperature"], TEMPERATURE),
+    **dict.fromkeys(["old", "age", "often"], DURATION),
+    "long": LENGTH | DURATION,
+    **dict.fromkeys(["percentage", "proportion", "share"], PERCENT),
+}
 CAUSAL = ("because", "so that", "since", "due to", "in order to", "to prevent", "otherwise", "or else", "as a result")
 PLACE = re.compile(
     r"\b(?:in|at|on|under|above|below|behind|inside|outside|near|beside|between|into|from)\s+"
@@ -185,11 +199,24 @@ def answer_kind(question: str) -> str | None:
     return None
 
 
-def has_answer_words(kind: str, sentence: str, question_words: set[str]) -> bool:
-    """Whether the sentence holds words of that kind which the question does not."""
+def answer_strength(kind: str, sentence: str, question: str) -> float:
+    """How surely the sentence holds words of that kind which the question does not: 1 when
+    it does, 0.5 for a bare number where the question asks for a measure ("how wide" and
+    the sentence has a year but no length), 0 when it does not."""
+    question_words = set(words(question))
     new = [w for w in words(sentence) if w not in question_words]
     if kind == "number":
-        return any(_NUMBER.search(w) or w in NUMBER_WORDS or w in UNITS for w in new)
+        units = set().union(*(_MEASURES.get(w, frozenset()) for w in question_words))
+        has_number = any(_NUMBER.search(w) or w in NUMBER_WORDS for w in new)
+        if not units:
+            return 1.0 if has_number or any(w in UNITS for w in new) else 0.0
+        if any(w in units for w in new) or (units >= PERCENT and "%" in sentence):
+            return 1.0
+        return 0.5 if has_number else 0.0
+    return 1.0 if _has_answer_words(kind, sentence, new) else 0.0
+
+
+def _has_answer_words(kind: str, sentence: str, new: list[str]) -> bool:
     if kind == "time":
         return (
             any(w in MONTHS or w in SEASONS or w in TIMES_OF_DAY for w in new)
@@ -198,9 +225,9 @@ def has_answer_words(kind: str, sentence: str, question_words: set[str]) -> bool
             or (any(w in UNITS for w in new) and any(_NUMBER.search(w) or w in NUMBER_WORDS for w in new))
         )
     if kind == "name":
-        return any(m.group(0).lower().split()[0] not in question_words for m in _NAME.finditer(sentence))
+        return any(m.group(0).lower().split()[0] in new for m in _NAME.finditer(sentence))
     if kind == "place":
-        return any(m.group(0).lower().split()[-1] not in question_words for m in PLACE.finditer(sentence))
+        return any(m.group(0).lower().split()[-1] in new for m in PLACE.finditer(sentence))
     if kind == "reason":
         lowered = sentence.lower()
         return any(cue in lowered for cue in CAUSAL) or ":" in sentence
