@@ -17,7 +17,7 @@ from typing import Any
 from kb.errors import ConfigError
 
 PROVIDER_KINDS = ("openai", "extractive", "llamacpp")
-EMBED_DTYPES = ("auto", "float32", "bfloat16")
+EMBED_DTYPES = ("auto", "openvino", "onnx", "float32", "bfloat16")
 _KB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 
 
@@ -63,7 +63,10 @@ class Settings:
     )
     embed_dtype: str = field(
         default="auto",
-        metadata={"help": "Ingest encoder precision: auto (bfloat16 where the CPU has it), float32 or bfloat16."},
+        metadata={
+            "help": "Ingest encoder: auto (the fastest for this CPU), openvino (bfloat16 where the CPU has it, "
+            "else fp32), onnx (ONNX Runtime, fp32), float32 or bfloat16 (torch)."
+        },
     )
     ingest_batch: int = field(
         default=1024,

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -54,8 +55,8 @@ def open_embedder(settings: Settings, for_queries: bool = False) -> Embedder:
 
     Both read the same weights. For BERT models with mean pooling (the packaged one) kb
     runs the forward pass itself — NumPy for queries, so a search never imports torch;
-    torch for ingest, without sentence-transformers' seconds of imports. Other models go
-    through sentence-transformers."""
+    for ingest the runtime `ingest_runtime` picks, without sentence-transformers' seconds
+    of imports. Other models go through sentence-transformers."""
     if settings.model == HASH_MODEL:
         from kb.embedding.hashing import HashEmbedder
 
@@ -68,10 +69,38 @@ def open_embedder(settings: Settings, for_queries: bool = False) -> Embedder:
             from kb.embedding.numpy_bert import NumpyBertEmbedder
 
             return NumpyBertEmbedder(path, model_id(settings))
-        from kb.embedding.torch_bert import TorchBertEmbedder
-
-        return TorchBertEmbedder(path, model_id(settings), settings.embed_dtype)
+        return _ingest_encoder(settings, path)
     from kb.embedding.sentence import SentenceTransformerEmbedder
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    return SentenceTransformerEmbedder(path, model_id(settings), "float32" if for_queries else settings.embed_dtype)
+    torch_dtype = settings.embed_dtype in ("auto", "float32", "bfloat16")  # the graph runtimes run BERT only
+    dtype = settings.embed_dtype if torch_dtype and not for_queries else "float32"
+    return SentenceTransformerEmbedder(path, model_id(settings), dtype)
+
+
+def ingest_runtime(requested: str) -> str:
+    """What `embed_dtype` resolves to: "openvino" (its best precision for this CPU),
+    "onnx" (ONNX Runtime, fp32), or torch's "bfloat16" / "float32"."""
+    if requested != "auto":
+        return requested
+    if importlib.util.find_spec("openvino") is not None:
+        return "openvino"
+    from kb.embedding.torch_bert import resolve_dtype
+
+    return "bfloat16" if resolve_dtype("auto") == "bfloat16" else "onnx"
+
+
+def _ingest_encoder(settings: Settings, path: Path) -> Embedder:
+    runtime = ingest_runtime(settings.embed_dtype)
+    cache = settings.home / "models" / "onnx"
+    if runtime == "openvino":
+        from kb.embedding.openvino_bert import OpenVinoBertEmbedder
+
+        return OpenVinoBertEmbedder(path, model_id(settings), cache)
+    if runtime == "onnx":
+        from kb.embedding.onnx_bert import OnnxBertEmbedder
+
+        return OnnxBertEmbedder(path, model_id(settings), cache)
+    from kb.embedding.torch_bert import TorchBertEmbedder
+
+    return TorchBertEmbedder(path, model_id(settings), runtime)

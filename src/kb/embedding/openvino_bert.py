@@ -1,0 +1,80 @@
+"""The ingest encoder on OpenVINO: the BERT forward pass as a standard-op ONNX graph
+(onnx_graph.py, built from the model's own weights and cached under
+`$KB_HOME/models/onnx/`), compiled by OpenVINO's CPU plugin.
+
+OpenVINO picks its kernels from the CPU it finds (its own CPUID checks): bfloat16 where the
+CPU has AVX512-BF16 or AMX, fp32 with AVX2/FMA kernels elsewhere. `precision="auto"` asks
+the plugin which it supports, so nothing here needs torch; the tests hold both modes to
+sentence-transformers' fp32 vectors. Texts are sorted by length and batched as in
+torch_bert.py; rows come back L2-normalised.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kb.embedding.bert import BertModelFiles, length_batches
+from kb.embedding.onnx_bert import cpu_threads
+from kb.embedding.onnx_graph import cached_graph
+
+_BATCH = 32
+_COMPILED: dict[tuple[str, str], Any] = {}  # one compiled model per process, file and precision
+
+
+def supported_precision() -> str:
+    """ "bfloat16" if OpenVINO's CPU plugin has bf16 kernels for this CPU, else "float32"."""
+    import openvino as ov
+
+    capabilities = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    return "bfloat16" if "BF16" in capabilities else "float32"
+
+
+class OpenVinoBertEmbedder:
+    def __init__(
+        self, path: Path, model_id: str, cache_dir: Path, precision: str = "auto", batch: int = _BATCH
+    ) -> None:
+        self.model_id = model_id
+        self.batch = batch
+        self._path = path
+        self._cache_dir = cache_dir
+        self._requested = precision
+        self.dtype: str | None = None  # resolved on load
+        self._m: BertModelFiles | None = None
+        self._compiled: Any = None
+        self.dimension = 0
+
+    def _load(self):
+        if self._compiled is None:
+            import openvino as ov
+
+            self.dtype = supported_precision() if self._requested == "auto" else self._requested
+            self._m = BertModelFiles(self._path)
+            self.dimension = self._m.hidden
+            model_file = cached_graph(self._path, self._cache_dir, fused=False, m=self._m)
+            key = (str(model_file), self.dtype)
+            if key not in _COMPILED:
+                config = {
+                    "INFERENCE_PRECISION_HINT": "bf16" if self.dtype == "bfloat16" else "f32",
+                    "INFERENCE_NUM_THREADS": cpu_threads(),
+                    "PERFORMANCE_HINT": "LATENCY",
+                }
+                _COMPILED[key] = ov.Core().compile_model(str(model_file), "CPU", config)
+            self._compiled = _COMPILED[key]
+        return self._compiled
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        compiled = self._load()
+        assert self._m is not None
+        ids, mask, _ = self._m.encode(texts)  # token types are all 0 for single texts
+        ids, mask = ids.astype(np.int32), mask.astype(np.int32)
+        request = compiled.create_infer_request()
+        output = compiled.output(0)
+        out = np.empty((len(texts), self._m.hidden), dtype=np.float32)
+        for rows, width in length_batches(mask, self.batch):
+            feed = {"input_ids": ids[rows, :width], "attention_mask": mask[rows, :width]}
+            out[rows] = request.infer(feed)[output]
+        out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        return out

@@ -1,0 +1,67 @@
+"""kb's graph encoders — ONNX Runtime and OpenVINO over a graph kb builds from the packaged
+weights — must produce sentence-transformers' fp32 vectors, and cache that graph safely."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from kb.config import load_settings
+from kb.embedding import model_dir, model_id, onnx_graph
+from kb.embedding.onnx_bert import OnnxBertEmbedder
+from kb.embedding.sentence import SentenceTransformerEmbedder
+from tests.embedding.test_encoders import _texts
+
+
+@pytest.fixture(scope="module")
+def reference():
+    settings = load_settings()
+    return SentenceTransformerEmbedder(model_dir(settings), model_id(settings), "float32").embed(_texts())
+
+
+def _check(got: np.ndarray, expected: np.ndarray, floor: float) -> None:
+    assert got.shape == expected.shape and got.dtype == np.float32
+    assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    cosines = (got * expected).sum(axis=1)
+    assert cosines.min() >= floor, cosines
+
+
+def test_onnxruntime_encoder_matches_sentence_transformers(reference, kb_home):
+    settings = load_settings()
+    got = OnnxBertEmbedder(model_dir(settings), model_id(settings), kb_home / "models").embed(_texts())
+    _check(got, reference, 0.999)
+
+
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_openvino_encoder_matches_sentence_transformers(reference, kb_home, precision):
+    openvino_bert = pytest.importorskip("kb.embedding.openvino_bert")
+    if precision == "bfloat16" and openvino_bert.supported_precision() != "bfloat16":
+        pytest.skip("this CPU has no bf16 kernels in OpenVINO")
+    settings = load_settings()
+    got = openvino_bert.OpenVinoBertEmbedder(model_dir(settings), model_id(settings), kb_home / "models", precision)
+    _check(got.embed(_texts()), reference, 0.999 if precision == "float32" else 0.99)
+
+
+def test_graph_is_built_once_per_weights_and_written_whole(kb_home, monkeypatch):
+    path = model_dir(load_settings())
+    cache = kb_home / "models"
+    first = onnx_graph.cached_graph(path, cache, fused=True)
+    assert onnx_graph.weights_digest(path)[:32] in first.name
+    monkeypatch.setattr(onnx_graph, "build", lambda *a, **k: pytest.fail("the cached graph was rebuilt"))
+    assert onnx_graph.cached_graph(path, cache, fused=True) == first
+    assert [p.name for p in cache.iterdir()] == [first.name]  # no temporary file left behind
+
+
+def test_a_failed_write_leaves_no_graph(kb_home, monkeypatch):
+    path = model_dir(load_settings())
+    cache = kb_home / "models"
+
+    def crash(fd):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "fsync", crash)
+    with pytest.raises(OSError, match="disk full"):
+        onnx_graph.cached_graph(path, cache, fused=False)
+    assert list(cache.iterdir()) == []
