@@ -65,3 +65,15 @@ def test_a_failed_write_leaves_no_graph(kb_home, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         onnx_graph.cached_graph(path, cache, fused=False)
     assert list(cache.iterdir()) == []
+
+
+@pytest.mark.parametrize("module", ["kb.embedding.onnx_bert", "kb.embedding.openvino_bert"])
+def test_a_second_encoder_in_the_process_reuses_the_loaded_model(kb_home, monkeypatch, module):
+    runtime = pytest.importorskip(module)
+    cls = runtime.OnnxBertEmbedder if module.endswith("onnx_bert") else runtime.OpenVinoBertEmbedder
+    settings = load_settings()
+    first = cls(model_dir(settings), model_id(settings), kb_home / "a").embed(["a queen lays eggs"])
+    monkeypatch.setattr(runtime, "cached_graph", lambda *a, **k: pytest.fail("the model was loaded again"))
+    second = cls(model_dir(settings), model_id(settings), kb_home / "b").embed(["a queen lays eggs"])
+    assert np.array_equal(first, second)
+    assert not (kb_home / "b").exists()

@@ -20,7 +20,9 @@ from kb.embedding.bert import BertModelFiles, length_batches
 from kb.embedding.onnx_graph import cached_graph
 
 _BATCH = 32
-_SESSIONS: dict[str, Any] = {}  # one session per process and cached file
+# One loaded model per process and model folder, whichever KB_HOME cached the graph: a
+# second KnowledgeBase reuses it instead of hashing the weights and opening a session.
+_LOADED: dict[str, tuple[BertModelFiles, Any]] = {}
 
 
 def cpu_threads() -> int:
@@ -55,13 +57,12 @@ class OnnxBertEmbedder:
 
     def _load(self):
         if self._session is None:
-            self._m = BertModelFiles(self._path)
+            key = str(self._path)
+            if key not in _LOADED:
+                m = BertModelFiles(self._path)
+                _LOADED[key] = (m, open_session(cached_graph(self._path, self._cache_dir, fused=True, m=m)))
+            self._m, self._session = _LOADED[key]
             self.dimension = self._m.hidden
-            model_file = cached_graph(self._path, self._cache_dir, fused=True, m=self._m)
-            key = str(model_file)
-            if key not in _SESSIONS:
-                _SESSIONS[key] = open_session(model_file)
-            self._session = _SESSIONS[key]
         return self._session
 
     def embed(self, texts: list[str]) -> np.ndarray:
