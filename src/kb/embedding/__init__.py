@@ -94,6 +94,8 @@ def _ingest_encoder(settings: Settings, path: Path) -> Embedder:
     runtime = ingest_runtime(settings.embed_dtype)
     cache = settings.home / "models" / "onnx"
     if runtime == "openvino":
+        if importlib.util.find_spec("openvino") is None:
+            raise ConfigError("embed_dtype = 'openvino' needs the openvino package: pip install openvino, or set auto")
         from kb.embedding.openvino_bert import OpenVinoBertEmbedder
 
         return OpenVinoBertEmbedder(path, model_id(settings), cache)
