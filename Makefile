@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 KB     := $(VENV)/bin/kb
 DEMO_HOME := .kb-demo
 
-.PHONY: demo test lint test-soak bench bench-quick bench-avx2 install install-dev clean
+.PHONY: demo test lint test-soak bench bench-quick bench-load bench-avx2 install install-dev clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,10 @@ test-soak: install-dev
 # Every performance target next to its goal (benchmarks/run.py; docs/benchmarks.md).
 bench: $(VENV)/.installed-bench
 	$(PY) benchmarks/run.py $(BENCH_ARGS)
+
+# kb serve under load: 1, 8 and 32 clients, micro-batching on and off (benchmarks/load.py).
+bench-load: $(VENV)/.installed-dev
+	$(PY) benchmarks/load.py $(BENCH_ARGS)
 
 bench-quick: $(VENV)/.installed-bench
 	$(PY) benchmarks/run.py --quick $(BENCH_ARGS)

@@ -71,9 +71,10 @@ def cli(capsys, monkeypatch):
     """Run `kb ARGS` in this process (sharing the loaded model), as the console script does."""
     from kb.cli.app import main
 
-    def run(*args: str, stdin: str | None = None) -> CliResult:
+    def run(*args: str, stdin: str | bytes | None = None) -> CliResult:
         if stdin is not None:
-            monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+            data = stdin if isinstance(stdin, bytes) else stdin.encode()
+            monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"))
         capsys.readouterr()
         try:
             main([str(a) for a in args])
@@ -86,11 +87,24 @@ def cli(capsys, monkeypatch):
     return run
 
 
-def run_kb(*args: str, env: dict | None = None, stdin: str | None = None, timeout: float = 120) -> CliResult:
-    """Run `kb ARGS` in a separate process: for exit codes, stdin, and cross-process state."""
+# Tests run as root, and root reads and writes whatever the permission bits say. A process
+# started through this prefix has lost that override, so file permissions hold for it.
+WITHOUT_ROOT_OVERRIDE = [
+    "setpriv",
+    "--inh-caps=-dac_override,-dac_read_search",
+    "--bounding-set=-dac_override,-dac_read_search",
+]
+
+
+def run_kb(
+    *args: str, env: dict | None = None, stdin: str | None = None, timeout: float = 120, as_user: bool = False
+) -> CliResult:
+    """Run `kb ARGS` in a separate process: for exit codes, stdin, and cross-process state.
+    `as_user`: without root's permission override (see WITHOUT_ROOT_OVERRIDE)."""
     full_env = dict(os.environ, **(env or {}))
+    prefix = WITHOUT_ROOT_OVERRIDE if as_user else []
     proc = subprocess.run(
-        [sys.executable, "-m", "kb", *map(str, args)],
+        [*prefix, sys.executable, "-m", "kb", *map(str, args)],
         input=stdin,
         capture_output=True,
         text=True,

@@ -2,7 +2,8 @@
 with usage, and failure modes a test can switch on.
 
 Modes: ok, slow (sleeps `delay` s first), 429 (with Retry-After), 500, 401, reset
-(connection closed without a response), malformed (200 with broken JSON). `script` is a
+(connection closed without a response), malformed (200 with broken JSON), empty (a
+well-formed answer whose content is empty). `script` is a
 list of modes consumed one per request before `mode` applies again.
 """
 
@@ -100,6 +101,7 @@ class FakeOpenAI:
                     self.end_headers()
                     self.wfile.write(data)
                     return
+                answer = "" if mode == "empty" else fake.answer
                 prompt_tokens = sum(len(m["content"].split()) for m in body["messages"])
                 usage = {
                     "prompt_tokens": prompt_tokens,
@@ -107,7 +109,7 @@ class FakeOpenAI:
                     "total_tokens": prompt_tokens + len(fake.answer.split()),
                 }
                 if body.get("stream"):
-                    return self._stream(body, usage)
+                    return self._stream(body, usage, answer)
                 self._json(
                     200,
                     {
@@ -118,7 +120,7 @@ class FakeOpenAI:
                         "choices": [
                             {
                                 "index": 0,
-                                "message": {"role": "assistant", "content": fake.answer},
+                                "message": {"role": "assistant", "content": answer},
                                 "finish_reason": "stop",
                             }
                         ],
@@ -126,7 +128,7 @@ class FakeOpenAI:
                     },
                 )
 
-            def _stream(self, body: dict, usage: dict) -> None:
+            def _stream(self, body: dict, usage: dict, answer: str) -> None:
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.end_headers()
@@ -136,7 +138,7 @@ class FakeOpenAI:
                     "created": int(time.time()),
                     "model": body["model"],
                 }
-                for word in fake.answer.split(" "):
+                for word in answer.split(" ") if answer else []:
                     chunk = dict(base, choices=[{"index": 0, "delta": {"content": word + " "}, "finish_reason": None}])
                     self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
                 self.wfile.write(f"data: {json.dumps(dict(base, choices=[], usage=usage))}\n\n".encode())

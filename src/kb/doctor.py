@@ -17,11 +17,12 @@ are renamed `*.broken-<time>` so they can be inspected.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from kb.ingest.discovery import is_gone
 
 if TYPE_CHECKING:
     from kb.facade import KnowledgeBase
@@ -94,7 +95,7 @@ def diagnose(kb: KnowledgeBase) -> DoctorReport:
     report.chunks_in_manifest = sum(len(r.chunk_ids) for r in records)
     report.quality = [{"source": r.source, "warnings": r.warnings} for r in records if r.warnings]
     for r in records:
-        if not os.path.isfile(r.source):
+        if is_gone(r.source):
             report.problems.append(Problem("missing_source", "the source file is gone", r.source, r.chunk_ids))
     if store_ids is None:
         return report
@@ -122,74 +123,74 @@ def diagnose(kb: KnowledgeBase) -> DoctorReport:
 
 
 def repair(kb: KnowledgeBase, report: DoctorReport) -> DoctorReport:
-    """Fixes what `diagnose` found, under the write lock, then diagnoses again."""
+    """Fixes what `diagnose` found, then diagnoses again. The caller (KnowledgeBase.doctor)
+    holds the write lock and the gate, from before the diagnosis to the end."""
     kinds = {p.kind for p in report.problems}
     if not kinds:
         return report
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    done: list[str] = []
-    with kb._write_lock():
-        if "manifest" in kinds or "index" in kinds:
-            sources = _known_sources(kb, "manifest" not in kinds)
-            kb.close()
-            for name in ("manifest.db", "manifest.db-wal", "manifest.db-shm", "chroma"):
-                path = kb.settings.kb_dir / name
-                if path.exists() and (name == "chroma" or "manifest" in kinds):
-                    path.rename(path.with_name(f"{name}.broken-{stamp}"))
-            if "index" in kinds and "manifest" not in kinds:
-                _forget_all(kb)
-            gone = [s for s in sources if not os.path.isfile(s)]
-            result = kb.ingest_locked([Path(s) for s in sources if os.path.isfile(s)])
-            done.append(
-                f"rebuilt the {'manifest and ' if 'manifest' in kinds else ''}index from "
-                f"{result.added + result.updated} source files (damaged files kept as *.broken-{stamp})"
-            )
-            if gone:
-                done.append(f"dropped {len(gone)} documents whose source files are gone")
-            if result.failed:
-                done.append(
-                    f"{len(result.failed)} files could not be re-ingested: "
-                    + "; ".join(f"{f['path']}: {f['reason']}" for f in result.failed[:5])
-                )
-        else:
-            with kb._writing():
-                done += _fix_in_place(kb, report)
+    done = _rebuild(kb, kinds) if kinds & {"manifest", "index"} else _fix_in_place(kb, report)
     after = diagnose(kb)
     after.repaired = done
     return after
 
 
-def _fix_in_place(kb: KnowledgeBase, report: DoctorReport) -> list[str]:
-    done: list[str] = []
-    reingest = []
-    for p in report.problems:
-        if p.kind == "orphan_chunks":
-            kb.store.delete(p.ids)
-            done.append(f"deleted {len(p.ids)} orphan chunks")
-        elif p.kind in ("missing_source", "missing_chunks") and p.source:
-            record = kb.manifest.get(p.source)
-            if record:
-                kb.store.delete(record.chunk_ids)
-                kb.manifest.delete(p.source)
-            if p.kind == "missing_source":
-                done.append(f"removed {p.source} (its file is gone)")
-            elif os.path.isfile(p.source):
-                reingest.append(Path(p.source))
-    kb.manifest.bump_version()
-    if reingest:
-        result = kb.ingest_locked(reingest)
-        done.append(f"re-ingested {result.added} files with missing chunks")
+def _rebuild(kb: KnowledgeBase, kinds: set[str]) -> list[str]:
+    """Moves the damaged files aside and re-ingests every known source."""
+    from kb.store.chroma import stored_sources
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    chroma_dir = kb.settings.kb_dir / "chroma"
+    if "manifest" in kinds:
+        # The store's chunk metadata still names every source; read from its SQLite file
+        # alone, since the index itself may be damaged too and must not load in this process.
+        sources = stored_sources(chroma_dir)
+    else:
+        sources = [r.source for r in kb.manifest.all()]
+    kb._drop_adapters()
+    for name in ("manifest.db", "manifest.db-wal", "manifest.db-shm", "chroma"):
+        path = kb.settings.kb_dir / name
+        if path.exists() and (name == "chroma" or "manifest" in kinds):
+            path.rename(path.with_name(f"{name}.broken-{stamp}"))
+    if "manifest" not in kinds:
+        _forget_all(kb)
+    gone = [s for s in sources if is_gone(s)]
+    result = kb._ingest_locked([Path(s) for s in sources if not is_gone(s)])
+    done = [
+        f"rebuilt the {'manifest and ' if 'manifest' in kinds else ''}index from "
+        f"{result.added + result.updated} source files (damaged files kept as *.broken-{stamp})"
+    ]
+    if gone:
+        done.append(f"dropped {len(gone)} documents whose source files are gone")
+    if result.failed:
+        done.append(
+            f"{len(result.failed)} files could not be re-ingested: "
+            + "; ".join(f"{f['path']}: {f['reason']}" for f in result.failed[:5])
+        )
     return done
 
 
-def _known_sources(kb: KnowledgeBase, manifest_ok: bool) -> list[str]:
-    if manifest_ok:
-        return [r.source for r in kb.manifest.all()]
-    # The manifest is unreadable: the store's chunk metadata still names every source.
-    try:
-        return sorted(kb.store.sources())
-    except Exception:
-        return []
+def _fix_in_place(kb: KnowledgeBase, report: DoctorReport) -> list[str]:
+    done: list[str] = []
+    reingest = []
+    with kb._write_mark():
+        for p in report.problems:
+            if p.kind == "orphan_chunks":
+                kb.store.delete(p.ids)
+                done.append(f"deleted {len(p.ids)} orphan chunks")
+            elif p.kind in ("missing_source", "missing_chunks") and p.source:
+                record = kb.manifest.get(p.source)
+                if record:
+                    kb.store.delete(record.chunk_ids)
+                    kb.manifest.delete(p.source)
+                if p.kind == "missing_source":
+                    done.append(f"removed {p.source} (its file is gone)")
+                elif not is_gone(p.source):
+                    reingest.append(Path(p.source))
+        kb.manifest.bump_version()
+        if reingest:
+            result = kb._ingest_locked(reingest)
+            done.append(f"re-ingested {result.added} files with missing chunks")
+    return done
 
 
 def _forget_all(kb: KnowledgeBase) -> None:

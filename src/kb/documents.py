@@ -7,12 +7,16 @@ from dataclasses import dataclass, field
 
 @dataclass
 class Section:
-    """A structural unit of a document: a Markdown/HTML heading section or a PDF page."""
+    """A structural unit of a document: a Markdown/HTML heading section, a PDF page, a
+    slide, a notebook cell, a CSV row, an e-mail message."""
 
     text: str
     heading: str | None = None
     page: int | None = None
     first_line: int | None = None  # 1-based line of `text` in the source file, if meaningful
+    # Where in the file, when neither a page nor line numbers apply: "slide 3", "cell 7",
+    # "row 12", "message 4, attachment report.pdf, p. 2".
+    locator: str | None = None
 
 
 @dataclass
@@ -32,6 +36,7 @@ class Chunk:
     heading: str | None = None
     page: int | None = None
     lines: tuple[int, int] | None = None
+    locator: str | None = None
 
     def embedding_text(self) -> str:
         # The heading path travels with the passage so a chunk deep in a section still
@@ -46,6 +51,8 @@ class Chunk:
             meta["page"] = self.page
         if self.lines:
             meta["lines"] = f"{self.lines[0]}-{self.lines[1]}"
+        if self.locator:
+            meta["locator"] = self.locator
         return meta
 
 
@@ -59,6 +66,7 @@ class Hit:
     heading: str | None = None
     page: int | None = None
     lines: str | None = None
+    locator: str | None = None
 
     @classmethod
     def from_store(cls, rank: int, score: float, chunk_id: str, text: str, meta: dict) -> Hit:
@@ -71,11 +79,28 @@ class Hit:
             heading=meta.get("heading"),
             page=meta.get("page"),
             lines=meta.get("lines"),
+            locator=meta.get("locator"),
         )
+
+    def to_json(self, query: str) -> dict:
+        """A hit as every front-end shows it (`kb search --json`, /v1/search, MCP): a stable
+        contract, documented in README."""
+        return {
+            "query": query,
+            "rank": self.rank,
+            "score": self.score,
+            "source": self.source,
+            "chunk_id": self.chunk_id,
+            "page": self.page,
+            "lines": self.lines,
+            "locator": self.locator,
+            "heading": self.heading,
+            "text": self.text,
+        }
 
     def location(self) -> str:
         if self.page is not None:
             return f"p. {self.page}"
         if self.lines:
             return f"lines {self.lines}"
-        return ""
+        return self.locator or ""

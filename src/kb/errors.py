@@ -3,9 +3,14 @@
     KbError                      anything kb reports to a user
     ├── ConfigError              bad settings, unknown provider kind, wrong model for a KB
     ├── InputError               a question or query kb refuses (empty, too long, binary)
+    ├── KbNotFound               a knowledge base (or job, document) that does not exist
+    ├── Conflict                 the request does not fit the current state (retrying a running job)
+    ├── Forbidden                a path outside the service's allowed roots
     ├── IngestError              a file that cannot be read or parsed
     ├── StoreError               the vector store or manifest cannot be opened or written
     │   └── LockTimeout          another kb process holds the write lock
+    ├── WebhookError             a webhook URL refused (SSRF guard, bad scheme) or its secret unusable;
+    │                            `retryable` when only a DNS look-up failed
     └── ProviderError            a model provider failed to answer
         ├── ProviderTimeout      no answer before the deadline        (retryable)
         ├── ProviderUnavailable  connection refused/reset, 5xx        (retryable)
@@ -37,6 +42,18 @@ class InputError(KbError):
     exit_code = 2
 
 
+class KbNotFound(KbError):
+    exit_code = 2
+
+
+class Conflict(KbError):
+    pass
+
+
+class Forbidden(KbError):
+    exit_code = 2
+
+
 class IngestError(KbError):
     pass
 
@@ -47,6 +64,14 @@ class StoreError(KbError):
 
 class LockTimeout(StoreError):
     pass
+
+
+class WebhookError(KbError):
+    exit_code = 2
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 class ProviderError(KbError):

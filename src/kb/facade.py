@@ -2,21 +2,43 @@
 
 Adapters are opened lazily, so each operation pays only for what it touches: a re-ingest
 of unchanged files never loads the model, and a cached answer never opens Chroma.
+
+One instance may serve many threads (the HTTP service shares one per KB):
+- adapters open once, under a lock (`lazy`); SQLite connections are per thread;
+- operations run side by side; `close()` and a rebuild by `kb doctor` wait for them and
+  hold new ones back (`Gate`);
+- writers take the per-KB write lock, so one writes at a time across threads and processes;
+- other processes' writes become visible: the manifest (SQLite) shows them at once, and
+  Chroma's local client, which caches the index in memory, is reopened when the manifest's
+  content key moved. Before loading an index another writer may have left half-written,
+  the guard probes it in a child process.
+- read operations never create anything: a KB that does not exist is an error.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from kb.concurrency import Gate, drop, lazy
 from kb.config import Settings
 from kb.documents import Hit
-from kb.errors import AllProvidersFailed, ConfigError, KbError, LockTimeout
+from kb.errors import AllProvidersFailed, ConfigError, KbError, KbNotFound
+from kb.home import MANIFEST, Home
 from kb.ingest.manifest import Manifest
+from kb.locking import write_lock
+
+if TYPE_CHECKING:
+    from kb.answering.answer import Answer
+    from kb.doctor import DoctorReport
+    from kb.ingest.pipeline import IngestReport, Progress
+    from kb.store.chroma import ChromaStore
 
 
 def _ms(started: float) -> float:
@@ -24,317 +46,166 @@ def _ms(started: float) -> float:
 
 
 class KnowledgeBase:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, home: Home | None = None) -> None:
         self.settings = settings
-        self.on_wait = lambda message: None  # front-ends show "waiting for the lock" here
-        self._writing_now = False
+        self.home = home or Home(settings)
+        self._owns_home = home is None
+        self.on_wait: Callable[[str], None] = lambda message: None  # "waiting for the lock"
+        self._gate = Gate()
+        self._writer: threading.Thread | None = None  # the thread of this process holding the write lock
+        self._in_write_mark = False
+        self._store_key: str | None = None  # the manifest's content key when the store was opened
 
-    # -- adapters, opened on first use ---------------------------------------------
-    @cached_property
+    @property
+    def name(self) -> str:
+        return self.settings.kb
+
+    # -- adapters, opened on first use ----------------------------------------------------
+    @lazy
     def manifest(self) -> Manifest:
-        return Manifest(self.settings.kb_dir / "manifest.db")
+        kb_dir = self.settings.kb_dir
+        return Manifest(kb_dir / MANIFEST, readonly=kb_dir.exists() and not os.access(kb_dir, os.W_OK))
 
-    @cached_property
-    def store(self):
+    @lazy
+    def store(self) -> ChromaStore:
         from kb.store import guard
         from kb.store.chroma import COLLECTION_PREFIX, ChromaStore
 
-        guard.before_read(self.settings.kb_dir, COLLECTION_PREFIX + self.settings.kb, self._lock_path)
-        return ChromaStore(self.settings.kb_dir / "chroma", self.settings.kb)
+        self._store_key = self.manifest.content_key()  # before opening: a write meanwhile means reopen
+        guard.before_read(self.settings.kb_dir, COLLECTION_PREFIX + self.name)
+        return ChromaStore(self.settings.kb_dir / "chroma", self.name)
 
-    @cached_property
-    def embedder(self):
-        from kb.embedding import open_embedder
-
-        return open_embedder(self.settings)
-
-    @cached_property
-    def query_embedder(self):
-        from kb.embedding import open_embedder
-        from kb.embedding.cached import CachedEmbedder
-
-        return CachedEmbedder(open_embedder(self.settings, for_queries=True), self.cache)
-
-    @cached_property
-    def cache(self):
-        from kb.cache import DiskCache
-
-        return DiskCache(self.settings.home / "cache", self.settings.cache_size_mb)
-
-    @cached_property
-    def metrics(self):
-        from kb.metrics.store import MetricsStore
-
-        return MetricsStore(self.settings.home / "metrics.db")
-
-    @cached_property
-    def breakers(self):
-        from kb.providers.breaker import BreakerBoard
-
-        b = self.settings.breaker
-        return BreakerBoard(self.settings.home / "breakers.db", b.failure_threshold, b.cooldown_s)
-
-    @cached_property
-    def model_id(self) -> str:
-        from kb.embedding import model_id
-
-        return model_id(self.settings)
-
-    @cached_property
-    def chunker(self):
-        from kb.embedding import model_dir
-        from kb.embedding.tokens import WordPieces
-        from kb.ingest.chunking import Chunker
-
-        pieces = WordPieces(model_dir(self.settings))
-        return Chunker(pieces.count, pieces.split, self.settings.chunk_tokens, self.settings.chunk_overlap)
-
-    # -- guards -----------------------------------------------------------------------
+    # -- guards -----------------------------------------------------------------------------
     def _check_model(self) -> None:
         built_with = self.manifest.get_meta("model")
-        if built_with and built_with != self.model_id:
+        if built_with and built_with != self.home.model_id:
             raise ConfigError(
-                f"knowledge base {self.settings.kb!r} was built with the model {built_with}, but the configured model is "
-                f"{self.model_id}; set KB_MODEL back, or use another knowledge base with --kb NAME"
+                f"knowledge base {self.name!r} was built with the model {built_with}, but the configured model is "
+                f"{self.home.model_id}; set KB_MODEL back, or use another knowledge base with --kb NAME"
             )
 
     def _require_content(self) -> None:
-        if self.manifest.totals()[0] == 0:
-            raise KbError(f"knowledge base {self.settings.kb!r} is empty; add documents with `kb ingest PATH`")
+        if not self.manifest.has_documents():
+            raise KbError(f"knowledge base {self.name!r} is empty; add documents with `kb ingest PATH`")
 
-    @property
-    def _lock_path(self) -> Path:
-        return self.settings.kb_dir / "write.lock"
+    def _store_is_stale(self) -> bool:
+        """Whether another process committed a write since the store was opened. Not when
+        this process is the writer: its client sees its own writes."""
+        return "store" in self.__dict__ and self._writer is None and self.manifest.content_key() != self._store_key
+
+    def _refresh_store(self) -> None:
+        """Reopens the store if it is stale (see above); called outside the gate."""
+        with self._gate.shared():
+            stale = self._store_is_stale()
+        if stale:
+            with self._gate.exclusive():
+                if self._store_is_stale():
+                    drop(self, "store").close()
 
     @contextmanager
-    def _write_lock(self):
-        from filelock import FileLock, Timeout
-
-        self.settings.kb_dir.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(self._lock_path))
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            self.on_wait(
-                f"another kb process is writing to {self.settings.kb!r}; waiting up to {self.settings.lock_timeout_s:g}s"
-            )
-            try:
-                lock.acquire(timeout=self.settings.lock_timeout_s)
-            except Timeout as exc:
-                raise LockTimeout(
-                    f"knowledge base {self.settings.kb!r} is still locked by another kb process after "
-                    f"{self.settings.lock_timeout_s:g}s; try again later or raise lock_timeout_s"
-                ) from exc
-        try:
+    def _reading(self) -> Iterator[None]:
+        self.home.require(self.name)
+        self._refresh_store()
+        with self._gate.shared():
             yield
-        finally:
-            lock.release()
-
-    # -- operations -------------------------------------------------------------------
-    def ingest(self, paths: list[Path], include=None, exclude=None, hidden: bool = False, progress=None):
-        from kb.metrics.store import Event
-
-        started = time.perf_counter()
-        with self._write_lock():
-            report = self.ingest_locked(paths, include, exclude, hidden, progress)
-        self.metrics.record(
-            Event("ingest", self.settings.kb, _ms(started), error="failed files" if report.failed else None)
-        )
-        return report
-
-    def ingest_locked(self, paths: list[Path], include=None, exclude=None, hidden: bool = False, progress=None):
-        """`ingest` for a caller that already holds the write lock (kb doctor --repair)."""
-        from kb.ingest.pipeline import IngestPipeline
-
-        self._check_model()
-        if not self.manifest.get_meta("model"):
-            self.manifest.set_meta("model", self.model_id)
-        with self._writing() as interrupted:
-            pipeline = IngestPipeline(
-                self.manifest,
-                lambda: self.store,
-                lambda texts: self.embedder.embed(texts),
-                lambda: self.chunker,
-                self.model_id,
-                progress,
-                self.settings.ingest_batch,
-                recovering=interrupted,
-            )
-            return pipeline.run(paths, include, exclude, hidden)
 
     @contextmanager
-    def _writing(self):
+    def _writing_op(self, lock_timeout_s: float | None = None) -> Iterator[None]:
+        """The write lock, then the gate: a thread waiting for the lock holds no gate, so a
+        rebuild never waits for it."""
+        timeout = self.settings.lock_timeout_s if lock_timeout_s is None else lock_timeout_s
+        with write_lock(self.settings.kb_dir, self.name, timeout, self.on_wait):
+            self._refresh_store()  # include what the previous writer (another process) committed
+            with self._gate.shared():
+                self._writer = threading.current_thread()
+                try:
+                    yield
+                finally:
+                    if "store" in self.__dict__:
+                        self._store_key = self.manifest.content_key()
+                    self._writer = None
+
+    @contextmanager
+    def _write_mark(self) -> Iterator[bool]:
         """Marks the index as being written for the duration (see store/guard.py); the
         caller holds the write lock. The mark stays if the write does not return. Yields
         whether the previous write was interrupted."""
         from kb.store import guard
         from kb.store.chroma import COLLECTION_PREFIX
 
-        if self._writing_now:  # nested: kb doctor --repair re-ingesting inside its own write
+        if self._in_write_mark:  # nested: kb doctor --repair re-ingesting inside its own write
             yield True  # ...after damage: treat the store as possibly ahead of the manifest
             return
-        interrupted = guard.begin_write(self.settings.kb_dir, COLLECTION_PREFIX + self.settings.kb)
-        self._writing_now = True
+        interrupted = guard.begin_write(self.settings.kb_dir, COLLECTION_PREFIX + self.name)
+        self._in_write_mark = True
         try:
             yield interrupted
         finally:
-            self._writing_now = False
+            self._in_write_mark = False
         guard.end_write(self.settings.kb_dir)  # not reached when the body raised
 
-    def doctor(self, repair: bool = False):
-        from kb import doctor
-
-        report = doctor.diagnose(self)
-        return doctor.repair(self, report) if repair and report.problems else report
-
-    def close(self) -> None:
-        """Drops the open manifest and store, so the next use opens them afresh."""
-        for name in ("manifest", "store"):
-            adapter = self.__dict__.pop(name, None)
-            if adapter is not None:
-                adapter.close()
-
-    def search(self, queries: list[str], k: int | None = None) -> list[list[Hit]]:
-        from kb.answering.question import clean_question
-
-        cleaned = [clean_question(q, self.settings.max_question_chars) for q in queries]
-        self._check_model()
-        self._require_content()
-        return [hits for hits, _ in (self._retrieve(q, k or self.settings.top_k, record="search") for q in cleaned)]
-
-    def _retrieve(self, query: str, k: int, record: str | None) -> tuple[list[Hit], float]:
+    # -- writing --------------------------------------------------------------------------
+    def ingest(
+        self,
+        paths: list[Path],
+        include: list[str] | None = None,
+        exclude: list[str] | None = None,
+        hidden: bool = False,
+        prune: bool = False,
+        progress: Progress | None = None,
+        lock_timeout_s: float | None = None,
+    ) -> IngestReport:
+        """Adds and updates the documents under `paths`, and drops documents whose files are
+        gone. Filters narrow what is read, never what is kept; with `prune`, documents under
+        the given folders that the filters leave out are removed too (listed in the report).
+        `lock_timeout_s` overrides how long to wait for another writer (background jobs)."""
         from kb.metrics.store import Event
 
         started = time.perf_counter()
-        hits = self.store.query(self.query_embedder.embed([query]), k)[0]
-        elapsed = _ms(started)
-        if record:
-            self.metrics.record(
-                Event(record, self.settings.kb, elapsed, retrieve_ms=elapsed, top1=hits[0].score if hits else None)
-            )
-        return hits, elapsed
+        with self._writing_op(lock_timeout_s):
+            report = self._ingest_locked(paths, include, exclude, hidden, prune, progress)
+        error = "failed files" if report.failed else None
+        self.home.record(Event("ingest", self.name, _ms(started), error=error))
+        return report
 
-    def ask(
-        self, question: str, top_k: int | None = None, provider: str | None = None, use_cache: bool = True, stream=None
-    ):
-        from kb.answering.answer import Answer
-        from kb.answering.citations import verify
-        from kb.answering.prompt import PROMPT_VERSION, Prompt
-        from kb.answering.question import cache_form, clean_question
-        from kb.cache import answer_key
-        from kb.metrics.store import Event
-        from kb.providers.base import CompletionRequest
-        from kb.providers.chain import build_chain, chain_fingerprint
+    def _ingest_locked(
+        self,
+        paths: list[Path],
+        include: list[str] | None = None,
+        exclude: list[str] | None = None,
+        hidden: bool = False,
+        prune: bool = False,
+        progress: Progress | None = None,
+    ) -> IngestReport:
+        """`ingest` for a caller that holds the write lock (kb doctor --repair)."""
+        from kb.ingest.pipeline import IngestPipeline
 
-        started = time.perf_counter()
-        q = clean_question(question, self.settings.max_question_chars)
         self._check_model()
-        k = top_k or self.settings.top_k
-        key = answer_key(
-            q=cache_form(q),
-            kb=self.settings.kb,
-            version=self.manifest.content_key(),
-            model=self.model_id,
-            chain=chain_fingerprint(self.settings, provider),
-            k=k,
-            prompt=PROMPT_VERSION,
-        )
-        if use_cache:
-            hit = self.cache.get(key)
-            if hit is not None:
-                hit.question, hit.cached, hit.attempts = q, True, []
-                hit.latency_ms = {"retrieve": 0.0, "generate": 0.0, "total": _ms(started)}
-                self.metrics.record(
-                    Event(
-                        "ask",
-                        self.settings.kb,
-                        hit.latency_ms["total"],
-                        provider=hit.provider,
-                        model=hit.model,
-                        cached=True,
-                        top1=hit.top1,
-                    )
-                )
-                return hit
-        self._require_content()
-        chain = build_chain(self.settings, self.breakers, lambda texts: self.query_embedder.embed(texts), only=provider)
-        hits, retrieve_ms = self._retrieve(q, k, record=None)
-        request = CompletionRequest(question=q, passages=hits, prompt=Prompt(q, hits), stream=stream)
-        generating = time.perf_counter()
-        top1 = hits[0].score if hits else None
-        try:
-            completion = chain.complete(request)
-        except AllProvidersFailed as exc:
-            self.metrics.record(
-                Event(
-                    "ask",
-                    self.settings.kb,
-                    _ms(started),
-                    retrieve_ms=retrieve_ms,
-                    generate_ms=_ms(generating),
-                    error=exc.kind,
-                    top1=top1,
-                    attempts=exc.attempts,
-                )
+        if not self.manifest.get_meta("model"):
+            self.manifest.set_meta("model", self.home.model_id)
+        with self._write_mark() as interrupted:
+            pipeline = IngestPipeline(
+                self.manifest,
+                lambda: self.store,
+                lambda texts: self.home.embedder.embed(texts),
+                lambda: self.home.chunker,
+                self.home.model_id,
+                progress,
+                self.settings.ingest_batch,
+                recovering=interrupted,
             )
-            raise
-        generate_ms = _ms(generating)
-        text, citations, dropped = verify(completion.text, hits, completion.passages_given)
-        answer = Answer(
-            q,
-            text,
-            citations,
-            completion.provider,
-            completion.model,
-            completion.usage,
-            {"retrieve": retrieve_ms, "generate": generate_ms, "total": _ms(started)},
-            completion.attempts,
-            dropped_citations=dropped,
-            top1=top1,
-        )
-        # A degraded answer (an earlier link failed) is not cached: once the preferred
-        # provider is back, the same question should reach it.
-        if use_cache and all(a.outcome == "ok" for a in completion.attempts):
-            self.cache.set(key, answer)
-        u = completion.usage
-        self.metrics.record(
-            Event(
-                "ask",
-                self.settings.kb,
-                answer.latency_ms["total"],
-                retrieve_ms,
-                generate_ms,
-                completion.provider,
-                completion.model,
-                u.input_tokens,
-                u.output_tokens,
-                u.cost_usd,
-                top1=top1,
-                attempts=completion.attempts,
-            )
-        )
-        return answer
-
-    def documents(self) -> list[dict]:
-        return [
-            {
-                "source": r.source,
-                "chunks": len(r.chunk_ids),
-                "bytes": r.size,
-                "ingested_at": datetime.fromtimestamp(r.ingested_at, UTC).isoformat(timespec="seconds"),
-            }
-            for r in self.manifest.all()
-        ]
+            return pipeline.run(paths, include, exclude, hidden, prune)
 
     def remove(self, path: Path) -> tuple[int, int]:
-        """Remove a document, or every document under a folder: (documents, chunks)."""
+        """Removes a document, or every document under a folder: (documents, chunks)."""
+        self.home.require(self.name)
         target = os.path.abspath(path.expanduser())
-        with self._write_lock():
+        with self._writing_op():
             sources = [target] if self.manifest.get(target) else self.manifest.sources_under(target)
             if not sources:
-                raise KbError(f"{target} is not in knowledge base {self.settings.kb!r}; `kb list` shows what is")
+                raise KbNotFound(f"{target} is not in knowledge base {self.name!r}; `kb list` shows what is")
             chunks = 0
-            with self._writing():
+            with self._write_mark():
                 for source in sources:
                     record = self.manifest.get(source)
                     ids = record.chunk_ids if record else []
@@ -344,30 +215,265 @@ class KnowledgeBase:
                     chunks += len(ids)
         return len(sources), chunks
 
-    def info(self) -> dict:
-        docs, chunks, _ = self.manifest.totals()
-        size = sum(f.stat().st_size for f in self.settings.kb_dir.rglob("*") if f.is_file())
-        return {
-            "home": str(self.settings.home),
-            "kb": self.settings.kb,
-            "model": self.manifest.get_meta("model") or self.model_id,
-            "documents": docs,
-            "chunks": chunks,
-            "bytes": size,
-        }
+    def doctor(self, repair: bool = False) -> DoctorReport:
+        """Diagnoses (and with `repair`, repairs) under one write lock, so a concurrent
+        ingest's uncommitted chunks are never mistaken for orphans."""
+        from kb import doctor
 
-    def stats(self, since: str | None = None) -> dict:
+        self.home.require(self.name)
+        if not os.access(self.settings.kb_dir, os.W_OK):
+            if repair:
+                raise KbError(f"{self.settings.kb_dir} is read-only; `kb doctor --repair` needs write access")
+            return doctor.diagnose(self)  # nobody can be writing a read-only KB
+        # The gate exclusively: a rebuild moves files away under running readers otherwise.
+        lock = write_lock(self.settings.kb_dir, self.name, self.settings.lock_timeout_s, self.on_wait)
+        with lock, self._gate.exclusive():
+            self._writer = threading.current_thread()
+            try:
+                report = doctor.diagnose(self)
+                return doctor.repair(self, report) if repair and report.problems else report
+            finally:
+                self._writer = None
+                if "store" in self.__dict__:
+                    self._store_key = self.manifest.content_key()
+
+    def _drop_adapters(self) -> None:
+        """Closes the manifest and store; the next use opens them afresh (kb doctor's
+        rebuild). The caller holds the gate exclusively."""
+        for name in ("manifest", "store"):
+            adapter = drop(self, name)
+            if adapter is not None:
+                adapter.close()
+
+    def close(self) -> None:
+        """Waits for running operations, then closes what this instance opened."""
+        with self._gate.exclusive():
+            self._drop_adapters()
+            if self._owns_home:
+                self.home.close()
+
+    # -- reading --------------------------------------------------------------------------
+    def search(self, queries: list[str], k: int | None = None) -> list[list[Hit]]:
+        """The top `k` passages for each query (validated: empty, huge or binary queries
+        raise InputError)."""
+        from kb.answering.question import clean_question
+
+        cleaned = [clean_question(q, self.settings.max_question_chars) for q in queries]
+        with self._reading():
+            self._check_model()
+            self._require_content()
+            return [self._retrieve(q, k or self.settings.top_k, record="search")[0] for q in cleaned]
+
+    def _retrieve(self, query: str, k: int, record: str | None) -> tuple[list[Hit], float]:
+        from kb.metrics.store import Event
+        from kb.store.guard import MARKER
+
+        started = time.perf_counter()
+        mark = self.settings.kb_dir / MARKER
+        writing = mark.exists()
+        hits = self.store.query(self.home.query_embedder.embed([query]), k)[0]
+        if writing or mark.exists():
+            hits = self._committed(hits)
+        elapsed = _ms(started)
+        if record:
+            top1 = hits[0].score if hits else None
+            self.home.record(Event(record, self.name, elapsed, retrieve_ms=elapsed, top1=top1))
+        return hits, elapsed
+
+    def _committed(self, hits: list[Hit]) -> list[Hit]:
+        """While a write is in progress the store may hold chunks the manifest does not list
+        yet (or any more); results show committed chunks only."""
+        keep = []
+        for hit in hits:
+            record = self.manifest.get(hit.source)
+            if record is not None and hit.chunk_id in record.chunk_ids:
+                keep.append(hit)
+        for rank, hit in enumerate(keep, start=1):
+            hit.rank = rank
+        return keep
+
+    def ask(
+        self,
+        question: str,
+        top_k: int | None = None,
+        provider: str | None = None,
+        use_cache: bool = True,
+        stream: Any = None,
+    ) -> Answer:
+        """Answers from the KB through the provider chain, with verified citations. A cached
+        answer needs neither the model nor the store."""
+        from kb.answering.question import clean_question
+
+        started = time.perf_counter()
+        q = clean_question(question, self.settings.max_question_chars)
+        with self._reading():
+            self._check_model()
+            return self._answer(q, top_k or self.settings.top_k, provider, use_cache, stream, started)
+
+    def _answer(self, q: str, k: int, provider: str | None, use_cache: bool, stream: Any, started: float) -> Answer:
+        from kb.answering.answer import Answer
+        from kb.answering.citations import verify
+        from kb.answering.prompt import PROMPT_VERSION, Prompt
+        from kb.answering.question import cache_form
+        from kb.cache import answer_key
+        from kb.metrics.store import Event
+        from kb.providers.base import CompletionRequest
+        from kb.providers.chain import build_chain, chain_fingerprint
+
+        key = answer_key(
+            q=cache_form(q),
+            kb=self.name,
+            version=self.manifest.content_key(),
+            model=self.home.model_id,
+            chain=chain_fingerprint(self.settings, provider),
+            k=k,
+            prompt=PROMPT_VERSION,
+        )
+        cache = self.home.cache
+        if use_cache:
+            hit = cache.get(key)
+            if hit is not None:
+                hit.question, hit.cached, hit.attempts = q, True, []
+                hit.latency_ms = {"retrieve": 0.0, "generate": 0.0, "total": _ms(started)}
+                event = Event("ask", self.name, hit.latency_ms["total"], provider=hit.provider, model=hit.model)
+                event.cached, event.top1 = True, hit.top1
+                self.home.record(event)
+                return hit
+        self._require_content()
+        chain = build_chain(self.settings, self.home.breakers, self.home.query_embedder.embed, only=provider)
+        hits, retrieve_ms = self._retrieve(q, k, record=None)
+        request = CompletionRequest(question=q, passages=hits, prompt=Prompt(q, hits), stream=stream)
+        generating = time.perf_counter()
+        top1 = hits[0].score if hits else None
+        try:
+            completion = chain.complete(request)
+        except AllProvidersFailed as exc:
+            event = Event("ask", self.name, _ms(started), retrieve_ms=retrieve_ms, generate_ms=_ms(generating))
+            event.error, event.top1, event.attempts = exc.kind, top1, exc.attempts
+            self.home.record(event)
+            raise
+        generate_ms = _ms(generating)
+        text, citations, dropped = verify(completion.text, hits, completion.passages_given)
+        latency = {"retrieve": retrieve_ms, "generate": generate_ms, "total": _ms(started)}
+        answer = Answer(
+            q, text, citations, completion.provider, completion.model, completion.usage, latency,
+            completion.attempts, dropped_citations=dropped, top1=top1,
+        )  # fmt: skip
+        # A degraded answer (an earlier link failed) is not cached: once the preferred
+        # provider is back, the same question should reach it.
+        if use_cache and all(a.outcome == "ok" for a in completion.attempts):
+            cache.set(key, answer)
+        u = completion.usage
+        event = Event(
+            "ask", self.name, latency["total"], retrieve_ms, generate_ms, completion.provider, completion.model
+        )
+        event.input_tokens, event.output_tokens, event.cost_usd = u.input_tokens, u.output_tokens, u.cost_usd
+        event.top1, event.attempts = top1, completion.attempts
+        self.home.record(event)
+        return answer
+
+    def documents(self) -> list[dict]:
+        """Every document with its chunk count, size and ingest time."""
+        with self._reading():
+            return [
+                {
+                    "source": r.source,
+                    "chunks": len(r.chunk_ids),
+                    "bytes": r.size,
+                    "ingested_at": datetime.fromtimestamp(r.ingested_at, UTC).isoformat(timespec="seconds"),
+                }
+                for r in self.manifest.all()
+            ]
+
+    def info(self) -> dict:
+        """Where the KB lives, its model, and its size."""
+        with self._reading():
+            docs, chunks, _ = self.manifest.totals()
+            size = sum(f.stat().st_size for f in self.settings.kb_dir.rglob("*") if f.is_file())
+            return {
+                "home": str(self.settings.home),
+                "kb": self.name,
+                "model": self.manifest.get_meta("model") or self.home.model_id,
+                "documents": docs,
+                "chunks": chunks,
+                "bytes": size,
+            }
+
+    def stats(self, since: str | None = None, all_kbs: bool = False) -> dict:
+        """The `kb stats` figures for this KB, or (`all_kbs`) for every KB of the home."""
         from kb.metrics.stats import compute, parse_since
 
         start = parse_since(since)
-        baseline = self.metrics.top1_before(start) if start else None
+        if not all_kbs:
+            self.home.require(self.name)
+        scope = None if all_kbs else self.name
+        store = self.home.metrics
+        if store is None:
+            return compute([], [], self.home.breakers.states(), [] if start else None, self.settings.low_match)
+        baseline = store.top1_before(scope, start) if start else None
         return compute(
-            self.metrics.events(start),
-            self.metrics.attempts(start),
-            self.breakers.states(),
-            baseline,
+            store.events(scope, start), store.attempts(scope, start), self.home.breakers.states(), baseline,
             self.settings.low_match,
-        )
+        )  # fmt: skip
 
     def clear_cache(self) -> int:
-        return self.cache.clear()
+        """Drops every cached answer and query embedding of the home."""
+        return self.home.cache.clear()
+
+    # -- background jobs ---------------------------------------------------------------------
+    def enqueue_ingest(
+        self,
+        paths: list[Path],
+        include: list[str] | None = None,
+        exclude: list[str] | None = None,
+        hidden: bool = False,
+        prune: bool = False,
+        callback_url: str | None = None,
+    ) -> dict:
+        """Queues an ingest for a worker (`kb worker`, `kb serve --worker`) and returns the
+        job at once. Paths are made absolute here: the worker runs elsewhere."""
+        from kb.jobs.runner import enqueue_ingest
+
+        params = {
+            "paths": [os.path.abspath(p.expanduser()) for p in paths],
+            "include": include or [],
+            "exclude": exclude or [],
+            "hidden": hidden,
+            "prune": prune,
+            "callback_url": callback_url,
+        }
+        return enqueue_ingest(self.home.jobs, self.home.queue, self.name, params).to_json()
+
+    def jobs(self, all_kbs: bool = False, state: str | None = None, limit: int = 100) -> list[dict]:
+        """The most recent jobs of this KB (or of every KB), newest first."""
+        return [j.to_json() for j in self.home.jobs.recent(None if all_kbs else self.name, state, limit)]
+
+    def job(self, job_id: str) -> dict:
+        """One job: its state, progress, ingest report and webhook deliveries."""
+        return self.home.jobs.get(job_id).to_json()
+
+    def retry_job(self, job_id: str) -> dict:
+        """Queues a done or failed job again."""
+        job = self.home.jobs.requeue(job_id)
+        self.home.queue.submit(job.id)
+        return job.to_json()
+
+    # -- the knowledge bases of the home -----------------------------------------------------
+    def knowledge_bases(self) -> list[dict]:
+        """Every knowledge base under the home, with its counts."""
+        out = []
+        for name in self.home.names():
+            other = KnowledgeBase(self.home.settings_for(name), self.home)
+            try:
+                info = other.info()
+            finally:
+                other.close()
+            out.append({"kb": name, "documents": info["documents"], "chunks": info["chunks"], "bytes": info["bytes"]})
+        return out
+
+    def delete_knowledge_base(self, name: str) -> None:
+        """Deletes a knowledge base with everything in it (waits for its writer)."""
+        if name == self.name:
+            with self._gate.exclusive():
+                self._drop_adapters()
+        self.home.delete(name, self.on_wait)

@@ -21,7 +21,7 @@ def test_extractive_answer_cites_the_right_passage_with_no_configuration(sample_
     assert ans.citations and ans.citations[0].hit.source.endswith("bee_biology.md")
     body = ans.to_json()
     assert set(body) >= ASK_KEYS
-    assert set(body["citations"][0]) == {"n", "source", "chunk_id", "page", "lines", "text"}
+    assert set(body["citations"][0]) == {"n", "source", "chunk_id", "page", "lines", "locator", "text"}
     assert set(body["usage"]) == {"input_tokens", "output_tokens", "cost_usd"}
     assert set(body["latency_ms"]) == {"retrieve", "generate", "total"}
 
@@ -132,7 +132,31 @@ def test_hash_embedder_llamacpp_without_the_extra_falls_back_with_a_fix_it_messa
     kb.ingest([tmp_path])
     ans = kb.ask("What colour are apples?")
     assert ans.provider == "extractive"
-    assert next((a.provider, a.outcome, a.error) for a in ans.attempts) == ("local", "error", "rejected")
+    first = ans.attempts[0]
+    assert (first.provider, first.outcome, first.error) == ("local", "error", "rejected")
+    assert "pip install 'kb[local]'" in first.message
+    # The CLI shows the fix-it message, and --json carries it.
+    res = run_kb("ask", "What colour are apples?", "--no-cache", env={"KB_MODEL": "hash"})
+    assert res.code == 0 and "fell back past local (rejected)" in res.err and "pip install 'kb[local]'" in res.err
+    res = run_kb("ask", "What colour are apples?", "--no-cache", "--json", env={"KB_MODEL": "hash"})
+    assert "pip install 'kb[local]'" in res.json()["attempts"][0]["message"]
+
+
+def test_hash_embedder_empty_answers_fall_back_and_are_never_cached(
+    kb_home, make_kb, tmp_path, fake_openai, monkeypatch
+):
+    monkeypatch.setenv("KB_TEST_KEY", "sk-test")
+    (tmp_path / "n.md").write_text("# Notes\n\nApples are red and sweet.\n")
+    write_config(kb_home, provider_config(fake_openai.url, max_retries=0))
+    kb = make_kb(model="hash")
+    kb.ingest([tmp_path])
+    fake_openai.mode = "empty"
+    ans = kb.ask("What colour are apples?")
+    assert ans.provider == "extractive" and ans.answer.strip()
+    assert ans.attempts[0].message == "primary: the model returned an empty answer"
+    fake_openai.mode = "ok"
+    again = kb.ask("What colour are apples?")
+    assert (again.cached, again.provider) == (False, "primary")
 
 
 def test_hash_embedder_cache_clear(cli, tmp_path, monkeypatch):

@@ -16,7 +16,7 @@ INGEST_KEYS = {
     "chunks_removed",
     "seconds",
 }
-HIT_KEYS = {"query", "rank", "score", "source", "chunk_id", "page", "lines", "heading", "text"}
+HIT_KEYS = {"query", "rank", "score", "source", "chunk_id", "page", "lines", "locator", "heading", "text"}
 
 
 def test_ingest_json_summary_and_second_run_unchanged(cli, tmp_path):
@@ -54,7 +54,7 @@ def test_list_info_and_remove(cli, sample_kb, sample_home):
     assert cli("remove", target).code == 0
     assert cli("info", "--json").json()["documents"] == 10
     missing = cli("remove", target)
-    assert missing.code == 1 and "kb list" in missing.err
+    assert missing.code == 2 and "kb list" in missing.err
 
 
 def test_exit_code_1_when_some_files_fail(cli, tmp_path):
@@ -76,10 +76,15 @@ def test_subprocess_usage_and_config_errors_exit_2_with_one_line(tmp_path, kb_ho
     assert "Traceback" in debug.err
 
 
-def test_subprocess_version_and_search_on_empty_kb(kb_home):
+def test_subprocess_version_and_search_on_empty_kb(kb_home, tmp_path):
     assert run_kb("--version").out.startswith("kb ")
     res = run_kb("search", "anything")
-    assert res.code == 1 and "kb ingest" in res.err
+    assert res.code == 2 and "does not exist" in res.err and "kb --kb default ingest PATH" in res.err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert run_kb("ingest", empty, env={"KB_MODEL": "hash"}).code == 0  # creates the KB, with nothing in it
+    res = run_kb("search", "anything", env={"KB_MODEL": "hash"})
+    assert res.code == 1 and "is empty" in res.err and "kb ingest PATH" in res.err
 
 
 def test_subprocess_stdin_queries_with_hash_embedder(tmp_path):

@@ -6,7 +6,8 @@ import pytest
 
 from kb.config import ProviderSettings
 from kb.errors import AllProvidersFailed, CircuitOpen, ProviderRejected, RateLimited
-from kb.providers.breaker import Breaker, BreakerBoard
+from kb.providers.base import Completion
+from kb.providers.breaker import Breaker, SqliteBreakerBoard
 from kb.providers.fallback import Fallback
 from kb.providers.openai_compat import OpenAIProvider
 from kb.providers.retrying import Retrying
@@ -46,8 +47,8 @@ def test_429_retry_after_beyond_the_deadline_gives_up_at_once(fake_openai):
 
 
 def test_breaker_opens_skips_and_recovers_through_half_open(tmp_path):
-    board = BreakerBoard(tmp_path / "b.db", failure_threshold=2, cooldown_s=0.3)
-    other_process = BreakerBoard(tmp_path / "b.db", failure_threshold=2, cooldown_s=0.3)
+    board = SqliteBreakerBoard(tmp_path / "b.db", failure_threshold=2, cooldown_s=0.3)
+    other_process = SqliteBreakerBoard(tmp_path / "b.db", failure_threshold=2, cooldown_s=0.3)
     board.acquire("p")
     board.failure("p")
     board.acquire("p")
@@ -66,7 +67,7 @@ def test_breaker_opens_skips_and_recovers_through_half_open(tmp_path):
 
 
 def test_failed_half_open_probe_reopens(tmp_path):
-    board = BreakerBoard(tmp_path / "b.db", failure_threshold=1, cooldown_s=0.2)
+    board = SqliteBreakerBoard(tmp_path / "b.db", failure_threshold=1, cooldown_s=0.2)
     board.failure("p")
     time.sleep(0.25)
     board.acquire("p")
@@ -78,7 +79,7 @@ def test_failed_half_open_probe_reopens(tmp_path):
 
 def test_fallback_records_every_attempt(fake_openai, tmp_path):
     fake_openai.mode = "500"
-    board = BreakerBoard(tmp_path / "b.db", failure_threshold=5, cooldown_s=30)
+    board = SqliteBreakerBoard(tmp_path / "b.db", failure_threshold=5, cooldown_s=30)
 
     class Backup:
         name = "backup"
@@ -103,3 +104,54 @@ def test_all_failed_lists_attempts(fake_openai):
     with pytest.raises(AllProvidersFailed) as info:
         Fallback([_retrying(fake_openai.url)]).complete(_request())
     assert info.value.attempts[0].error == "rejected" and "config.toml" in str(info.value)
+
+
+def test_an_empty_answer_is_a_failure_of_that_link(fake_openai):
+    fake_openai.mode = "empty"
+
+    class Backup:
+        name = "backup"
+
+        def complete(self, request):
+            return Completion(text="From the backup.", provider="backup", model="b")
+
+    done = Fallback([_retrying(fake_openai.url, retries=1), Backup()]).complete(_request())
+    assert done.provider == "backup"
+    first = done.attempts[0]
+    assert (first.provider, first.outcome, first.error) == ("primary", "error", "bad_response")
+    assert first.message == "primary: the model returned an empty answer"
+    assert fake_openai.hits == 2  # retried once, as any bad response is
+
+
+def test_any_exception_a_provider_raises_fails_only_that_link():
+    class Broken:
+        name = "local"
+
+        def complete(self, request):
+            raise ValueError("Model path does not exist: /nowhere/model.gguf")
+
+    class Backup:
+        name = "backup"
+
+        def complete(self, request):
+            return Completion(text="From the backup.", provider="backup", model="b")
+
+    done = Fallback([Broken(), Backup()]).complete(_request())
+    assert done.provider == "backup"
+    first = done.attempts[0]
+    assert (first.outcome, first.error) == ("error", "crashed")
+    assert first.message == "ValueError: Model path does not exist: /nowhere/model.gguf"
+
+
+def test_attempt_messages_mask_secrets(fake_openai):
+    class Leaky:
+        name = "leaky"
+
+        def complete(self, request):
+            raise ProviderRejected("leaky: server said: bad key sk-live-abcdefghijklmnop", provider="leaky")
+
+    with pytest.raises(AllProvidersFailed) as info:
+        Fallback([Leaky()], secrets=["sk-live-abcdefghijklmnop"]).complete(_request())
+    message = info.value.attempts[0].message
+    assert "abcdefghijklmnop" not in message and "****mnop" in message
+    assert "abcdefghijklmnop" not in str(info.value)

@@ -20,9 +20,13 @@ def store_texts(home: Path, kb: str = "default") -> dict[str, str]:
     """chunk id → text, read with a plain Chroma client (not kb's code)."""
     import chromadb
     from chromadb.config import Settings
+    from chromadb.errors import NotFoundError
 
     client = chromadb.PersistentClient(str(home / "kbs" / kb / "chroma"), settings=Settings(anonymized_telemetry=False))
-    col = client.get_collection(f"kb_{kb}")
+    try:
+        col = client.get_collection(f"kb_{kb}")
+    except NotFoundError:  # a run killed after creating the folder, before the collection
+        return {}
     got = col.get(include=["documents"])
     return dict(zip(got["ids"], got["documents"]))
 

@@ -34,6 +34,13 @@ def _start(args: list[str], env: dict) -> subprocess.Popen:
     )
 
 
+def _writer_pid(marker: Path) -> str | None:
+    try:
+        return marker.read_text() or None
+    except FileNotFoundError:
+        return None
+
+
 def test_two_writers_and_four_readers_at_once_hash_embedder(tmp_path, kb_home):
     corpus = tmp_path / "corpus"
     seed, a, b = _folder(corpus, "seed", 5), _folder(corpus, "alpha", 120), _folder(corpus, "beta", 120)
@@ -47,21 +54,27 @@ def test_two_writers_and_four_readers_at_once_hash_embedder(tmp_path, kb_home):
         ["ask", "What about brood frames?", "--json", "--no-cache"],
         ["ask", "Which note mentions nectar?", "--no-cache"],
     ]
-    answered, failures = 0, []
+    marker = kb_home / "kbs" / "default" / "write.unfinished"  # holds the running writer's pid
+    during_one_write, failures = 0, []
     deadline = time.monotonic() + 240
     while any(w.poll() is None for w in writers):
         assert time.monotonic() < deadline, "writers did not finish: something hangs"
+        writer = _writer_pid(marker)
+        if writer is None:
+            time.sleep(0.02)
+            continue
         readers = [_start(cmd, env) for cmd in reader_cmds]
         for cmd, proc in zip(reader_cmds, readers):
             out, err = proc.communicate(timeout=120)
-            if proc.returncode == 0 and out.strip():
-                answered += 1
-            else:
+            if proc.returncode != 0 or not out.strip():
                 failures.append((cmd, proc.returncode, err[-500:]))
+            # A reader that waited for the writer would finish only after that write ended.
+            elif _writer_pid(marker) == writer:
+                during_one_write += 1
     outs = [w.communicate(timeout=10) for w in writers]
     assert [w.returncode for w in writers] == [0, 0], outs
     assert failures == [], failures
-    assert answered >= 4
+    assert during_one_write >= 4, "readers did not complete while a writer held the lock"
     # One writer found the other holding the lock and said it was waiting.
     assert any("waiting" in err for _, err in outs), [err for _, err in outs]
 

@@ -11,6 +11,7 @@ import pytest
 
 from tests.conftest import run_kb
 from tests.reliability.kbstate import snapshot, store_texts
+from tests.reliability.test_crash import _WORDS
 
 HASH = {"KB_MODEL": "hash"}
 
@@ -97,28 +98,10 @@ def _scramble(path: Path, how: str) -> None:
 def _big_corpus(folder: Path) -> Path:
     """~1,700 chunks: enough that Chroma keeps a persisted HNSW index for them."""
     rng = random.Random(1)
-    words = [
-        "brood",
-        "queen",
-        "drone",
-        "worker",
-        "nectar",
-        "pollen",
-        "comb",
-        "frame",
-        "super",
-        "smoker",
-        "varroa",
-        "mite",
-        "swarm",
-        "cell",
-        "wax",
-        "honey",
-    ]
     folder.mkdir(parents=True)
     for i in range(400):
         (folder / f"n{i}.md").write_text(
-            "\n\n".join(f"# S{j}\n\n" + " ".join(rng.choice(words) for _ in range(150)) + "." for j in range(4))
+            "\n\n".join(f"# S{j}\n\n" + " ".join(rng.choice(_WORDS) for _ in range(150)) + "." for j in range(4))
         )
     return folder
 
@@ -165,3 +148,97 @@ def test_doctor_rebuilds_an_unreadable_manifest_from_the_store_hash_embedder(tmp
     code, report = _doctor("--repair")
     assert code == 0 and report["healthy"], report
     _same_as_fresh_ingest(tmp_path, kb_home, built)
+
+
+def test_doctor_rebuilds_when_both_manifest_and_index_are_damaged_without_loading_the_index_hash_embedder(
+    tmp_path, kb_home
+):
+    corpus = _big_corpus(tmp_path / "docs")
+    assert run_kb("ingest", corpus, env=HASH).code == 0
+    kb_dir = kb_home / "kbs" / "default"
+    for target in (kb_dir / "chroma").glob("*/data_level0.bin"):
+        _scramble(target, "flips")  # seen to segfault Chroma's HNSW loader
+    for extra in kb_dir.glob("manifest.db-*"):
+        extra.unlink()
+    (kb_dir / "manifest.db").write_bytes(b"this is not a database" * 100)
+
+    res = run_kb("doctor", "--repair", "--json", env=HASH, timeout=300)
+    assert res.code == 0 and "Traceback" not in res.err, (res.code, res.err[-2000:])
+    report = json.loads(res.out)
+    assert report["healthy"] and report["documents"] == 400, report
+    _same_as_fresh_ingest(tmp_path, kb_home, corpus)
+
+
+def test_doctor_repair_waits_for_a_running_ingest_and_keeps_its_chunks_hash_embedder(built, kb_home):
+    """An ingest has stored a batch but not yet recorded it when doctor --repair starts:
+    doctor must wait for the write lock before it looks, or it takes the batch for orphans."""
+    import subprocess
+    import sys
+    import threading
+
+    from kb.config import load_settings
+    from kb.facade import KnowledgeBase
+
+    (built / "late.md").write_text("# Late\n\nA note written while doctor runs, about propolis and wax.\n")
+    kb = KnowledgeBase(load_settings(model="hash"))
+    real_store = kb.store
+    doctor: dict = {}
+
+    class PausingStore:  # the real store; it only holds the ingest still between store and manifest
+        def __getattr__(self, name):
+            return getattr(real_store, name)
+
+        def add(self, chunks, vectors):
+            real_store.add(chunks, vectors)
+            proc = subprocess.Popen([sys.executable, "-m", "kb", "doctor", "--repair", "--json"],
+                                    env={**__import__("os").environ, **HASH}, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True)  # fmt: skip
+            waiting = threading.Event()
+
+            def watch():
+                for line in proc.stderr:
+                    if "waiting" in line:
+                        waiting.set()
+
+            threading.Thread(target=watch, daemon=True).start()
+            assert waiting.wait(60), "doctor never waited for the running ingest"
+            doctor["proc"] = proc
+
+    kb.__dict__["store"] = PausingStore()
+    report = kb.ingest([built])
+    assert report.added == 1
+    out, _ = doctor["proc"].communicate(timeout=120)
+    result = json.loads(out)
+    assert doctor["proc"].returncode == 0 and result["healthy"], result
+    assert result["repaired"] == []
+    late = kb.manifest.get(str(built / "late.md"))
+    assert late is not None and real_store.existing(late.chunk_ids) == set(late.chunk_ids)
+    kb.close()
+
+
+def test_a_long_lived_process_meets_another_writers_crash_with_a_clear_error_hash_embedder(tmp_path, kb_home):
+    """A process that stays open (the service) while another process's write dies half-way:
+    its next search loads the index anew, so it probes it first instead of crashing."""
+    import sqlite3
+
+    from kb.config import load_settings
+    from kb.errors import StoreError
+    from kb.facade import KnowledgeBase
+
+    corpus = _big_corpus(tmp_path / "docs")
+    assert run_kb("ingest", corpus, env=HASH).code == 0
+    kb = KnowledgeBase(load_settings(model="hash"))
+    assert kb.search(["honey"])[0]
+    kb_dir = kb_home / "kbs" / "default"
+    # What another writer leaves when it is killed after committing part of its work: its
+    # mark, an index it was rewriting, and a manifest that moved on.
+    for target in (kb_dir / "chroma").glob("*/data_level0.bin"):
+        _scramble(target, "flips")
+    (kb_dir / "write.unfinished").write_text("999999")
+    with sqlite3.connect(kb_dir / "manifest.db") as db:
+        db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'content_version'")
+    with pytest.raises(StoreError, match=r"kb doctor --repair"):
+        kb.search(["honey"])
+    kb.close()
+    code, report = _doctor("--repair")
+    assert code == 0 and report["healthy"], report

@@ -1,15 +1,18 @@
 """A folder of hostile files, generated here: the run neither crashes nor hangs, each
 problem file is listed with its reason, every good file is ingested, and the quality
-report flags pages without text and badly decoded text. Hash embedder; real readers."""
+report flags pages without text, badly decoded text, macros and damaged e-mail. Hash
+embedder; real readers."""
 
 from __future__ import annotations
 
 import os
 import stat
+from email.message import EmailMessage
 
 import pytest
 
 from tests.conftest import run_kb
+from tests.formats import rezip, write_docx, write_epub, write_odt, write_pptx, zip_bomb
 from tests.pdfs import write_pdf
 
 GOOD = "Bees collect nectar and pollen from flowers. The queen lays eggs in the brood comb."
@@ -96,8 +99,39 @@ def hostile(tmp_path):
     if readable:
         good["locked.md"] = locked
     (root / os.fsdecode(b"latin1-\xe9t\xe9.md")).write_text(f"# Undecodable name\n\n{GOOD}")
+    _office_files(root, good, put)
     yield root, good
     locked.chmod(stat.S_IRUSR | stat.S_IWUSR)
+
+
+def _office_files(root, good, put):
+    """The zip-based formats, notebooks, CSV and e-mail, each real and each broken."""
+    for writer, name in (
+        (write_docx, "real.docx"),
+        (write_pptx, "real.pptx"),
+        (write_odt, "real.odt"),
+        (write_epub, "real.epub"),
+    ):
+        data = writer(root / name).read_bytes()
+        good[name] = root / name
+        put(name.replace("real", "truncated"), data[: len(data) // 3])
+    # A password-protected OOXML file is an OLE2 compound file holding EncryptionInfo and
+    # EncryptedPackage streams. Making a real one needs msoffcrypto, so this is the OLE2
+    # magic and those two directory names (UTF-16LE, as OLE2 stores them): what kb looks at.
+    directory = "EncryptionInfo".encode("utf-16-le") + bytes(50) + "EncryptedPackage".encode("utf-16-le")
+    put("password.docx", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504) + directory + bytes(2000))
+    put("legacy.doc.docx", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(4096))  # a .doc renamed
+    zip_bomb(root / "real.docx", root / "bomb.docx")  # 1 GB of zeros in ~1 MB
+    macro = rezip(root / "real.docx", root / "macro.docm", add={"word/vbaProject.bin": b"\xd0\xcf\x11\xe0 VBA"})
+    good["macro.docm"] = macro
+    put("broken.ipynb", '{"cells": [{"cell_type": "code", "source": "print(1)"')
+    put("garbage.csv", os.urandom(4096))
+    mail = EmailMessage()
+    mail["Subject"], mail["From"] = "Swarm alert", "ann@example.org"
+    mail.set_content(GOOD)
+    mail.add_attachment((root / "real.pdf").read_bytes(), maintype="application", subtype="pdf", filename="real.pdf")
+    data = mail.as_bytes()
+    good["truncated.eml"] = put("truncated.eml", data[: len(data) * 2 // 3])  # cut inside the base64 PDF
 
 
 def test_hostile_folder_is_ingested_without_crash_hash_embedder(hostile, kb_home):
@@ -120,15 +154,31 @@ def test_hostile_folder_is_ingested_without_crash_hash_embedder(hostile, kb_home
         "pipe.txt",
         "escape",
         "escape.md",
+        "truncated.docx",
+        "truncated.pptx",
+        "truncated.odt",
+        "truncated.epub",
+        "password.docx",
+        "legacy.doc.docx",
+        "bomb.docx",
+        "broken.ipynb",
+        "garbage.csv",
     ):
         assert reasons.get(name), (name, reasons)
+    for name in ("truncated.docx", "truncated.pptx", "truncated.odt", "truncated.epub"):
+        assert "truncated or damaged" in reasons[name], reasons[name]
+    assert "password-protected DOCX" in reasons["password.docx"]
+    assert "legacy Word .doc" in reasons["legacy.doc.docx"]
+    assert "zip bomb" in reasons["bomb.docx"]
+    assert "not a Jupyter notebook (invalid JSON" in reasons["broken.ipynb"]
+    assert "binary" in reasons["garbage.csv"]
     assert "password" in reasons["needs_password.pdf"]
     assert "no text layer" in reasons["scan.pdf"]
     assert "outside" in reasons["escape"] and "outside" in reasons["escape.md"]
     assert "binary" in reasons["binary.txt"]
     assert "not a regular file" in reasons["pipe.txt"]
     assert "not valid UTF-8" in reasons["latin1-\ufffdt\ufffd.md"]
-    assert "truncated.pdf" in reasons or any(d["source"].endswith("truncated.pdf") for d in _listed(kb_home))
+    assert reasons["truncated.pdf"].startswith("unreadable PDF")
     listed = {os.path.relpath(d["source"], root) for d in _listed(kb_home)}
     assert set(good) <= listed, set(good) - listed
     assert not any(name.startswith(("loop/", "escape/")) for name in listed)
@@ -136,6 +186,10 @@ def test_hostile_folder_is_ingested_without_crash_hash_embedder(hostile, kb_home
     warnings = {os.path.relpath(w["path"], root): w["warning"] for w in report["warnings"]}
     assert "decoded as" in warnings.get("latin1.txt", "")
     assert "badly decoded" in warnings.get("mixed.txt", "")
+    assert warnings.get("macro.docm") == "contains macros (not run)"
+    mail_warnings = [w["warning"] for w in report["warnings"] if w["path"].endswith("truncated.eml")]
+    assert any("damaged or truncated MIME" in w for w in mail_warnings), mail_warnings
+    assert any(w.startswith("attachment real.pdf not read") for w in mail_warnings), mail_warnings
     assert run_kb("search", "honey", "--json", env={"KB_MODEL": "hash"}).code == 0
     again = run_kb("ingest", root, "--json", env={"KB_MODEL": "hash"}, timeout=300).json()
     assert again["unchanged"] == len(listed) and again["added"] == 0
@@ -147,23 +201,20 @@ def _listed(kb_home):
     return res.ndjson()
 
 
-def test_unreadable_file_is_reported_and_the_rest_ingested_hash_embedder(tmp_path, make_kb, monkeypatch):
-    # Tests run as root here, and root reads a chmod-000 file anyway, so the permission
-    # error is raised at the OS seam for one file instead.
+def test_unreadable_file_is_reported_and_the_rest_ingested_hash_embedder(tmp_path, kb_home):
     root = tmp_path / "docs"
     root.mkdir()
     (root / "ok.md").write_text(f"# Ok\n\n{GOOD}")
-    (root / "secret.md").write_text(f"# Secret\n\n{GOOD}")
-    real_read = type(root).read_bytes
-
-    def read_bytes(self):
-        if self.name == "secret.md":
-            raise PermissionError(13, "Permission denied", str(self))
-        return real_read(self)
-
-    monkeypatch.setattr(type(root), "read_bytes", read_bytes)
-    report = make_kb(model="hash").ingest([root])
-    assert [(f["path"].rsplit("/", 1)[-1], f["reason"]) for f in report.failed] == [
+    secret = root / "secret.md"
+    secret.write_text(f"# Secret\n\n{GOOD}")
+    secret.chmod(0)
+    try:  # without root's override, the permission bits hold
+        res = run_kb("ingest", root, "--json", env={"KB_MODEL": "hash"}, as_user=True)
+    finally:
+        secret.chmod(0o644)
+    report = res.json()
+    assert res.code == 1
+    assert [(f["path"].rsplit("/", 1)[-1], f["reason"]) for f in report["failed"]] == [
         ("secret.md", "cannot read (Permission denied)")
     ]
-    assert report.added == 1
+    assert report["added"] == 1

@@ -1,4 +1,10 @@
-"""Output handling: keep citations that point at passages the model was given."""
+"""Output handling: keep citations that point at passages the model was given.
+
+Only bracketed numbers in citation position are citations: one or two digits (kb numbers
+at most 50 passages), not glued to a word (`arr[0]`), not a Markdown link (`[1](url)`),
+and outside code spans and code blocks. Everything else the model wrote is left exactly
+as it is; where a citation is removed, only the space before it goes with it.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,9 @@ from dataclasses import dataclass
 
 from kb.documents import Hit
 
-_GROUP = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
+_CITATION = re.compile(r"(?P<space>[ \t]*)(?<![\w\[])\[(?P<numbers>\d{1,2}(?:[ \t]*,[ \t]*\d{1,2})*)\](?![(\w])")
+# Fenced blocks (to their closing fence, or to the end if unclosed), then inline code spans.
+_CODE = re.compile(r"(?ms)^[ \t]*(```|~~~).*?(?:^[ \t]*\1[^\n]*$|\Z)|(`+)[^\n]*?\2")
 
 
 @dataclass
@@ -22,22 +30,29 @@ class Citation:
             "chunk_id": self.hit.chunk_id,
             "page": self.hit.page,
             "lines": self.hit.lines,
+            "locator": self.hit.locator,
             "text": self.hit.text,
         }
 
 
 def verify(text: str, passages: list[Hit], given: int) -> tuple[str, list[Citation], list[int]]:
-    """(answer with invalid markers removed, citations in order of number, dropped numbers)."""
+    """(answer with invalid citations removed, citations in order of number, dropped numbers)."""
     cited: set[int] = set()
     dropped: list[int] = []
 
-    def keep(match: re.Match) -> str:
-        numbers = [int(x) for x in match.group(1).split(",")]
+    def check(match: re.Match) -> str:
+        numbers = [int(x) for x in match.group("numbers").split(",")]
         good = [n for n in numbers if 1 <= n <= given]
         dropped.extend(n for n in numbers if n not in good)
         cited.update(good)
-        return "".join(f"[{n}]" for n in good)
+        if good:
+            return match.group("space") + "".join(f"[{n}]" for n in good)
+        return ""  # with the space before it; what follows is never a word (see _CITATION)
 
-    cleaned = _GROUP.sub(keep, text)
-    cleaned = re.sub(r"[ \t]+([.,;:])", r"\1", cleaned)
-    return cleaned, [Citation(n, passages[n - 1]) for n in sorted(cited)], sorted(set(dropped))
+    out, last = [], 0
+    for code in _CODE.finditer(text):
+        out.append(_CITATION.sub(check, text[last : code.start()]))
+        out.append(code.group(0))
+        last = code.end()
+    out.append(_CITATION.sub(check, text[last:]))
+    return "".join(out), [Citation(n, passages[n - 1]) for n in sorted(cited)], sorted(set(dropped))

@@ -14,8 +14,8 @@ from typing import Any
 
 from rich.console import Console
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+out = Console(highlight=False, soft_wrap=True)  # lines are not cut at 80 columns in a pipe
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def emit_json(obj) -> None:
@@ -28,6 +28,11 @@ def error(message: str) -> None:
         markup=err.is_terminal,
         soft_wrap=True,
     )
+
+
+def warning(message: str) -> None:
+    err.print(f"[yellow]warning:[/] {message}" if err.is_terminal else f"warning: {message}", markup=err.is_terminal,
+              soft_wrap=True, highlight=False)  # fmt: skip
 
 
 def note(message: str) -> None:
@@ -58,7 +63,7 @@ class IngestProgress:
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("files"),
-            TextColumn("{task.fields[chunks]} chunks"),
+            TextColumn("{task.fields[chunks]} chunks embedded"),
             TimeRemainingColumn(),
             TextColumn("{task.fields[name]}"),
             console=err,
@@ -69,8 +74,13 @@ class IngestProgress:
 
     def advance(self, path: str, chunks: int) -> None:
         if self._bar:
+            self._bar.update(self._task, advance=1, name=Path(path).name[:40])
+
+    def embedded(self, chunks: int) -> None:
+        """As each batch lands, so a big file shows its progress before it is done."""
+        if self._bar:
             self._chunks += chunks
-            self._bar.update(self._task, advance=1, chunks=self._chunks, name=Path(path).name[:40])
+            self._bar.update(self._task, chunks=self._chunks)
 
     def finish(self) -> None:
         if self._bar:
@@ -88,6 +98,8 @@ def ingest_report(report) -> None:
         err.print(f"  failed: {_short(item['path'])}: {item['reason']}", markup=False)
     for item in r.skipped:
         err.print(f"  skipped: {_short(item['path'])}: {item['reason']}", markup=False)
+    for source in r.removed_sources:
+        err.print(f"  removed: {_short(source)}", markup=False)
     for item in r.warnings:
         err.print(f"  warning: {_short(item['path'])}: {item['warning']}", markup=False)
 
@@ -109,20 +121,6 @@ def doctor(report, repaired: bool) -> None:
         out.print("healthy")
     elif not repaired:
         out.print(f"{len(report.problems)} problems; `kb doctor --repair` fixes them")
-
-
-def hit_json(query: str, hit) -> dict:
-    return {
-        "query": query,
-        "rank": hit.rank,
-        "score": hit.score,
-        "source": hit.source,
-        "chunk_id": hit.chunk_id,
-        "page": hit.page,
-        "lines": hit.lines,
-        "heading": hit.heading,
-        "text": hit.text,
-    }
 
 
 def hits_table(query: str, hits) -> None:
@@ -191,10 +189,10 @@ def answer(ans, streamed: bool) -> None:
         f"{ans.provider} ({ans.model}) · {ans.latency_ms['total']:.0f} ms · "
         f"{u.input_tokens} in / {u.output_tokens} out tokens · {cost}" + (" · cached" if ans.cached else "")
     )
-    failed = [a for a in ans.attempts if a.outcome != "ok"]
-    if failed:
-        line += " · fell back past " + ", ".join(f"{a.provider} ({a.error})" for a in failed)
     note(line)
+    for a in ans.attempts:
+        if a.outcome != "ok":
+            note(f"  fell back past {a.provider} ({a.error}): {a.message or 'no details'}")
 
 
 def documents(rows: list[dict]) -> None:
@@ -268,3 +266,66 @@ def pretty_json(obj) -> None:
         out.print_json(data=obj)
     else:
         emit_json(obj)
+
+
+def knowledge_bases(rows: list[dict]) -> None:
+    from rich.table import Table
+
+    if not rows:
+        note("no knowledge bases yet; create one with `kb ingest PATH` (or `kb --kb NAME ingest PATH`)")
+        return
+    table = Table()
+    for col in ("kb", "documents", "chunks", "bytes"):
+        table.add_column(col, justify="left" if col == "kb" else "right")
+    for r in rows:
+        table.add_row(r["kb"], str(r["documents"]), str(r["chunks"]), str(r["bytes"]))
+    out.print(table)
+
+
+def job_queued(job: dict) -> None:
+    out.print(job["id"], markup=False)
+    note(f"queued: {job['kind']} into {job['kb']!r}; `kb jobs show {job['id']}` follows it (a `kb worker` runs it)")
+
+
+def _progress(job: dict) -> str:
+    p = job.get("progress") or {}
+    if not p:
+        return ""
+    total = p.get("files_total") or 0
+    return f"{p.get('files_done', 0)}/{total} files, {p.get('chunks', 0)} chunks"
+
+
+def jobs(rows: list[dict]) -> None:
+    from rich.table import Table
+
+    if not rows:
+        note("no jobs yet; `kb ingest --background PATH` queues one")
+        return
+    table = Table()
+    for col in ("id", "kb", "state", "progress", "created", "error"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(r["id"], r["kb"], r["state"], _progress(r), r["created_at"] or "", (r["error"] or "")[:80])
+    out.print(table)
+
+
+def job(data: dict) -> None:
+    for key in ("id", "kb", "kind", "state", "created_at", "started_at", "finished_at", "runs", "worker"):
+        out.print(f"[bold]{key:>11}[/]  {_fmt(data.get(key))}")
+    out.print(f"[bold]{'paths':>11}[/]  {' '.join(data['params'].get('paths', []))}", markup=True)
+    if data.get("progress"):
+        out.print(f"[bold]{'progress':>11}[/]  {_progress(data)}")
+    if data.get("error"):
+        out.print(f"[bold]{'error':>11}[/]  {data['error']}")
+    report = data.get("report")
+    if report:
+        out.print(
+            f"[bold]{'report':>11}[/]  {report['added']} added, {report['updated']} updated, "
+            f"{report['unchanged']} unchanged, {report['removed']} removed, {len(report['failed'])} failed; "
+            f"{report['chunks_added']} chunks added"
+        )
+    for d in data.get("deliveries") or []:
+        status = "delivered" if d.get("delivered") else "not delivered"
+        out.print(f"[bold]{'webhook':>11}[/]  {d.get('event')} → {d.get('url')}: {status} after "
+                  f"{len(d.get('attempts') or [])} attempt(s)" + (f" ({d['error']})" if d.get("error") else ""),
+                  markup=True)  # fmt: skip

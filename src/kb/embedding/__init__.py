@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -23,7 +22,9 @@ HASH_MODEL = "hash"  # the deterministic test double, selected with model = "has
 
 class Embedder(Protocol):
     model_id: str
-    dimension: int
+
+    @property
+    def dimension(self) -> int: ...
 
     def embed(self, texts: list[str]) -> np.ndarray: ...
 
@@ -72,7 +73,6 @@ def open_embedder(settings: Settings, for_queries: bool = False) -> Embedder:
         return _ingest_encoder(settings, path)
     from kb.embedding.sentence import SentenceTransformerEmbedder
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     torch_dtype = settings.embed_dtype in ("auto", "float32", "bfloat16")  # the graph runtimes run BERT only
     dtype = settings.embed_dtype if torch_dtype and not for_queries else "float32"
     return SentenceTransformerEmbedder(path, model_id(settings), dtype)

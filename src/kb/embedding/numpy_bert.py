@@ -13,6 +13,8 @@ import numpy as np
 
 from kb.embedding.bert import BertModelFiles
 
+BATCH = 32  # texts per forward pass
+
 
 def _erf(x: np.ndarray) -> np.ndarray:
     # Numerical Recipes' erfc approximation (fractional error < 1.2e-7): NumPy has no erf,
@@ -50,9 +52,21 @@ def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float)
     return (x - mean) / np.sqrt(var + eps) * weight + bias
 
 
+def _one_blas_thread() -> None:
+    """NumPy's OpenBLAS on one thread. Its threads spin while they wait, and when anything
+    else wants the CPU (the server's other requests, an ingest, another process) a 2-thread
+    product crawls: 64 queries took 40 s instead of 0.6 s on this 2-core machine under load.
+    Query batches are small, so one thread loses little when the machine is idle. The limit
+    is process-wide but touches only NumPy's BLAS: torch and Chroma bring their own."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
+
+
 class NumpyBertEmbedder:
     def __init__(self, path: Path, model_id: str) -> None:
         self.model_id = model_id
+        _one_blas_thread()
         self._m = BertModelFiles(path)
         self.dimension = self._m.hidden
         self._linear: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = {}
@@ -69,8 +83,21 @@ class NumpyBertEmbedder:
         return _layer_norm(x, self._m.param(prefix + ".weight"), self._m.param(prefix + ".bias"), self._m.eps)
 
     def embed(self, texts: list[str]) -> np.ndarray:
+        """Texts sorted by length and encoded in batches cut to their own longest text: a
+        batch padded to one long sentence would cost every short query its length."""
+        ids, mask, types = self._m.encode(texts)
+        lengths = mask.sum(1).astype(np.int64)
+        order = np.argsort(-lengths, kind="stable")
+        out = np.empty((len(texts), self._m.hidden), dtype=np.float32)
+        for start in range(0, len(order), BATCH):
+            rows = order[start : start + BATCH]
+            width = int(lengths[rows].max())
+            out[rows] = self._forward(ids[rows, :width], mask[rows, :width], types[rows, :width])
+        out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        return out
+
+    def _forward(self, ids: np.ndarray, mask: np.ndarray, types: np.ndarray) -> np.ndarray:
         m = self._m
-        ids, mask, types = m.encode(texts)
         n, length = ids.shape
         x = (
             m.param("embeddings.word_embeddings.weight")[ids]
@@ -92,6 +119,4 @@ class NumpyBertEmbedder:
             hidden = self._dense(x, names["up"])
             hidden = (0.5 * hidden * (1.0 + _erf(hidden / np.float32(np.sqrt(2.0))))).astype(np.float32)
             x = self._norm(x + self._dense(hidden, names["down"]), names["ln2"][0])
-        pooled = (x * mask[:, :, None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1e-9)
-        pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
-        return pooled.astype(np.float32)
+        return ((x * mask[:, :, None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1e-9)).astype(np.float32)

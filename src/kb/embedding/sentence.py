@@ -4,7 +4,6 @@ tested against. Same numeric-mode choice as torch_bert.py."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -26,19 +25,20 @@ class SentenceTransformerEmbedder:
 
     def _load(self):
         if self._model is None:
-            # No hub: weights come from the local folder, and progress bars would only
-            # scribble over kb's own progress display.
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-            os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-            os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+            # No hub (local_files_only), and no progress bars scribbling over kb's own
+            # display. Through the libraries' APIs: kb never changes os.environ once running.
+            from huggingface_hub.utils import disable_progress_bars
             from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as transformers_logging
+
+            disable_progress_bars()
+            transformers_logging.set_verbosity_error()
 
             self.dtype = resolve_dtype(self._requested)
             key = (str(self._path), self.dtype)
             if key not in _LOADED:
                 try:
-                    model = SentenceTransformer(key[0], device="cpu")
+                    model = SentenceTransformer(key[0], device="cpu", local_files_only=True)
                 except (OSError, ValueError) as exc:
                     raise ConfigError(f"cannot load the embedding model from {key[0]} ({exc}); check KB_MODEL") from exc
                 _LOADED[key] = model.bfloat16() if self.dtype == "bfloat16" else model

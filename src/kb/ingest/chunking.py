@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from kb.documents import Chunk, Document, Section
 
-CHUNKER_VERSION = "1"
+CHUNKER_VERSION = "2"  # 2: heading paths fit the window (shortened)
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+")
 _PARAGRAPH = re.compile(r"\n[ \t]*\n")
 
@@ -50,13 +50,30 @@ class Chunker:
     def chunk(self, doc: Document) -> list[Chunk]:
         chunks: list[Chunk] = []
         for section in doc.sections:
-            heading = section.heading or doc.title
+            heading = self._fit_heading(section.heading or doc.title, section.text)
             budget = self.max_tokens - (self.count(heading) + 1 if heading else 0)
-            budget = max(budget, self.max_tokens // 2)
             for text, first, last in self._pack(self._pieces(section, budget), budget):
                 lines = (first, last) if first is not None and last is not None else None
-                chunks.append(_make_chunk(doc.source, len(chunks), text, heading, section.page, lines))
+                chunks.append(_make_chunk(doc.source, len(chunks), text, heading, section.page, lines, section.locator))
         return chunks
+
+    def _fit_heading(self, heading: str | None, text: str) -> str | None:
+        """The heading path embedded with a section's chunks, at most a quarter of the
+        window: the innermost headings are kept, the outer ones dropped first, and a single
+        heading that is still too long is cut. A heading the text merely repeats is dropped."""
+        if not heading or heading == text.strip():
+            return None
+        limit = self.max_tokens // 4
+        if self.count(heading) <= limit:
+            return heading
+        parts = heading.split(" > ")
+        while len(parts) > 1 and self.count("… > " + " > ".join(parts)) > limit:
+            parts = parts[1:]
+        shortened = ("… > " if len(parts) < len(heading.split(" > ")) else "") + " > ".join(parts)
+        if self.count(shortened) <= limit:
+            return shortened
+        cut, _ = self.split(shortened, limit - 1)[0]
+        return cut + "…"
 
     def _pieces(self, section: Section, budget: int) -> Iterable[_Piece]:
         """Paragraphs, or sentences/windows of paragraphs that exceed the budget."""
@@ -131,8 +148,28 @@ def _join(pieces: list[_Piece]) -> tuple[str, int | None, int | None]:
 
 
 def _make_chunk(
-    source: str, ordinal: int, text: str, heading: str | None, page: int | None, lines: tuple[int, int] | None
+    source: str,
+    ordinal: int,
+    text: str,
+    heading: str | None,
+    page: int | None,
+    lines: tuple[int, int] | None,
+    locator: str | None = None,
 ) -> Chunk:
-    key = "\x1f".join([source, str(ordinal), str(page), str(lines), heading or "", text])
+    parts = [source, str(ordinal), str(page), str(lines), heading or "", text]
+    if locator is not None:
+        # Only when set, so the ids of formats without locators (and of every KB built
+        # before locators existed) stay what they were: no re-embedding on upgrade.
+        parts.append(locator)
+    key = "\x1f".join(parts)
     chunk_id = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
-    return Chunk(id=chunk_id, source=source, text=text, ordinal=ordinal, heading=heading, page=page, lines=lines)
+    return Chunk(
+        id=chunk_id,
+        source=source,
+        text=text,
+        ordinal=ordinal,
+        heading=heading,
+        page=page,
+        lines=lines,
+        locator=locator,
+    )

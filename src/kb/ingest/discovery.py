@@ -40,6 +40,18 @@ def _inside(path: Path, root: Path) -> bool:
     return real == base or real.startswith(base.rstrip(os.sep) + os.sep)
 
 
+def is_gone(source: str) -> bool:
+    """Whether a file is gone for good. A file kb cannot see right now (a folder without
+    permission, a disk not mounted) is not gone: removing its document would lose data."""
+    try:
+        os.stat(source)
+    except (FileNotFoundError, NotADirectoryError):
+        return True
+    except OSError:
+        return False
+    return False
+
+
 def discover(
     paths: list[Path], include: list[str] | None = None, exclude: list[str] | None = None, hidden: bool = False
 ) -> Found:

@@ -8,12 +8,13 @@ next run replaces them by id) but never a row without chunks.
 from __future__ import annotations
 
 import json
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from kb.sqlite import connect
+from kb.sqlite import Database, Migration
 
-_SCHEMA = """
+_SCHEMA_1 = """
 CREATE TABLE IF NOT EXISTS files (
     source TEXT PRIMARY KEY,
     size INTEGER NOT NULL,
@@ -27,6 +28,15 @@ CREATE TABLE IF NOT EXISTS files (
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+
+
+def _count_chunks(conn: sqlite3.Connection) -> None:
+    """Schema 2: each row keeps its chunk count, so totals never parse every id list."""
+    conn.execute("ALTER TABLE files ADD COLUMN chunk_count INTEGER NOT NULL DEFAULT 0")
+    conn.execute("UPDATE files SET chunk_count = json_array_length(chunk_ids)")
+
+
+MIGRATIONS: list[Migration] = [_SCHEMA_1, _count_chunks]
 
 
 @dataclass
@@ -43,12 +53,16 @@ class FileRecord:
 
 
 class Manifest:
-    def __init__(self, path: Path) -> None:
+    """What has been ingested into one knowledge base. `readonly` opens an existing
+    manifest without ever writing (read commands; a read-only KB_HOME)."""
+
+    def __init__(self, path: Path, readonly: bool = False) -> None:
         self.path = path
-        self._db = connect(path, _SCHEMA)
-        # Identifies this manifest among rebuilt ones (kb doctor): cached answers are keyed
-        # by (generation, content_version), so a rebuilt KB never meets old answers.
-        self._db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('generation', lower(hex(randomblob(8))))")
+        self._db = Database(path, MIGRATIONS, readonly=readonly)
+        if not readonly:
+            # Identifies this manifest among rebuilt ones (kb doctor): cached answers are keyed
+            # by (generation, content_version), so a rebuilt KB never meets old answers.
+            self._db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('generation', lower(hex(randomblob(8))))")
 
     def close(self) -> None:
         self._db.close()
@@ -57,12 +71,15 @@ class Manifest:
         return "; ".join(row[0] for row in self._db.execute("PRAGMA integrity_check").fetchall())
 
     def content_key(self) -> str:
-        return f"{self.get_meta('generation')}:{self.content_version()}"
+        """Changes with every committed write, and when the KB is rebuilt."""
+        rows = self._db.execute("SELECT key, value FROM meta WHERE key IN ('generation', 'content_version')").fetchall()
+        meta = {r["key"]: r["value"] for r in rows}
+        return f"{meta.get('generation')}:{int(meta.get('content_version') or 0)}"
 
     # -- meta -----------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return row[0] if row else None
+        return row["value"] if row else None
 
     def set_meta(self, key: str, value: str) -> None:
         self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
@@ -87,11 +104,12 @@ class Manifest:
     def sources_under(self, folder: str) -> list[str]:
         prefix = folder.rstrip("/") + "/"
         rows = self._db.execute("SELECT source FROM files WHERE substr(source, 1, ?) = ?", (len(prefix), prefix))
-        return [r[0] for r in rows]
+        return [r["source"] for r in rows]
 
     def put(self, rec: FileRecord) -> None:
         self._db.execute(
-            "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO files(source, size, mtime_ns, sha256, chunker, model, chunk_ids, warnings, "
+            "ingested_at, chunk_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 rec.source,
                 rec.size,
@@ -102,6 +120,7 @@ class Manifest:
                 json.dumps(rec.chunk_ids),
                 json.dumps(rec.warnings),
                 rec.ingested_at,
+                len(rec.chunk_ids),
             ),
         )
 
@@ -111,12 +130,27 @@ class Manifest:
     def delete(self, source: str) -> None:
         self._db.execute("DELETE FROM files WHERE source = ?", (source,))
 
+    def has_documents(self) -> bool:
+        return self._db.execute("SELECT EXISTS(SELECT 1 FROM files)").fetchone()[0] == 1
+
     def totals(self) -> tuple[int, int, int]:
         """(documents, chunks, source bytes)."""
-        docs, size = self._db.execute("SELECT count(*), coalesce(sum(size), 0) FROM files").fetchone()
-        chunks = sum(len(json.loads(r[0])) for r in self._db.execute("SELECT chunk_ids FROM files"))
-        return docs, chunks, size
+        row = self._db.execute(
+            "SELECT count(*) AS docs, coalesce(sum(chunk_count), 0) AS chunks, coalesce(sum(size), 0) AS bytes "
+            "FROM files"
+        ).fetchone()
+        return row["docs"], row["chunks"], row["bytes"]
 
 
-def _record(row: tuple) -> FileRecord:
-    return FileRecord(row[0], row[1], row[2], row[3], row[4], row[5], json.loads(row[6]), json.loads(row[7]), row[8])
+def _record(row: sqlite3.Row) -> FileRecord:
+    return FileRecord(
+        row["source"],
+        row["size"],
+        row["mtime_ns"],
+        row["sha256"],
+        row["chunker"],
+        row["model"],
+        json.loads(row["chunk_ids"]),
+        json.loads(row["warnings"]),
+        row["ingested_at"],
+    )

@@ -23,7 +23,7 @@ from kb.documents import Chunk
 from kb.errors import IngestError
 from kb.ingest import readers
 from kb.ingest.chunking import Chunker
-from kb.ingest.discovery import discover
+from kb.ingest.discovery import Found, discover, is_gone
 from kb.ingest.manifest import FileRecord, Manifest
 
 READ_AHEAD = 64  # files parsed ahead of the encoder
@@ -31,13 +31,15 @@ READ_AHEAD = 64  # files parsed ahead of the encoder
 
 class Progress(Protocol):
     def start(self, total_files: int) -> None: ...
-    def advance(self, path: str, chunks: int) -> None: ...
+    def advance(self, path: str, chunks: int) -> None: ...  # a file is done (committed or skipped)
+    def embedded(self, chunks: int) -> None: ...  # chunks encoded and stored, as each batch lands
     def finish(self) -> None: ...
 
 
 class _Silent:
     def start(self, total_files: int) -> None: ...
     def advance(self, path: str, chunks: int) -> None: ...
+    def embedded(self, chunks: int) -> None: ...
     def finish(self) -> None: ...
 
 
@@ -54,6 +56,8 @@ class IngestReport:
     seconds: float = 0.0
     skipped: list[dict] = field(default_factory=list)
     warnings: list[dict] = field(default_factory=list)
+    removed_sources: list[str] = field(default_factory=list)
+    chunks_embedded: int = 0  # encoded in this run: less than chunks_added when a killed run's batches are reused
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -148,7 +152,14 @@ class IngestPipeline:
         self.report = IngestReport()
         self._pending: list[_Pending] = []
 
-    def run(self, paths: list[Path], include=None, exclude=None, hidden: bool = False) -> IngestReport:
+    def run(
+        self,
+        paths: list[Path],
+        include: list[str] | None = None,
+        exclude: list[str] | None = None,
+        hidden: bool = False,
+        prune: bool = False,
+    ) -> IngestReport:
         started = time.perf_counter()
         found = discover(paths, include, exclude, hidden)
         self.report.files_seen = len(found.files)
@@ -173,14 +184,26 @@ class IngestPipeline:
             if sum(len(p.fresh) for p in self._pending) >= self.batch:
                 self._flush()
         self._flush()
-        seen = {str(path) for path in found.files}
-        for root in found.roots:
-            for source in self.manifest.sources_under(str(root)):
-                if source not in seen:
-                    self._remove(source)
+        for source in self._to_remove(found, prune):
+            self._remove(source)
         self.progress.finish()
         self.report.seconds = round(time.perf_counter() - started, 3)
         return self.report
+
+    def _to_remove(self, found: Found, prune: bool) -> list[str]:
+        """Documents under the walked folders that this run did not see. Only those whose
+        file is gone are removed, unless `prune` asks to mirror the filtered view too; a
+        folder that could not be listed keeps its documents either way."""
+        seen = {str(path) for path in found.files} | {path for path, _ in found.failed}
+        unlisted = tuple(path.rstrip("/") + "/" for path, _ in found.failed)
+        out = []
+        for root in found.roots:
+            for source in self.manifest.sources_under(str(root)):
+                if source in seen or source.startswith(unlisted):
+                    continue
+                if is_gone(source) or prune:
+                    out.append(source)
+        return out
 
     def _check(self, path: Path):
         """Stat and manifest only: None if the file is known unchanged, else what reading needs."""
@@ -238,10 +261,12 @@ class IngestPipeline:
         self.progress.advance(source, 0)
 
     def _flush(self) -> None:
-        """Embeds the pending files' new chunks in one batch and stores them with one write
-        (per-file writes cost Chroma ~2 ms a call), then commits each file to the manifest.
-        A crash between the two leaves chunks the manifest does not know; after such a
-        crash (`recovering`) chunks already in the store are not embedded again.
+        """Embeds the pending files' new chunks and stores them, at most `batch` chunks per
+        encode and write (per-file writes cost Chroma ~2 ms a call; one write per batch),
+        then commits each file to the manifest. A file larger than a batch is stored a batch
+        at a time and committed once all of it is stored, so memory stays bounded by the
+        batch and a kill loses at most one batch: after a crash (`recovering`) chunks already
+        in the store are not embedded again, and a big file resumes where it stopped.
 
         The write is not overlapped with the next batch's encoding: on 2 cores the encoder
         keeps both busy, and a writer thread measured no faster."""
@@ -253,12 +278,14 @@ class IngestPipeline:
         if self.recovering and fresh:
             stored = store.existing([c.id for c in fresh])
             fresh = [c for c in fresh if c.id not in stored]
-        vectors = self._embed([c.embedding_text() for c in fresh]) if fresh else None
         stale = [i for p in pending for i in p.stale]
         if stale:
             store.delete(stale)
-        if fresh:
-            store.add(fresh, vectors)
+        for start in range(0, len(fresh), self.batch):
+            part = fresh[start : start + self.batch]
+            store.add(part, self._embed([c.embedding_text() for c in part]))
+            self.report.chunks_embedded += len(part)
+            self.progress.embedded(len(part))
         now = time.time()
         for item in pending:
             item.record.ingested_at = now
@@ -279,4 +306,5 @@ class IngestPipeline:
         self.manifest.delete(source)
         self.manifest.bump_version()
         self.report.removed += 1
+        self.report.removed_sources.append(source)
         self.report.chunks_removed += len(record.chunk_ids)

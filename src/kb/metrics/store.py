@@ -5,11 +5,12 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from kb.providers.base import Attempt
-from kb.sqlite import connect
+from kb.sqlite import Database, Migration
 
-_SCHEMA = """
+_SCHEMA_1 = """
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY,
     ts REAL NOT NULL,
@@ -28,6 +29,19 @@ CREATE TABLE IF NOT EXISTS attempts (
 );
 CREATE INDEX IF NOT EXISTS attempts_ts ON attempts(ts);
 """
+
+# Schema 2: attempts carry their KB (and the message a user saw), so `kb stats` can cover one
+# KB. Attempts recorded before it get the KB of the event they were written with (same ts).
+_SCHEMA_2 = """
+ALTER TABLE attempts ADD COLUMN kb TEXT;
+ALTER TABLE attempts ADD COLUMN message TEXT;
+UPDATE attempts SET kb = (SELECT e.kb FROM events e WHERE e.ts = attempts.ts LIMIT 1);
+UPDATE attempts SET kb = '' WHERE kb IS NULL;
+CREATE INDEX IF NOT EXISTS events_kb_ts ON events(kb, ts);
+CREATE INDEX IF NOT EXISTS attempts_kb_ts ON attempts(kb, ts);
+"""
+
+MIGRATIONS: list[Migration] = [_SCHEMA_1, _SCHEMA_2]
 
 
 @dataclass
@@ -50,31 +64,56 @@ class Event:
 
 
 class MetricsStore:
-    def __init__(self, path: Path) -> None:
-        self._db = connect(path, _SCHEMA)
+    """Every KB under one home writes here; reads take a KB name, or None for all of them."""
+
+    def __init__(self, path: Path, readonly: bool = False) -> None:
+        self._db = Database(path, MIGRATIONS, readonly=readonly)
+
+    @property
+    def readonly(self) -> bool:
+        return self._db.readonly
+
+    def close(self) -> None:
+        self._db.close()
 
     def record(self, event: Event) -> None:
         row = asdict(event)
         attempts = row.pop("attempts")
         row["cached"] = int(row["cached"])
         cols = ", ".join(row)
-        self._db.execute("BEGIN")
-        self._db.execute(f"INSERT INTO events({cols}) VALUES ({', '.join('?' * len(row))})", tuple(row.values()))
-        self._db.executemany(
-            "INSERT INTO attempts VALUES (?, ?, ?, ?, ?)",
-            [(event.ts, a["provider"], a["outcome"], a["error"], a["latency_ms"]) for a in attempts],
+        with self._db.transaction() as conn:
+            conn.execute(f"INSERT INTO events({cols}) VALUES ({', '.join('?' * len(row))})", tuple(row.values()))
+            conn.executemany(
+                "INSERT INTO attempts(ts, kb, provider, outcome, error, message, latency_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (event.ts, event.kb, a["provider"], a["outcome"], a["error"], a.get("message"), a["latency_ms"])
+                    for a in attempts
+                ],
+            )
+
+    @staticmethod
+    def _where(kb: str | None, since: float | None, before: float | None = None) -> tuple[str, list]:
+        clauses: list[str] = ["ts >= ?"]
+        params: list[Any] = [since or 0.0]
+        if before is not None:
+            clauses, params = ["ts < ?"], [before]
+        if kb is not None:
+            clauses.append("kb = ?")
+            params.append(kb)
+        return " AND ".join(clauses), params
+
+    def events(self, kb: str | None, since: float | None = None) -> list[dict]:
+        where, params = self._where(kb, since)
+        return [dict(r) for r in self._db.execute(f"SELECT * FROM events WHERE {where} ORDER BY ts", params)]
+
+    def attempts(self, kb: str | None, since: float | None = None) -> list[dict]:
+        where, params = self._where(kb, since)
+        cur = self._db.execute(
+            f"SELECT provider, outcome, error, message, latency_ms FROM attempts WHERE {where}", params
         )
-        self._db.execute("COMMIT")
+        return [dict(r) for r in cur]
 
-    def events(self, since: float | None = None) -> list[dict]:
-        cur = self._db.execute("SELECT * FROM events WHERE ts >= ? ORDER BY ts", (since or 0,))
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, row)) for row in cur]
-
-    def attempts(self, since: float | None = None) -> list[dict]:
-        cur = self._db.execute("SELECT provider, outcome, error, latency_ms FROM attempts WHERE ts >= ?", (since or 0,))
-        return [dict(zip(("provider", "outcome", "error", "latency_ms"), row)) for row in cur]
-
-    def top1_before(self, ts: float) -> list[float]:
-        rows = self._db.execute("SELECT top1 FROM events WHERE ts < ? AND top1 IS NOT NULL ORDER BY ts", (ts,))
-        return [r[0] for r in rows]
+    def top1_before(self, kb: str | None, ts: float) -> list[float]:
+        where, params = self._where(kb, None, before=ts)
+        rows = self._db.execute(f"SELECT top1 FROM events WHERE {where} AND top1 IS NOT NULL ORDER BY ts", params)
+        return [r["top1"] for r in rows]

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from kb.documents import Hit
+from kb.errors import BadResponse
 
 if TYPE_CHECKING:
     from kb.answering.prompt import Prompt
@@ -22,8 +23,9 @@ class Usage:
 class Attempt:
     provider: str
     outcome: str  # ok | error | skipped
-    error: str | None
+    error: str | None  # the error's kind: timeout, rejected, circuit_open, crashed, ...
     latency_ms: float
+    message: str | None = None  # one line, what went wrong and what to do; secrets masked
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -56,3 +58,10 @@ class Provider(Protocol):
     name: str
 
     def complete(self, request: CompletionRequest) -> Completion: ...
+
+
+def require_text(text: str, provider: str) -> str:
+    """An empty answer is that link's failure, never an answer (nor a cached one)."""
+    if not text.strip():
+        raise BadResponse(f"{provider}: the model returned an empty answer", provider=provider)
+    return text

@@ -1,8 +1,9 @@
-"""Circuit breakers whose state lives in SQLite under the KB home.
+"""Circuit breakers whose state outlives one `kb` process.
 
-Every `kb ask` is a new process, so a breaker held in memory would never open. The board
-is shared by all kb processes; transitions run in IMMEDIATE transactions so two
-processes cannot both claim the half-open probe.
+Every `kb ask` is a new process, so a breaker held in memory would never open: the board
+that holds each provider's state is shared by all kb processes under one home (SQLite,
+transitions in IMMEDIATE transactions so two processes cannot both claim the half-open
+probe). The rules live in `_next`, once; boards only store state atomically.
 
     closed --(failure_threshold consecutive failures)--> open
     open --(cooldown_s elapsed; one caller claims the probe)--> half_open
@@ -11,14 +12,63 @@ processes cannot both claim the half-open probe.
 
 from __future__ import annotations
 
+import threading
 import time
+from dataclasses import astuple, dataclass
 from pathlib import Path
+from typing import Protocol
 
-from kb.errors import CircuitOpen, ProviderError
+from kb.errors import CircuitOpen
 from kb.providers.base import Completion, CompletionRequest
-from kb.sqlite import connect
+from kb.sqlite import Database
 
-_SCHEMA = """
+
+@dataclass
+class BreakerState:
+    state: str = "closed"
+    failures: int = 0
+    opened_at: float = 0.0
+    probe_at: float = 0.0
+
+
+class BreakerBoard(Protocol):
+    threshold: int
+    cooldown: float
+
+    def acquire(self, provider: str) -> None:
+        """Return if a call may go ahead; raise CircuitOpen if it must be skipped."""
+
+    def success(self, provider: str) -> None: ...
+    def failure(self, provider: str) -> None: ...
+    def states(self) -> dict[str, dict]: ...
+
+
+def _next(s: BreakerState, event: str, provider: str, now: float, threshold: int, cooldown: float) -> BreakerState:
+    """The state after `event` (acquire | success | failure); raises CircuitOpen to skip."""
+    if event == "success":
+        return BreakerState()
+    if event == "failure":
+        failures = s.failures + 1
+        if s.state == "half_open" or failures >= threshold:
+            return BreakerState("open", failures, now, 0.0)
+        return BreakerState(s.state, failures, s.opened_at, 0.0)
+    if s.state == "open":
+        wait = s.opened_at + cooldown - now
+        if wait > 0:
+            raise CircuitOpen(f"{provider}: circuit open, next probe in {wait:.0f}s", provider=provider)
+        return BreakerState("half_open", s.failures, s.opened_at, now)
+    if s.state == "half_open":
+        if now - s.probe_at < cooldown:
+            raise CircuitOpen(f"{provider}: circuit half-open, another process is probing", provider=provider)
+        return BreakerState("half_open", s.failures, s.opened_at, now)  # the last probe never reported
+    return s
+
+
+def _public(states: dict[str, BreakerState]) -> dict[str, dict]:
+    return {p: {"state": s.state, "failures": s.failures, "opened_at": s.opened_at or None} for p, s in states.items()}
+
+
+_SCHEMA_1 = """
 CREATE TABLE IF NOT EXISTS breakers (
     provider TEXT PRIMARY KEY,
     state TEXT NOT NULL DEFAULT 'closed',
@@ -29,64 +79,77 @@ CREATE TABLE IF NOT EXISTS breakers (
 """
 
 
-class BreakerBoard:
+class _Board:
+    """The three calls a Breaker makes, as events for `_apply` (each board stores atomically)."""
+
+    def _apply(self, provider: str, event: str) -> None:
+        raise NotImplementedError
+
+    def acquire(self, provider: str) -> None:
+        self._apply(provider, "acquire")
+
+    def success(self, provider: str) -> None:
+        self._apply(provider, "success")
+
+    def failure(self, provider: str) -> None:
+        self._apply(provider, "failure")
+
+
+class SqliteBreakerBoard(_Board):
+    """The embedded board: one SQLite file under the KB home, shared by every kb process."""
+
     def __init__(self, path: Path, failure_threshold: int, cooldown_s: float) -> None:
-        self._db = connect(path, _SCHEMA)
+        self._db = Database(path, [_SCHEMA_1])
         self.threshold = failure_threshold
         self.cooldown = cooldown_s
 
-    def _row(self, provider: str) -> tuple[str, int, float, float]:
-        self._db.execute("INSERT OR IGNORE INTO breakers(provider) VALUES (?)", (provider,))
-        return self._db.execute(
-            "SELECT state, failures, opened_at, probe_at FROM breakers WHERE provider = ?", (provider,)
-        ).fetchone()
-
-    def _set(self, provider: str, state: str, failures: int, opened_at: float, probe_at: float) -> None:
-        self._db.execute(
-            "UPDATE breakers SET state = ?, failures = ?, opened_at = ?, probe_at = ? WHERE provider = ?",
-            (state, failures, opened_at, probe_at, provider),
-        )
-
-    def acquire(self, provider: str) -> None:
-        """Return if a call may go ahead; raise CircuitOpen if it must be skipped."""
-        now = time.time()
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            state, failures, opened_at, probe_at = self._row(provider)
-            if state == "open":
-                wait = opened_at + self.cooldown - now
-                if wait > 0:
-                    raise CircuitOpen(f"{provider}: circuit open, next probe in {wait:.0f}s", provider=provider)
-                self._set(provider, "half_open", failures, opened_at, now)
-            elif state == "half_open":
-                if now - probe_at < self.cooldown:
-                    raise CircuitOpen(f"{provider}: circuit half-open, another process is probing", provider=provider)
-                self._set(provider, "half_open", failures, opened_at, now)  # the last probe never reported
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-
-    def success(self, provider: str) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
-        self._row(provider)
-        self._set(provider, "closed", 0, 0.0, 0.0)
-        self._db.execute("COMMIT")
-
-    def failure(self, provider: str) -> None:
-        now = time.time()
-        self._db.execute("BEGIN IMMEDIATE")
-        state, failures, opened_at, _ = self._row(provider)
-        failures += 1
-        if state == "half_open" or failures >= self.threshold:
-            self._set(provider, "open", failures, now, 0.0)
-        else:
-            self._set(provider, state, failures, opened_at, 0.0)
-        self._db.execute("COMMIT")
+    def _apply(self, provider: str, event: str) -> None:
+        with self._db.transaction() as conn:
+            row = conn.execute(
+                "SELECT state, failures, opened_at, probe_at FROM breakers WHERE provider = ?", (provider,)
+            ).fetchone()
+            current = (
+                BreakerState(row["state"], row["failures"], row["opened_at"], row["probe_at"])
+                if row
+                else BreakerState()
+            )
+            new = _next(current, event, provider, time.time(), self.threshold, self.cooldown)
+            if new != current or row is None:
+                conn.execute(
+                    "INSERT OR REPLACE INTO breakers(provider, state, failures, opened_at, probe_at) VALUES (?, ?, ?, ?, ?)",
+                    (provider, *astuple(new)),
+                )
 
     def states(self) -> dict[str, dict]:
-        rows = self._db.execute("SELECT provider, state, failures, opened_at FROM breakers ORDER BY provider")
-        return {p: {"state": s, "failures": f, "opened_at": o or None} for p, s, f, o in rows}
+        rows = self._db.execute("SELECT provider, state, failures, opened_at, probe_at FROM breakers ORDER BY provider")
+        return _public(
+            {r["provider"]: BreakerState(r["state"], r["failures"], r["opened_at"], r["probe_at"]) for r in rows}
+        )
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class MemoryBreakerBoard(_Board):
+    """A board for one process, used when the KB home is read-only."""
+
+    def __init__(self, failure_threshold: int, cooldown_s: float) -> None:
+        self.threshold = failure_threshold
+        self.cooldown = cooldown_s
+        self._states: dict[str, BreakerState] = {}
+        self._lock = threading.Lock()
+
+    def _apply(self, provider: str, event: str) -> None:
+        with self._lock:
+            current = self._states.get(provider, BreakerState())
+            self._states[provider] = _next(current, event, provider, time.time(), self.threshold, self.cooldown)
+
+    def states(self) -> dict[str, dict]:
+        with self._lock:
+            return _public(dict(sorted(self._states.items())))
+
+    def close(self) -> None:
+        pass
 
 
 class Breaker:
@@ -99,7 +162,7 @@ class Breaker:
         self.board.acquire(self.name)
         try:
             completion = self.inner.complete(request)
-        except ProviderError:
+        except Exception:  # any failure of the link counts, whatever type the provider raised
             self.board.failure(self.name)
             raise
         self.board.success(self.name)

@@ -44,7 +44,7 @@ def build_chain(settings: Settings, board: BreakerBoard, embed: Callable, only: 
     if not links:
         names = ", ".join(p.name for p in settings.providers)
         raise ConfigError(f"no provider named {only!r}; configured: {names}")
-    return Fallback(links)
+    return Fallback(links, settings.secrets())
 
 
 def chain_fingerprint(settings: Settings, only: str | None) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kb.config import ProviderSettings
 from kb.errors import ProviderError, ProviderRejected
-from kb.providers.base import Completion, CompletionRequest, Usage
+from kb.providers.base import Completion, CompletionRequest, Usage, require_text
 
 
 class LlamaCppProvider:
@@ -24,9 +24,15 @@ class LlamaCppProvider:
                     '(on CPUs with AMX build with CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON")',
                     provider=self.name,
                 ) from exc
-            self._llm = Llama(
-                model_path=self.settings.model_path, n_ctx=self.settings.context_tokens or 4096, verbose=False
-            )
+            try:
+                self._llm = Llama(
+                    model_path=self.settings.model_path, n_ctx=self.settings.context_tokens or 4096, verbose=False
+                )
+            except Exception as exc:  # a missing or broken GGUF file raises ValueError and others
+                raise ProviderRejected(
+                    f"{self.name}: cannot load the model {self.settings.model_path} ({exc}); check model_path",
+                    provider=self.name,
+                ) from exc
         return self._llm
 
     def complete(self, request: CompletionRequest) -> Completion:
@@ -40,7 +46,7 @@ class LlamaCppProvider:
             raise ProviderError(f"{self.name}: local model failed ({exc})", provider=self.name) from exc
         usage = out.get("usage") or {}
         return Completion(
-            text=out["choices"][0]["message"]["content"] or "",
+            text=require_text(out["choices"][0]["message"]["content"] or "", self.name),
             provider=self.name,
             model=self.model,
             usage=Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0), 0.0),

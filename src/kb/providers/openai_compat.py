@@ -11,7 +11,7 @@ from typing import Any
 from kb.config import ProviderSettings
 from kb.errors import BadResponse, ProviderError, ProviderRejected, ProviderTimeout, ProviderUnavailable, RateLimited
 from kb.providers import pricing
-from kb.providers.base import Completion, CompletionRequest, Usage
+from kb.providers.base import Completion, CompletionRequest, Usage, require_text
 
 
 def _retry_after(headers) -> float | None:
@@ -78,6 +78,7 @@ class OpenAIProvider:
             raise BadResponse(f"{self.name}: malformed response ({type(exc).__name__})", provider=self.name) from exc
         except openai.APIError as exc:
             raise ProviderError(f"{self.name}: {exc}", provider=self.name) from exc
+        require_text(text, self.name)
         usage.cost_usd = pricing.cost(
             pricing.price(self.model, self.settings.input_cost_per_mtok, self.settings.output_cost_per_mtok),
             usage.input_tokens,

@@ -7,8 +7,11 @@ harmless.
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from kb.documents import Chunk, Hit
 from kb.errors import StoreError
@@ -24,16 +27,18 @@ class ChromaStore:
         import chromadb
         from chromadb.config import Settings as ChromaSettings
 
+        self._snapshot = readonly_snapshot(path)
         try:
             path.mkdir(parents=True, exist_ok=True)
             self._client = chromadb.PersistentClient(
-                path=str(path), settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+                path=str(self._snapshot or path), settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False)
             )
             self._col = self._client.get_or_create_collection(
                 COLLECTION_PREFIX + name, metadata={"hnsw:space": "cosine"}, embedding_function=None
             )
             self._batch = self._client.get_max_batch_size()
         except Exception as exc:  # chromadb raises assorted internal types on a damaged store
+            self._remove_snapshot()
             raise StoreError(
                 f"cannot open the vector store at {path} ({exc}); `kb doctor --repair` rebuilds it"
             ) from exc
@@ -51,18 +56,17 @@ class ChromaStore:
             except Exception as exc:
                 raise StoreError(f"writing to the vector store failed ({exc})") from exc
 
-    def sources(self) -> set[str]:
-        found: set[str] = set()
-        total = self.count()
-        for offset in range(0, total, self._batch):
-            metas = self._col.get(limit=self._batch, offset=offset, include=["metadatas"])["metadatas"]
-            found.update(str(m["source"]) for m in metas or [] if m and "source" in m)
-        return found
-
     def close(self) -> None:
-        # Chroma caches one client per path in the process; a store rebuilt at the same
-        # path must not get the old client (and its handle on a renamed file) back.
-        self._client.clear_system_cache()
+        # Chroma shares one system per path in a process, counted by reference: closing the
+        # last client releases it, so a store reopened at the same path loads what other
+        # processes wrote since (and a rebuilt store is not served from the old one).
+        cast(Any, self._client).close()  # in chromadb >= 1.4, missing from its type stubs
+        self._remove_snapshot()
+
+    def _remove_snapshot(self) -> None:
+        if self._snapshot is not None:
+            shutil.rmtree(self._snapshot.parent, ignore_errors=True)
+            self._snapshot = None
 
     def existing(self, ids: list[str]) -> set[str]:
         found: set[str] = set()
@@ -94,14 +98,54 @@ class ChromaStore:
         for ids, docs, metas, dists in zip(
             res["ids"], res["documents"] or empty, res["metadatas"] or empty, res["distances"] or empty
         ):
+            # An index loaded before another process deleted chunks still finds them, but
+            # their text and metadata are gone: such ids are not results.
+            found = [(cid, doc, meta, dist) for cid, doc, meta, dist in zip(ids, docs, metas, dists) if meta]
             out.append(
                 [
                     # cosine distance → similarity in [-1, 1]
-                    Hit.from_store(rank + 1, 1.0 - dist, cid, doc or "", dict(meta or {}))
-                    for rank, (cid, doc, meta, dist) in enumerate(zip(ids, docs, metas, dists))
+                    Hit.from_store(rank + 1, 1.0 - dist, cid, doc or "", dict(meta))
+                    for rank, (cid, doc, meta, dist) in enumerate(found, start=0)
                 ]
             )
         return out
 
     def count(self) -> int:
         return self._col.count()
+
+
+def readonly_snapshot(path: Path) -> Path | None:
+    """A private copy of a store kb may not write to, or None if it may.
+
+    Chroma writes to its SQLite file even to read, so a store under a read-only KB_HOME
+    is searched from a temporary copy, removed again when the store is closed."""
+    db = path / "chroma.sqlite3"
+    if not db.exists() or (os.access(path, os.W_OK) and os.access(db, os.W_OK)):
+        return None
+    target = Path(tempfile.mkdtemp(prefix="kb-readonly-")) / "chroma"
+    try:
+        for folder, _, files in os.walk(path):  # contents only: the copy must be writable
+            into = target / os.path.relpath(folder, path)
+            into.mkdir(parents=True, exist_ok=True)
+            for name in files:
+                shutil.copyfile(os.path.join(folder, name), into / name)
+    except OSError as exc:
+        shutil.rmtree(target.parent, ignore_errors=True)
+        raise StoreError(f"{path} is read-only and could not be copied to search it ({exc.strerror})") from exc
+    return target
+
+
+def stored_sources(path: Path) -> list[str]:
+    """The sources named in a store's metadata, read from its SQLite file alone, without
+    loading the vector index (which may be the damaged part). [] if that fails too."""
+    import sqlite3
+
+    try:
+        conn = sqlite3.connect(f"{(path / 'chroma.sqlite3').resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            rows = conn.execute("SELECT DISTINCT string_value FROM embedding_metadata WHERE key = 'source'").fetchall()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return []
+    return sorted(r[0] for r in rows if r[0])

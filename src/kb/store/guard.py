@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 from kb.errors import StoreError
+from kb.locking import LOCK_NAME
 
 PROBE_TIMEOUT_S = 300
 
@@ -71,17 +72,22 @@ def end_write(kb_dir: Path) -> None:
     (kb_dir / MARKER).unlink(missing_ok=True)
 
 
-def before_read(kb_dir: Path, collection: str, lock_path: Path) -> None:
+def before_read(kb_dir: Path, collection: str) -> None:
+    """Called before this process loads the index (again): if a writer died mid-write,
+    the index is probed in a child process first."""
     marker = kb_dir / MARKER
     if not marker.exists():
         return
     from filelock import FileLock, Timeout
 
-    lock = FileLock(str(lock_path))
+    lock = FileLock(str(kb_dir / LOCK_NAME), thread_local=False)
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        return  # a live writer (possibly this process) owns the marker
+        return  # a live writer (possibly in this process) owns the marker
+    except OSError:  # a read-only KB: no writer can be live, and the mark cannot be cleared
+        _verify(kb_dir, collection)
+        return
     try:
         if marker.exists():
             _verify(kb_dir, collection)

@@ -15,6 +15,20 @@ import sys
 
 
 def main(path: str, name: str) -> None:
+    import shutil
+    from pathlib import Path
+
+    from kb.store.chroma import readonly_snapshot
+
+    snapshot = readonly_snapshot(Path(path))  # a read-only store is probed from a copy
+    try:
+        _probe(str(snapshot or path), name)
+    finally:
+        if snapshot is not None:
+            shutil.rmtree(snapshot.parent, ignore_errors=True)
+
+
+def _probe(path: str, name: str) -> None:
     import chromadb
     import numpy as np
     from chromadb.config import Settings

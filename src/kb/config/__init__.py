@@ -1,0 +1,10 @@
+"""Settings: a typed tree (settings.py) and how it is loaded and checked (loading.py).
+
+Precedence, highest first: explicit overrides (CLI flags) > environment (`KB_*`) >
+`$KB_HOME/config.toml` > defaults.
+"""
+
+from kb.config.loading import default_home, load_settings
+from kb.config.settings import BreakerSettings, ProviderSettings, Settings, WebhookSettings
+
+__all__ = ["BreakerSettings", "ProviderSettings", "Settings", "WebhookSettings", "default_home", "load_settings"]

@@ -1,0 +1,171 @@
+"""The settings tree: data only, one description and the accepted range per field.
+
+The code that acts on a setting lives with the stage that uses it; loading.py reads the
+tree from config.toml, the environment and flags, and checks every value against the
+`min`/`gt`/`max`/`choices` declared here.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+PROVIDER_KINDS = ("openai", "extractive", "llamacpp")
+EMBED_DTYPES = ("auto", "openvino", "onnx", "float32", "bfloat16")
+WEBHOOK_EVENTS = ("job.done", "job.failed")
+# The model reads 256 word pieces, two of which are its [CLS] and [SEP] markers.
+MODEL_WINDOW = 256
+MAX_CHUNK_TOKENS = MODEL_WINDOW - 2
+
+
+def _f(default: Any = None, help: str = "", **rules: Any) -> Any:
+    return field(default=default, metadata={"help": help, **rules})
+
+
+@dataclass
+class ProviderSettings:
+    name: str = field(metadata={"help": "Unique name, used by --provider and in stats."})
+    kind: str = _f("openai", "openai | extractive | llamacpp", choices=PROVIDER_KINDS)
+    base_url: str | None = _f(None, "OpenAI-compatible endpoint, e.g. http://127.0.0.1:11434/v1")
+    model: str | None = _f(None, "Model name sent to the endpoint.")
+    api_key_env: str | None = _f(None, "Environment variable holding the API key.")
+    timeout_s: float = _f(30.0, "Deadline for one call, retries included.", gt=0)
+    max_retries: int = _f(2, "Retries on timeouts, connection errors, 5xx and 429.", min=0, max=20)
+    max_tokens: int = _f(512, "Upper bound on generated tokens.", min=1)
+    temperature: float = _f(0.1, "Sampling temperature.", min=0, max=2)
+    context_tokens: int | None = _f(None, "Model context window; a table covers common models, else 8192.", min=512)
+    input_cost_per_mtok: float | None = _f(None, "USD per million input tokens.", min=0)
+    output_cost_per_mtok: float | None = _f(None, "USD per million output tokens.", min=0)
+    model_path: str | None = _f(None, "GGUF file, for kind = llamacpp.")
+
+    def api_key(self) -> str | None:
+        return os.environ.get(self.api_key_env) if self.api_key_env else None
+
+
+@dataclass
+class BreakerSettings:
+    failure_threshold: int = _f(5, "Consecutive failures that open a provider's breaker.", min=1)
+    cooldown_s: float = _f(30.0, "Seconds an open breaker waits before a half-open probe.", min=0)
+
+
+@dataclass
+class WebhookSettings:
+    url: str = field(metadata={"help": "Where deliveries are POSTed: an http(s) URL."})
+    secret_env: str = field(
+        metadata={"help": "Environment variable holding the whsec_... secret that signs every delivery."}
+    )
+    events: list[str] = field(
+        default_factory=lambda: list(WEBHOOK_EVENTS),
+        metadata={"help": "Events sent to this URL: job.done, job.failed.", "choices": WEBHOOK_EVENTS, "min_items": 1},
+    )
+
+    def secret(self) -> str | None:
+        return os.environ.get(self.secret_env) or None
+
+
+@dataclass
+class ServeSettings:
+    roots: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Folders POST /v1/ingest may read (KB_SERVE_ROOTS, colon-separated); none: uploads only.",
+                  "sep": ":"},
+    )  # fmt: skip
+    max_body_mb: float = _f(10.0, "Largest JSON request body.", gt=0)
+    max_upload_mb: float = _f(100.0, "Largest upload (all files of one request).", gt=0)
+    request_timeout_s: float = _f(120.0, "How long one request may run before it is answered with 504.", gt=0)
+    max_in_flight: int = _f(128, "Requests one instance works on at once; more are answered 429.", min=1)
+    micro_batch: bool = _f(True, "Encode the queries of searches that arrive together in one batch.")
+
+
+@dataclass
+class QueueSettings:
+    url: str | None = _f(None, "Job queue: none for SQLite under KB_HOME; redis://host:6379/0 to share it.")
+    workers: int = _f(2, "Jobs `kb worker` runs at once (jobs of one KB still write one at a time).", min=1, max=64)
+    lease_s: float = _f(30.0, "A running job renews its lease this often x3; a job whose worker died runs again.", gt=0)
+
+
+@dataclass
+class Settings:
+    home: Path = field(metadata={"help": "Where everything lives ($KB_HOME)."})
+    kb: str = _f("default", "Knowledge base name (--kb, $KB_NAME).")
+    model: str | None = _f(None, "Local sentence-transformers model folder; default: the packaged all-MiniLM-L6-v2.")
+    embed_dtype: str = _f(
+        "auto",
+        "Ingest encoder: auto (the fastest for this CPU), openvino (bfloat16 where the CPU has it, else fp32), "
+        "onnx (ONNX Runtime, fp32), float32 or bfloat16 (torch).",
+        choices=EMBED_DTYPES,
+    )
+    ingest_batch: int = _f(1024, "Chunks embedded and committed together; a crash loses at most one batch.", min=1)
+    chunk_tokens: int = _f(
+        200, "Chunk size in word pieces, heading path included (the model reads 254).", min=16, max=MAX_CHUNK_TOKENS
+    )
+    chunk_overlap: int = _f(32, "Word pieces repeated between neighbouring chunks.", min=0)
+    top_k: int = _f(5, "Passages retrieved per query.", min=1, max=100)
+    cache_size_mb: int = _f(256, "Size limit of the answer and embedding cache.", min=1)
+    lock_timeout_s: float = _f(60.0, "How long a writer waits for another kb process.", min=0)
+    low_match: float = _f(0.35, "Top-1 similarity below which a question counts as not covered.", min=-1, max=1)
+    max_question_chars: int = _f(2000, "Longest question or query accepted.", min=1)
+    providers: list[ProviderSettings] = field(
+        default_factory=list, metadata={"help": "The provider chain, tried in order."}
+    )
+    breaker: BreakerSettings = field(
+        default_factory=BreakerSettings, metadata={"help": "Circuit breaker, per provider."}
+    )
+    webhooks: list[WebhookSettings] = field(
+        default_factory=list, metadata={"help": "Receivers told when a background job ends ([[webhooks]] tables)."}
+    )
+    webhooks_allow_private: bool = _f(
+        False, "Allow webhook URLs that resolve to loopback, link-local or private addresses (SSRF guard off)."
+    )
+    webhook_timeout_s: float = _f(
+        10.0, "Deadline for each step of one delivery attempt (connect, send, wait for the answer).", gt=0, max=300
+    )
+    webhook_retry_for_s: float = _f(
+        300.0, "How long failed deliveries are retried (network errors, 429, 5xx); 0 = one attempt.", min=0, max=86400
+    )
+    webhook_callback_secret_env: str | None = _f(
+        None, "Environment variable holding the whsec_... secret that signs deliveries to a request's callback_url."
+    )
+    serve: ServeSettings = field(default_factory=ServeSettings, metadata={"help": "kb serve: the HTTP service."})
+    queue: QueueSettings = field(default_factory=QueueSettings, metadata={"help": "Background jobs (kb worker)."})
+    warnings: list[str] = field(
+        default_factory=list, metadata={"help": "What loading found questionable (unknown keys); front-ends show it."}
+    )
+
+    @property
+    def config_path(self) -> Path:
+        return self.home / "config.toml"
+
+    @property
+    def kbs_dir(self) -> Path:
+        return self.home / "kbs"
+
+    @property
+    def kb_dir(self) -> Path:
+        return self.kbs_dir / self.kb
+
+    def public_dict(self) -> dict[str, Any]:
+        """The effective settings with secrets masked, for `kb config show`."""
+        data = asdict(self)
+        data.pop("warnings")
+        data["home"] = str(self.home)
+        for provider, raw in zip(self.providers, data["providers"]):
+            key = provider.api_key()
+            raw["api_key"] = mask(key) if key else None
+        for hook, raw in zip(self.webhooks, data["webhooks"]):
+            secret = hook.secret()
+            raw["secret"] = mask(secret) if secret else None
+        return data
+
+    def secrets(self) -> list[str]:
+        """Every API key and webhook secret the settings can reach, so messages can be scrubbed of them."""
+        keys = [key for p in self.providers if (key := p.api_key())]
+        hooks = [secret for h in self.webhooks if (secret := h.secret())]
+        callback = os.environ.get(self.webhook_callback_secret_env) if self.webhook_callback_secret_env else None
+        return keys + hooks + ([callback] if callback else [])
+
+
+def mask(secret: str) -> str:
+    return "****" + secret[-4:] if len(secret) > 12 else "****"

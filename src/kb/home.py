@@ -1,0 +1,173 @@
+"""The KB home: what all knowledge bases under one KB_HOME share, opened once per process.
+
+That is the answer and query-embedding cache, the metrics store, the breaker board, the
+encoders and the chunker (one model for the home), and the catalogue of knowledge bases
+(`kbs/NAME/`). Each adapter opens on first use, once, even when threads race for it. When
+the home is read-only, the parts that would write degrade (no cache, a per-process breaker
+board, no metrics) so that searching still works.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import time
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from kb.concurrency import drop, lazy
+from kb.config import Settings
+from kb.config.loading import validate_kb_name
+from kb.errors import KbNotFound, StoreError
+
+if TYPE_CHECKING:
+    from kb.cache import Cache
+    from kb.embedding import Embedder
+    from kb.ingest.chunking import Chunker
+    from kb.jobs.queue import JobQueue
+    from kb.jobs.store import SqliteJobStore
+    from kb.metrics.store import MetricsStore
+    from kb.providers.breaker import BreakerBoard
+
+MANIFEST = "manifest.db"
+
+
+class Home:
+    def __init__(self, settings: Settings, batch_queries: bool = False) -> None:
+        self.settings = settings
+        self.path = settings.home
+        self.batch_queries = batch_queries  # a server encodes concurrent queries together
+
+    @property
+    def writable(self) -> bool:
+        existing = self.path
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        return os.access(existing, os.W_OK)
+
+    # -- shared adapters ----------------------------------------------------------------
+    @lazy
+    def cache(self) -> Cache:
+        from kb.cache import NullCache, open_cache
+
+        return open_cache(self.path / "cache", self.settings.cache_size_mb) if self.writable else NullCache()
+
+    @lazy
+    def metrics(self) -> MetricsStore | None:
+        """None when there is nowhere to keep metrics (a read-only home without them)."""
+        from kb.metrics.store import MetricsStore
+
+        path = self.path / "metrics.db"
+        if self.writable:
+            return MetricsStore(path)
+        return MetricsStore(path, readonly=True) if path.exists() else None
+
+    @lazy
+    def breakers(self) -> BreakerBoard:
+        from kb.providers.breaker import MemoryBreakerBoard, SqliteBreakerBoard
+
+        b = self.settings.breaker
+        if self.writable:
+            return SqliteBreakerBoard(self.path / "breakers.db", b.failure_threshold, b.cooldown_s)
+        return MemoryBreakerBoard(b.failure_threshold, b.cooldown_s)
+
+    @lazy
+    def jobs(self) -> SqliteJobStore:
+        """The background jobs' records."""
+        from kb.jobs.store import SqliteJobStore
+
+        return SqliteJobStore(self.path / "jobs.db")
+
+    @lazy
+    def queue(self) -> JobQueue:
+        """The queue that carries jobs to workers (huey)."""
+        from kb.jobs.queue import JobQueue
+
+        return JobQueue(self.settings)
+
+    @lazy
+    def model_id(self) -> str:
+        from kb.embedding import model_id
+
+        return model_id(self.settings)
+
+    @lazy
+    def embedder(self) -> Embedder:
+        """The ingest encoder (torch where the model allows)."""
+        from kb.embedding import open_embedder
+
+        return open_embedder(self.settings)
+
+    @lazy
+    def query_embedder(self) -> Embedder:
+        """The query encoder (NumPy, no torch), behind the query-embedding cache."""
+        from kb.embedding import open_embedder
+        from kb.embedding.cached import CachedEmbedder
+
+        encoder = open_embedder(self.settings, for_queries=True)
+        if self.batch_queries:
+            from kb.embedding.batching import MicroBatchingEmbedder
+
+            encoder = MicroBatchingEmbedder(encoder)
+        return CachedEmbedder(encoder, self.cache)
+
+    @lazy
+    def chunker(self) -> Chunker:
+        from kb.embedding import model_dir
+        from kb.embedding.tokens import WordPieces
+        from kb.ingest.chunking import Chunker
+
+        pieces = WordPieces(model_dir(self.settings))
+        return Chunker(pieces.count, pieces.split, self.settings.chunk_tokens, self.settings.chunk_overlap)
+
+    def record(self, event: Any) -> None:
+        """Appends a metrics event; never fails the operation it measures."""
+        store = self.metrics
+        if store is None or store.readonly:
+            return
+        with contextlib.suppress(StoreError):  # a full disk, a file turned read-only: the answer still goes out
+            store.record(event)
+
+    # -- the catalogue ------------------------------------------------------------------
+    def settings_for(self, name: str) -> Settings:
+        return replace(self.settings, kb=validate_kb_name(name))
+
+    def names(self) -> list[str]:
+        kbs = self.settings.kbs_dir
+        if not kbs.is_dir():
+            return []
+        return sorted(d.name for d in kbs.iterdir() if (d / MANIFEST).is_file() and not d.name.startswith("."))
+
+    def exists(self, name: str) -> bool:
+        return (self.settings.kbs_dir / name / MANIFEST).is_file()
+
+    def require(self, name: str) -> None:
+        if self.exists(name):
+            return
+        existing = self.names()
+        known = f"existing: {', '.join(existing)}" if existing else "there are none yet"
+        raise KbNotFound(
+            f"knowledge base {name!r} does not exist in {self.path} ({known}); "
+            f"create it with `kb --kb {name} ingest PATH`, or pick one with --kb"
+        )
+
+    def delete(self, name: str, on_wait: Any = lambda message: None) -> None:
+        """Removes a knowledge base and everything in it, under its write lock."""
+        from kb.locking import write_lock
+
+        self.require(name)
+        settings = self.settings_for(name)
+        trash = settings.kbs_dir / f".deleted-{name}-{time.time_ns()}"
+        with write_lock(settings.kb_dir, name, settings.lock_timeout_s, on_wait):
+            try:
+                settings.kb_dir.rename(trash)  # one step: a reader sees the KB whole or gone
+            except OSError as exc:
+                raise StoreError(f"cannot delete {settings.kb_dir} ({exc.strerror})") from exc
+        shutil.rmtree(trash, ignore_errors=True)
+
+    def close(self) -> None:
+        for name in ("cache", "metrics", "breakers", "jobs", "queue"):
+            adapter = drop(self, name)
+            if adapter is not None:
+                adapter.close()

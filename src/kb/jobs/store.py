@@ -1,0 +1,206 @@
+"""The job records: what a background job was asked to do, where it stands, what it did.
+
+The queue (huey) only carries job ids from producers to workers; this store is the source
+of truth for a job's state, so `kb jobs` and GET /v1/jobs never depend on what is still in
+the queue. A worker claims a job by taking its lease, and renews the lease while it runs;
+a job whose lease ran out (its worker died) can be claimed again by another worker.
+
+    queued --claim--> running --> done | failed
+       ^                 |  (lease expired: claimable again)
+       +---- retry ------+
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from kb.errors import Conflict, KbNotFound
+from kb.sqlite import Database, Migration
+
+STATES = ("queued", "running", "done", "failed")
+
+_SCHEMA_1 = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    kb TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    state TEXT NOT NULL,
+    params TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    runs INTEGER NOT NULL DEFAULT 0,
+    worker TEXT,
+    lease_until REAL,
+    progress TEXT NOT NULL DEFAULT '{}',
+    report TEXT,
+    error TEXT,
+    deliveries TEXT NOT NULL DEFAULT '[]'
+);
+CREATE INDEX IF NOT EXISTS jobs_created ON jobs(created_at);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, lease_until);
+"""
+
+MIGRATIONS: list[Migration] = [_SCHEMA_1]
+
+
+def _iso(ts: float | None) -> str | None:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds") if ts else None
+
+
+@dataclass
+class Job:
+    id: str
+    kb: str
+    kind: str
+    state: str
+    params: dict
+    created_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    runs: int = 0
+    worker: str | None = None
+    lease_until: float | None = None
+    progress: dict = field(default_factory=dict)
+    report: dict | None = None
+    error: str | None = None
+    deliveries: list[dict] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """The job as `kb jobs --json`, GET /v1/jobs/{id} and webhook bodies show it."""
+        out = asdict(self)
+        for key in ("created_at", "started_at", "finished_at"):
+            out[key] = _iso(out[key])
+        out.pop("lease_until")
+        return out
+
+
+def _job(row: Any) -> Job:
+    return Job(
+        id=row["id"],
+        kb=row["kb"],
+        kind=row["kind"],
+        state=row["state"],
+        params=json.loads(row["params"]),
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        runs=row["runs"],
+        worker=row["worker"],
+        lease_until=row["lease_until"],
+        progress=json.loads(row["progress"]),
+        report=json.loads(row["report"]) if row["report"] else None,
+        error=row["error"],
+        deliveries=json.loads(row["deliveries"]),
+    )
+
+
+class SqliteJobStore:
+    """The embedded job store: `jobs.db` under the KB home."""
+
+    def __init__(self, path: Path) -> None:
+        self._db = Database(path, MIGRATIONS)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def create(self, kb: str, kind: str, params: dict) -> Job:
+        job = Job(id=f"job_{uuid.uuid4().hex[:20]}", kb=kb, kind=kind, state="queued", params=params,
+                  created_at=time.time())  # fmt: skip
+        self._db.execute(
+            "INSERT INTO jobs(id, kb, kind, state, params, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (job.id, kb, kind, job.state, json.dumps(params), job.created_at),
+        )
+        return job
+
+    def get(self, job_id: str) -> Job:
+        row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise KbNotFound(f"there is no job {job_id!r}; `kb jobs` lists the jobs")
+        return _job(row)
+
+    def recent(self, kb: str | None = None, state: str | None = None, limit: int = 100) -> list[Job]:
+        clauses: list[str] = ["1 = 1"]
+        params: list[Any] = []
+        if kb is not None:
+            clauses.append("kb = ?")
+            params.append(kb)
+        if state is not None:
+            clauses.append("state = ?")
+            params.append(state)
+        sql = f"SELECT * FROM jobs WHERE {' AND '.join(clauses)} ORDER BY created_at DESC LIMIT ?"
+        return [_job(r) for r in self._db.execute(sql, (*params, limit))]
+
+    def claim(self, job_id: str, worker: str, lease_s: float) -> Job | None:
+        """Takes the job for `worker` if it is queued or its lease ran out; None if another
+        worker holds it or it is finished."""
+        now = time.time()
+        with self._db.transaction() as conn:
+            row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                return None
+            claimable = row["state"] == "queued" or (row["state"] == "running" and (row["lease_until"] or 0) < now)
+            if not claimable:
+                return None
+            conn.execute(
+                "UPDATE jobs SET state = 'running', worker = ?, lease_until = ?, runs = runs + 1, "
+                "started_at = coalesce(started_at, ?), error = NULL WHERE id = ?",
+                (worker, now + lease_s, now, job_id),
+            )
+        return self.get(job_id)
+
+    def renew(self, job_id: str, worker: str, lease_s: float) -> bool:
+        """Extends the lease; False if the job is no longer this worker's."""
+        cur = self._db.execute(
+            "UPDATE jobs SET lease_until = ? WHERE id = ? AND worker = ? AND state = 'running'",
+            (time.time() + lease_s, job_id, worker),
+        )
+        return cur.rowcount == 1
+
+    def progress(self, job_id: str, worker: str, progress: dict) -> None:
+        self._db.execute(
+            "UPDATE jobs SET progress = ? WHERE id = ? AND worker = ? AND state = 'running'",
+            (json.dumps(progress), job_id, worker),
+        )
+
+    def finish(self, job_id: str, worker: str, state: str, report: dict | None, error: str | None) -> bool:
+        """Records the outcome; False if the job was taken over meanwhile (the lease ran out)."""
+        cur = self._db.execute(
+            "UPDATE jobs SET state = ?, report = ?, error = ?, finished_at = ?, lease_until = NULL "
+            "WHERE id = ? AND worker = ? AND state = 'running'",
+            (state, json.dumps(report) if report is not None else None, error, time.time(), job_id, worker),
+        )
+        return cur.rowcount == 1
+
+    def requeue(self, job_id: str) -> Job:
+        """`kb jobs retry`: a finished job runs again (a running one cannot be retried)."""
+        job = self.get(job_id)
+        if job.state in ("queued", "running"):
+            raise Conflict(f"job {job_id} is {job.state}; only a done or failed job can be retried")
+        self._db.execute(
+            "UPDATE jobs SET state = 'queued', finished_at = NULL, report = NULL, error = NULL, progress = '{}' "
+            "WHERE id = ?",
+            (job_id,),
+        )
+        return self.get(job_id)
+
+    def expired(self) -> list[str]:
+        """Running jobs whose lease ran out: their worker stopped."""
+        rows = self._db.execute(
+            "SELECT id FROM jobs WHERE state = 'running' AND lease_until < ?", (time.time(),)
+        ).fetchall()
+        return [r["id"] for r in rows]
+
+    def add_delivery(self, job_id: str, delivery: dict) -> None:
+        with self._db.transaction() as conn:
+            row = conn.execute("SELECT deliveries FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                return
+            deliveries = json.loads(row["deliveries"]) + [delivery]
+            conn.execute("UPDATE jobs SET deliveries = ? WHERE id = ?", (json.dumps(deliveries), job_id))

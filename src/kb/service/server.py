@@ -1,0 +1,65 @@
+"""`kb serve`: uvicorn running the app, with the safety rules checked before it binds.
+
+Without KB_SERVE_TOKENS the server only listens on a loopback address: an unauthenticated
+kb reachable from the network would hand out everyone's documents.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+
+from kb.config import Settings
+from kb.errors import ConfigError
+
+GRACEFUL_SHUTDOWN_S = 30  # in-flight requests get this long to finish on SIGTERM / Ctrl-C
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(host: str) -> None:
+    tokens = [t for t in os.environ.get("KB_SERVE_TOKENS", "").split(",") if t.strip()]
+    if not tokens and not is_loopback(host):
+        raise ConfigError(
+            f"refusing to listen on {host} without authentication: set KB_SERVE_TOKENS (comma-separated bearer "
+            "tokens) or listen on 127.0.0.1"
+        )
+
+
+def app_factory() -> object:
+    """The ASGI app for uvicorn's worker processes (settings come from the environment)."""
+    from kb import logs
+    from kb.config import load_settings
+    from kb.service.app import create_app
+
+    logs.configure(debug=os.environ.get("KB_DEBUG") == "1")
+    return create_app(load_settings(), worker=os.environ.get("KB_SERVE_WORKER") == "1")
+
+
+def serve(settings: Settings, host: str, port: int, workers: int, worker: bool, log_level: str) -> None:
+    import uvicorn
+
+    check_bind(host)
+    # Settings reach uvicorn's worker processes through the environment they inherit;
+    # this is start-up, before anything reads it.
+    os.environ["KB_HOME"] = str(settings.home)
+    os.environ["KB_NAME"] = settings.kb
+    os.environ["KB_SERVE_WORKER"] = "1" if worker else "0"
+    uvicorn.run(
+        "kb.service.server:app_factory",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        proxy_headers=True,
+        server_header=False,
+    )
