@@ -10,8 +10,10 @@ import pytest
 
 from kb.config import load_settings
 from kb.embedding import model_dir, model_id, onnx_graph
+from kb.embedding.numpy_bert import NumpyBertEmbedder
 from kb.embedding.onnx_bert import OnnxBertEmbedder
 from kb.embedding.sentence import SentenceTransformerEmbedder
+from tests.conftest import SAMPLE
 from tests.embedding.test_encoders import _texts
 
 
@@ -77,3 +79,38 @@ def test_a_second_encoder_in_the_process_reuses_the_loaded_model(kb_home, monkey
     second = cls(model_dir(settings), model_id(settings), kb_home / "b").embed(["a queen lays eggs"])
     assert np.array_equal(first, second)
     assert not (kb_home / "b").exists()
+
+
+def _stored(home, kb: str = "default") -> tuple[list[str], np.ndarray]:
+    """(embedded text, stored vector) of every chunk, read with a plain Chroma client."""
+    import chromadb
+    from chromadb.config import Settings
+
+    client = chromadb.PersistentClient(str(home / "kbs" / kb / "chroma"), settings=Settings(anonymized_telemetry=False))
+    got = client.get_collection(f"kb_{kb}").get(include=["embeddings", "documents", "metadatas"])
+    # What the pipeline embedded: the heading path, then the passage (Chunk.embedding_text).
+    texts = [f"{m['heading']}\n{d}" if m.get("heading") else d for d, m in zip(got["documents"], got["metadatas"])]
+    return texts, np.asarray(got["embeddings"], dtype=np.float32)
+
+
+@pytest.mark.parametrize(("runtime", "package", "cls"), [
+    ("openvino", "openvino", "OpenVinoBertEmbedder"),
+    ("onnx", "onnxruntime", "OnnxBertEmbedder"),
+])  # fmt: skip
+def test_a_kb_ingested_on_a_graph_runtime_is_searched_by_the_numpy_query_encoder(
+    make_kb, kb_home, runtime, package, cls
+):
+    """Ingest and search use different encoders: the stored vectors must be the ones the
+    query encoder would compute for the same text, or search quality drops silently."""
+    pytest.importorskip(package)
+    kb = make_kb(embed_dtype=runtime)
+    report = kb.ingest([SAMPLE])
+    assert not report.failed and report.chunks_added > 0
+    assert type(kb.home.embedder).__name__ == cls
+    texts, stored = _stored(kb_home)
+    assert len(texts) == report.chunks_added
+    query_side = NumpyBertEmbedder(model_dir(kb.settings), model_id(kb.settings)).embed(texts)
+    cosines = (stored * query_side).sum(axis=1) / np.linalg.norm(stored, axis=1)
+    assert cosines.min() >= 0.999, cosines.min()
+    hits = kb.search(["How many eggs can a queen lay in one day?"], 3)[0]
+    assert "bee_biology.md" in [h.source.rsplit("/", 1)[-1] for h in hits]
