@@ -4,6 +4,9 @@ weights — must produce sentence-transformers' fp32 vectors, and cache that gra
 from __future__ import annotations
 
 import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -114,3 +117,68 @@ def test_a_kb_ingested_on_a_graph_runtime_is_searched_by_the_numpy_query_encoder
     assert cosines.min() >= 0.999, cosines.min()
     hits = kb.search(["How many eggs can a queen lay in one day?"], 3)[0]
     assert "bee_biology.md" in [h.source.rsplit("/", 1)[-1] for h in hits]
+
+
+def _runtime(module: str):
+    runtime = pytest.importorskip(module)
+    return runtime, runtime.OnnxBertEmbedder if module.endswith("onnx_bert") else runtime.OpenVinoBertEmbedder
+
+
+@pytest.mark.parametrize("module", ["kb.embedding.onnx_bert", "kb.embedding.openvino_bert"])
+def test_threads_that_start_ingesting_together_load_the_model_once(kb_home, monkeypatch, module):
+    """The service and `kb worker` share one ingest encoder between the jobs of all KBs."""
+    runtime, cls = _runtime(module)
+    monkeypatch.setattr(runtime, "_LOADED", {})
+    built = []
+    real = runtime.cached_graph
+
+    def slow_cached_graph(*args, **kwargs):
+        built.append(1)
+        time.sleep(0.3)  # wide enough for every thread to arrive while the first one loads
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(runtime, "cached_graph", slow_cached_graph)
+    settings = load_settings()
+    start = threading.Barrier(3)
+
+    def ingest(i: int) -> np.ndarray:
+        encoder = cls(model_dir(settings), model_id(settings), kb_home / "models")
+        start.wait()
+        return encoder.embed(_texts()[i:])
+
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(ingest, range(3)))
+    assert len(built) == 1
+    for i, got in enumerate(results):  # each thread got its own texts' vectors
+        assert np.allclose(got, results[0][i:], atol=1e-5)
+
+
+def test_graph_runtimes_take_the_cpus_kb_may_use_or_omp_num_threads(monkeypatch):
+    from kb.embedding.onnx_bert import cpu_threads
+
+    available = len(os.sched_getaffinity(0))
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert cpu_threads() == available
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert cpu_threads() == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", str(available + 8))  # never more than the process may use
+    assert cpu_threads() == available
+    monkeypatch.setenv("OMP_NUM_THREADS", "lots")
+    assert cpu_threads() == available
+
+
+@pytest.mark.parametrize("module", ["kb.embedding.onnx_bert", "kb.embedding.openvino_bert"])
+def test_graph_runtimes_run_on_omp_num_threads_without_pinning_or_spinning(kb_home, monkeypatch, module):
+    runtime, cls = _runtime(module)
+    monkeypatch.setattr(runtime, "_LOADED", {})
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    settings = load_settings()
+    encoder = cls(model_dir(settings), model_id(settings), kb_home / "models")
+    encoder.embed(["a queen lays eggs"])
+    if module.endswith("onnx_bert"):
+        options = encoder._session.get_session_options()
+        assert options.intra_op_num_threads == 1
+        assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    else:
+        assert encoder._compiled.get_property("INFERENCE_NUM_THREADS") == 1
+        assert encoder._compiled.get_property("ENABLE_CPU_PINNING") is False

@@ -14,6 +14,7 @@ Texts are sorted by length and batched as in torch_bert.py; rows come back L2-no
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +27,19 @@ _BATCH = 32
 # One loaded model per process and model folder, whichever KB_HOME cached the graph: a
 # second KnowledgeBase reuses it instead of hashing the weights and opening a session.
 _LOADED: dict[str, tuple[BertModelFiles, Any]] = {}
+_LOADING = threading.Lock()  # ingest jobs of two KBs may start at once: load and build once
 
 
 def cpu_threads() -> int:
+    """Threads for one forward pass: the CPUs this process may run on (taskset, cpusets),
+    or fewer where OMP_NUM_THREADS says so. torch and NumPy's BLAS honour that variable;
+    OpenVINO (TBB) and ONNX Runtime do not read it, so kb does."""
     try:
-        return len(os.sched_getaffinity(0))
+        available = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+        available = os.cpu_count() or 1
+    limit = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return min(available, int(limit)) if limit.isdigit() and int(limit) > 0 else available
 
 
 def open_session(model_file: Path, threads: int | None = None):
@@ -42,6 +49,10 @@ def open_session(model_file: Path, threads: int | None = None):
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = threads or cpu_threads()
     options.inter_op_num_threads = 1
+    # Idle pool threads spin by default. They share two cores with the service's query
+    # threads and other processes: spinning cost ingest time and query latency alike when
+    # measured under load (docs/benchmarks.md), as NumPy's BLAS threads did (numpy_bert.py).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3  # warnings would reach the terminal; errors still raise
     return ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
 
@@ -61,10 +72,11 @@ class OnnxBertEmbedder:
     def _load(self):
         if self._session is None:
             key = str(self._path)
-            if key not in _LOADED:
-                m = BertModelFiles(self._path)
-                _LOADED[key] = (m, open_session(cached_graph(self._path, self._cache_dir, fused=True, m=m)))
-            self._m, self._session = _LOADED[key]
+            with _LOADING:
+                if key not in _LOADED:
+                    m = BertModelFiles(self._path)
+                    _LOADED[key] = (m, open_session(cached_graph(self._path, self._cache_dir, fused=True, m=m)))
+                self._m, self._session = _LOADED[key]
             self.dimension = self._m.hidden
         return self._session
 

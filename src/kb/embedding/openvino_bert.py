@@ -11,6 +11,7 @@ torch_bert.py; rows come back L2-normalised.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ _BATCH = 32
 # cached the graph: a second KnowledgeBase (a service, the benchmark) reuses it instead of
 # hashing the weights, creating an OpenVINO Core and compiling again (0.7-0.9 s measured).
 _LOADED: dict[tuple[str, str], tuple[BertModelFiles, str, Any]] = {}
+_LOADING = threading.Lock()  # ingest jobs of two KBs may start at once: compile once
 
 
 def supported_precision() -> str:
@@ -52,9 +54,10 @@ class OpenVinoBertEmbedder:
     def _load(self):
         if self._compiled is None:
             key = (str(self._path), self._requested)
-            if key not in _LOADED:
-                _LOADED[key] = self._read()
-            self._m, self.dtype, self._compiled = _LOADED[key]
+            with _LOADING:
+                if key not in _LOADED:
+                    _LOADED[key] = self._read()
+                self._m, self.dtype, self._compiled = _LOADED[key]
             self.dimension = self._m.hidden
         return self._compiled
 
@@ -68,6 +71,10 @@ class OpenVinoBertEmbedder:
             "INFERENCE_PRECISION_HINT": "bf16" if dtype == "bfloat16" else "f32",
             "INFERENCE_NUM_THREADS": cpu_threads(),
             "PERFORMANCE_HINT": "LATENCY",
+            # Pinned threads cannot move off a core that the service's query threads, a
+            # second kb process or anything else keeps busy (the plugin pins by default on
+            # Linux; measured under load in docs/benchmarks.md).
+            "ENABLE_CPU_PINNING": False,
         }
         return m, dtype, ov.Core().compile_model(str(model_file), "CPU", config)
 
