@@ -3,7 +3,9 @@ weights — must produce sentence-transformers' fp32 vectors, and cache that gra
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -182,3 +184,28 @@ def test_graph_runtimes_run_on_omp_num_threads_without_pinning_or_spinning(kb_ho
     else:
         assert encoder._compiled.get_property("INFERENCE_NUM_THREADS") == 1
         assert encoder._compiled.get_property("ENABLE_CPU_PINNING") is False
+
+
+@pytest.mark.parametrize(
+    ("runtime", "package"), [("openvino", "openvino"), ("onnx", "onnxruntime"), ("openvino", "onnx")]
+)
+def test_a_graph_runtime_that_is_not_installed_is_a_one_line_config_error(cli, monkeypatch, runtime, package):
+    monkeypatch.setitem(sys.modules, package, None)  # as if not installed: find_spec finds nothing, import fails
+    monkeypatch.setenv("KB_EMBED_DTYPE", runtime)
+    res = cli("ingest", SAMPLE)
+    assert res.code == 2, res.err
+    assert f"pip install {package}" in res.err and "embed_dtype" in res.err
+    assert res.err.strip().count("\n") == 0 and "Traceback" not in res.err
+
+
+def test_auto_takes_the_fastest_runtime_that_is_installed(monkeypatch):
+    from kb.embedding import ingest_runtime, torch_bert
+
+    if importlib.util.find_spec("openvino") is not None:
+        assert ingest_runtime("auto") == "openvino"
+    monkeypatch.setitem(sys.modules, "openvino", None)
+    monkeypatch.setattr(torch_bert, "resolve_dtype", lambda requested: "float32")  # a CPU without bf16
+    assert ingest_runtime("auto") == "onnx"
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    assert ingest_runtime("auto") == "float32"
+    assert ingest_runtime("onnx") == "onnx"  # an explicit choice is kept, and fails with a ConfigError on use

@@ -78,24 +78,38 @@ def open_embedder(settings: Settings, for_queries: bool = False) -> Embedder:
     return SentenceTransformerEmbedder(path, model_id(settings), dtype)
 
 
+# The packages each graph runtime needs: its own, and onnx to build the graph kb runs on it.
+_RUNTIME_PACKAGES = {"openvino": ("openvino", "onnx"), "onnx": ("onnxruntime", "onnx")}
+
+
+def _installed(runtime: str) -> bool:
+    return all(importlib.util.find_spec(package) is not None for package in _RUNTIME_PACKAGES[runtime])
+
+
 def ingest_runtime(requested: str) -> str:
     """What `embed_dtype` resolves to: "openvino" (its best precision for this CPU),
-    "onnx" (ONNX Runtime, fp32), or torch's "bfloat16" / "float32"."""
+    "onnx" (ONNX Runtime, fp32), or torch's "bfloat16" / "float32". `auto` takes the
+    fastest that is installed (all are dependencies of kb; an install may still lack one)."""
     if requested != "auto":
         return requested
-    if importlib.util.find_spec("openvino") is not None:
+    if _installed("openvino"):
         return "openvino"
     from kb.embedding.torch_bert import resolve_dtype
 
-    return "bfloat16" if resolve_dtype("auto") == "bfloat16" else "onnx"
+    if resolve_dtype("auto") == "bfloat16":
+        return "bfloat16"
+    return "onnx" if _installed("onnx") else "float32"
 
 
 def _ingest_encoder(settings: Settings, path: Path) -> Embedder:
     runtime = ingest_runtime(settings.embed_dtype)
     cache = settings.home / "models" / "onnx"
+    if runtime in _RUNTIME_PACKAGES and not _installed(runtime):
+        missing = " ".join(p for p in _RUNTIME_PACKAGES[runtime] if importlib.util.find_spec(p) is None)
+        raise ConfigError(
+            f"embed_dtype = '{runtime}' needs {missing}: pip install {missing}, or set embed_dtype = 'auto'"
+        )
     if runtime == "openvino":
-        if importlib.util.find_spec("openvino") is None:
-            raise ConfigError("embed_dtype = 'openvino' needs the openvino package: pip install openvino, or set auto")
         from kb.embedding.openvino_bert import OpenVinoBertEmbedder
 
         return OpenVinoBertEmbedder(path, model_id(settings), cache)
