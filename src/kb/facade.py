@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from kb.concurrency import Gate, drop, lazy
 from kb.config import Settings
 from kb.documents import Hit
-from kb.errors import AllProvidersFailed, ConfigError, KbError, KbNotFound
+from kb.errors import AllProvidersFailed, ConfigError, InputError, KbError, KbNotFound, LockTimeout
 from kb.home import MANIFEST, Home
 from kb.ingest.manifest import Manifest
 from kb.locking import write_lock
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from kb.answering.answer import Answer
     from kb.doctor import DoctorReport
     from kb.ingest.pipeline import IngestReport, Progress
+    from kb.ingest.planning import IngestPlan
     from kb.store.chroma import ChromaStore
 
 
@@ -76,8 +77,8 @@ class KnowledgeBase:
         return ChromaStore(self.settings.kb_dir / "chroma", self.name)
 
     # -- guards -----------------------------------------------------------------------------
-    def _check_model(self) -> None:
-        built_with = self.manifest.get_meta("model")
+    def _check_model(self, manifest: Manifest | None = None) -> None:
+        built_with = (manifest or self.manifest).get_meta("model")
         if built_with and built_with != self.home.model_id:
             raise ConfigError(
                 f"knowledge base {self.name!r} was built with the model {built_with}, but the configured model is "
@@ -154,19 +155,121 @@ class KnowledgeBase:
         prune: bool = False,
         progress: Progress | None = None,
         lock_timeout_s: float | None = None,
+        hold: frozenset[str] = frozenset(),
     ) -> IngestReport:
         """Adds and updates the documents under `paths`, and drops documents whose files are
         gone. Filters narrow what is read, never what is kept; with `prune`, documents under
         the given folders that the filters leave out are removed too (listed in the report).
-        `lock_timeout_s` overrides how long to wait for another writer (background jobs)."""
+        `lock_timeout_s` overrides how long to wait for another writer (background jobs);
+        files in `hold` are left as they are this time (`watch`: still being written)."""
         from kb.metrics.store import Event
 
         started = time.perf_counter()
         with self._writing_op(lock_timeout_s):
-            report = self._ingest_locked(paths, include, exclude, hidden, prune, progress)
+            report = self._ingest_locked(paths, include, exclude, hidden, prune, progress, hold)
         error = "failed files" if report.failed else None
-        self.home.record(Event("ingest", self.name, _ms(started), error=error))
+        event = Event("ingest", self.name, _ms(started), model=self.home.model_id, error=error)
+        event.chunks = report.chunks_embedded
+        self.home.record(event)
         return report
+
+    def watch(
+        self,
+        paths: list[Path],
+        stop: threading.Event,
+        include: list[str] | None = None,
+        exclude: list[str] | None = None,
+        hidden: bool = False,
+        prune: bool = False,
+        settle_s: float | None = None,
+    ) -> Iterator[IngestReport]:
+        """Keeps the knowledge base in sync with `paths` until `stop` is set: each batch of
+        changes, once settled (see kb.ingest.watching), is applied by a full `ingest` of
+        `paths` — same filters, write lock and crash safety — and its report yielded. The
+        lock is free between batches. The first batch catches up with changes made before
+        the watch began (e.g. during a first ingest); reports that changed nothing are not
+        yielded. Stopping waits for the batch in progress."""
+        from kb.ingest import watching
+
+        roots = [Path(os.path.abspath(p.expanduser())) for p in paths]
+        quiet = watching.SETTLE_S if settle_s is None else settle_s
+        held: set[str] = set()
+        catch_up = True
+        for changed in watching.changes(roots, stop):
+            pending = {p for p in changed if watching.relevant(p, roots, hidden, self.settings.home)}
+            if not (pending or held or catch_up):
+                continue
+            catch_up = False
+            held = watching.settle(pending | held, stop, quiet)
+            if stop.is_set():
+                return
+            try:
+                report = self.ingest(roots, include, exclude, hidden, prune, hold=frozenset(held))
+            except LockTimeout as exc:  # another writer for long: try again at the next tick
+                self.on_wait(f"{exc}; retrying")
+                catch_up = True
+                continue
+            # Failures of files this batch did not touch were reported when they happened.
+            report.failed = [f for f in report.failed if f["path"] in pending]
+            if report.changed or report.failed:
+                yield report
+
+    def plan_ingest(
+        self,
+        paths: list[Path],
+        include: list[str] | None = None,
+        exclude: list[str] | None = None,
+        hidden: bool = False,
+        prune: bool = False,
+    ) -> IngestPlan:
+        """What `ingest` would add, update, remove (and with `prune`, prune), with the chunks
+        and time it would take on this machine. Writes nothing and takes no lock: the
+        manifest and the metrics are opened read-only, and a KB that does not exist stays so."""
+        from kb.ingest.planning import plan
+
+        kb_exists = self.home.exists(self.name)
+        manifest = Manifest(self.settings.kb_dir / MANIFEST, untouched=True) if kb_exists else None
+        try:
+            if manifest is not None:
+                self._check_model(manifest)
+            result = plan(self.name, manifest, paths, self.home.chunker, self.home.model_id,
+                          include, exclude, hidden, prune)  # fmt: skip
+        finally:
+            if manifest is not None:
+                manifest.close()
+        self._estimate_time(result)
+        return result
+
+    def _estimate_time(self, result: IngestPlan) -> None:
+        """From this machine's past ingests with this model if there are any, else from
+        embedding a few chunk-sized passages of the files now."""
+        from kb.errors import StoreError
+        from kb.ingest.estimate import calibrate
+        from kb.metrics.store import MetricsStore
+
+        if not result.chunks_estimate:
+            return
+        past = None
+        path = self.settings.home / "metrics.db"
+        if path.exists():
+            try:
+                store = MetricsStore(path, untouched=True)
+                try:
+                    past = store.ingest_rate(self.home.model_id)
+                finally:
+                    store.close()
+            except StoreError:  # unreadable or from an older kb: calibrate instead
+                past = None
+        if past is not None:
+            result.chunks_per_s, runs = past
+            result.rate_source = "past ingests"
+            result.rate_detail = f"{runs} past ingest(s) with this model on this KB_HOME, end to end"
+        else:
+            result.chunks_per_s = calibrate(self.home.embedder.embed, result.texts, self.settings.chunk_tokens)
+            result.rate_source = "calibration"
+            result.rate_detail = "32 passages embedded just now; the encoder only, reading and storing add to it"
+        result.seconds_estimate = float(f"{result.chunks_estimate / result.chunks_per_s:.3g}")
+        result.chunks_per_s = float(f"{result.chunks_per_s:.3g}")
 
     def _ingest_locked(
         self,
@@ -176,6 +279,7 @@ class KnowledgeBase:
         hidden: bool = False,
         prune: bool = False,
         progress: Progress | None = None,
+        hold: frozenset[str] = frozenset(),
     ) -> IngestReport:
         """`ingest` for a caller that holds the write lock (kb doctor --repair)."""
         from kb.ingest.pipeline import IngestPipeline
@@ -194,7 +298,7 @@ class KnowledgeBase:
                 self.settings.ingest_batch,
                 recovering=interrupted,
             )
-            return pipeline.run(paths, include, exclude, hidden, prune)
+            return pipeline.run(paths, include, exclude, hidden, prune, hold)
 
     def remove(self, path: Path) -> tuple[int, int]:
         """Removes a document, or every document under a folder: (documents, chunks)."""
@@ -253,11 +357,13 @@ class KnowledgeBase:
                 self.home.close()
 
     # -- reading --------------------------------------------------------------------------
-    def search(self, queries: list[str], k: int | None = None) -> list[list[Hit]]:
+    def search(self, queries: list[str], k: int | None = None, mode: str | None = None) -> list[list[Hit]]:
         """The top `k` passages for each query (validated: empty, huge or binary queries
-        raise InputError)."""
+        raise InputError). `mode`: only "dense" (embedding similarity) so far."""
         from kb.answering.question import clean_question
 
+        if mode not in (None, "dense"):
+            raise InputError(f"search mode {mode} is not available")
         cleaned = [clean_question(q, self.settings.max_question_chars) for q in queries]
         with self._reading():
             self._check_model()

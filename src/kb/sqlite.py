@@ -25,14 +25,20 @@ Migration = str | Callable[[sqlite3.Connection], None]
 
 
 class Database:
-    def __init__(self, path: Path, migrations: Sequence[Migration], *, readonly: bool = False) -> None:
+    def __init__(
+        self, path: Path, migrations: Sequence[Migration], *, readonly: bool = False, untouched: bool = False
+    ) -> None:
         self.path = path
-        self.readonly = readonly
+        self.readonly = readonly or untouched
         self._migrations = list(migrations)
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        self._immutable = False
+        # `untouched`: not even SQLite's WAL index may appear beside the file (a dry run).
+        # With no WAL file there is nothing uncommitted to see, so the file is read as
+        # immutable; with one, a writer is at work and its index exists already. A writer
+        # that starts during an immutable read can make that read fail; it never writes.
+        self._immutable = untouched and not Path(f"{path}-wal").exists()
         conn = self._conn()  # open now, so a bad file fails here with a clear message
         if not readonly:
             self._migrate(conn)

@@ -14,7 +14,7 @@ def _readme_json_blocks() -> list[dict]:
 def test_hash_embedder_readme_json_examples_match_real_output(cli, tmp_path, monkeypatch):
     monkeypatch.setenv("KB_MODEL", "hash")
     (tmp_path / "n.md").write_text("# Notes\n\nApples are red and sweet.\n")
-    ingest_doc, search_doc, ask_doc = _readme_json_blocks()
+    ingest_doc, search_doc, ask_doc, plan_doc, stopped_doc = _readme_json_blocks()
     ingest = cli("ingest", tmp_path, "--json").json()
     assert set(ingest) == set(ingest_doc)
     hit = cli("search", "apples", "--json").ndjson()[0]
@@ -24,3 +24,17 @@ def test_hash_embedder_readme_json_examples_match_real_output(cli, tmp_path, mon
     assert set(answer["citations"][0]) == set(ask_doc["citations"][0])
     assert set(answer["usage"]) == set(ask_doc["usage"]) and set(answer["latency_ms"]) == set(ask_doc["latency_ms"])
     assert set(answer["attempts"][0]) == set(ask_doc["attempts"][0])
+    (tmp_path / "n.md").write_text("# Notes\n\nApples are red, sweet and crisp.\n")
+    (tmp_path / "o.md").write_text("# Other\n\nPears are green.\n")
+    plan = cli("ingest", tmp_path, "--dry-run", "--json").json()
+    assert set(plan) == set(plan_doc)
+    assert set(plan["added"][0]) == set(plan_doc["added"][0]) == set(plan["updated"][0])
+    assert plan["rate_source"] == "calibration" and plan["chunks_per_s"] > 0
+    assert set(stopped_doc) == {
+        "event",
+        "signal",
+        "batches",
+        "added",
+        "updated",
+        "removed",
+    }  # tests/ingest/test_watch.py

@@ -84,7 +84,7 @@ def test_hash_embedder_stats_cover_one_kb_and_old_metrics_files_are_migrated(tmp
     assert beta["providers"].get("primary", {}).get("attempts", 0) == 0
     everything = make_kb(model="hash").stats(all_kbs=True)
     assert everything["requests"] == {"ask": 20, "ingest": 2, "search": 1}
-    assert sqlite3.connect(kb_home / "metrics.db").execute("PRAGMA user_version").fetchone()[0] == 2
+    assert sqlite3.connect(kb_home / "metrics.db").execute("PRAGMA user_version").fetchone()[0] == 3
 
 
 def test_hash_embedder_totals_do_not_parse_chunk_lists_and_old_manifests_are_migrated(tmp_path, make_kb):

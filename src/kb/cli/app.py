@@ -15,6 +15,7 @@ import typer
 
 from kb import __version__, logs
 from kb.cli import render
+from kb.cli.eval import eval_app
 from kb.errors import InputError, KbError
 
 app = typer.Typer(
@@ -31,6 +32,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(cache_app, name="cache")
 app.add_typer(kbs_app, name="kbs")
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(eval_app, name="eval")
 
 _options: dict = {"kb": None, "debug": False}
 JSON = typer.Option(False, "--json", help="Machine-readable output (see README for the shapes).")
@@ -80,21 +82,84 @@ def ingest(
     background: bool = typer.Option(
         False, "--background", help="Queue the ingest for `kb worker` and print the job id at once."
     ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Only show what would be added, updated and removed, with estimated chunks and time."
+    ),
+    watch: bool = typer.Option(
+        False, "--watch", help="After ingesting, keep watching and apply changes as they settle, until stopped."
+    ),
+    settle: float = typer.Option(
+        1.0, "--settle", min=0.1, max=60, help="--watch: read a changed file once it held still this many seconds."
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Add documents (PDF, Markdown, HTML, text); re-running updates only what changed.
 
     Documents whose files were deleted are removed. Filters (--include, --exclude, hidden
-    files) narrow what is read, never what is kept, unless --prune is given."""
+    files) narrow what is read, never what is kept, unless --prune is given. --dry-run
+    writes nothing (not even a new knowledge base's folder).
+
+    --watch prints one line per applied batch (--json: one object per line). Ctrl-C or
+    SIGTERM stops after the batch in progress, with a summary; the exit code is 130 after
+    Ctrl-C (SIGINT), as for any interrupted command, and 0 after SIGTERM, a requested
+    shutdown. A second Ctrl-C stops at once (the next run resumes the batch)."""
+    if sum((dry_run, background, watch)) > 1:
+        raise InputError("--dry-run, --background and --watch do not go together; pick one")
     kb = _kb()
+    if dry_run:
+        plan = kb.plan_ingest(_paths(paths), include, exclude, hidden, prune)
+        render.emit_json(plan.to_json()) if as_json else render.ingest_plan(plan)
+        raise typer.Exit(1 if plan.failed else 0)
     if background:
         job = kb.enqueue_ingest(_paths(paths), include, exclude, hidden, prune)
         render.emit_json(job) if as_json else render.job_queued(job)
         return
+    missing = [p for p in _paths(paths) if watch and not p.expanduser().exists()]
+    if missing:
+        raise InputError(f"--watch: {missing[0]} does not exist; watch an existing file or folder")
     progress = None if as_json else render.IngestProgress()
     report = kb.ingest(_paths(paths), include, exclude, hidden, prune, progress=progress)
+    if watch:
+        render.emit_json({"event": "ingest", **report.to_json()}) if as_json else render.ingest_report(report)
+        raise typer.Exit(_watch(kb, _paths(paths), include, exclude, hidden, prune, settle, as_json))
     render.emit_json(report.to_json()) if as_json else render.ingest_report(report)
     raise typer.Exit(1 if report.failed else 0)
+
+
+def _watch(kb, paths: list[Path], include, exclude, hidden: bool, prune: bool, settle: float, as_json: bool) -> int:
+    """The --watch loop: the first SIGINT or SIGTERM lets the batch in progress finish."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+    caught: list[int] = []
+
+    def on_signal(signum, frame) -> None:
+        if caught and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C: now; the interrupted batch resumes next run
+        caught.append(signum)
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    totals = {"batches": 0, "added": 0, "updated": 0, "removed": 0}
+    render.note(f"watching {', '.join(str(p) for p in paths)} for changes; Ctrl-C stops")
+    try:
+        for report in kb.watch(paths, stop, include, exclude, hidden, prune, settle):
+            totals["batches"] += 1
+            for key in ("added", "updated", "removed"):
+                totals[key] += getattr(report, key)
+            if as_json:
+                render.emit_json({"event": "batch", **report.to_json()})
+            else:
+                render.watch_batch(report)
+            sys.stdout.flush()  # a line per batch, also into a pipe
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    name = signal.Signals(caught[0]).name if caught else "stopped"
+    summary = {"event": "stopped", "signal": name, **totals}
+    render.emit_json(summary) if as_json else render.watch_stopped(summary)
+    return 130 if caught and caught[0] == signal.SIGINT else 0
 
 
 def _paths(given: list[str]) -> list[Path]:

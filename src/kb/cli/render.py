@@ -47,40 +47,66 @@ def _short(path: str) -> str:
 
 
 class IngestProgress:
-    """A rich progress bar with files, chunks and ETA; silent when stderr is not a TTY."""
+    """A rich progress bar: files, chunks and an ETA by work (bytes of the changed files,
+    see kb.ingest.progress); silent when stderr is not a TTY."""
 
     def __init__(self) -> None:
+        from kb.ingest.progress import WorkMeter
+
+        self.meter = WorkMeter()
         self._bar: Any = None
-        self._chunks = 0
 
     def start(self, total_files: int) -> None:
+        self.meter.start(total_files)
         if not err.is_terminal:
             return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn
+        from rich.text import Text
+
+        from kb.ingest.progress import format_eta
+
+        meter = self.meter
+
+        class Eta(ProgressColumn):
+            def render(self, task) -> Text:
+                return Text(format_eta(meter.eta_s()))
 
         self._bar = Progress(
             TextColumn("[bold]ingesting"),
             BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("files"),
+            TextColumn("{task.fields[files]} files"),
             TextColumn("{task.fields[chunks]} chunks embedded"),
-            TimeRemainingColumn(),
+            Eta(),
             TextColumn("{task.fields[name]}"),
             console=err,
             transient=True,
         )
         self._bar.start()
-        self._task = self._bar.add_task("ingest", total=total_files, chunks=0, name="")
+        self._task = self._bar.add_task("ingest", total=None, files=self._files(), chunks=0, name="")
+
+    def _files(self) -> str:
+        return f"{self.meter.files_done}/{self.meter.files_total}"
+
+    def planned(self, work_bytes: int) -> None:
+        self.meter.planned(work_bytes)
+        if self._bar:
+            self._bar.update(self._task, total=max(work_bytes, 1), completed=0)
 
     def advance(self, path: str, chunks: int) -> None:
+        self.meter.advance(path, chunks)
         if self._bar:
-            self._bar.update(self._task, advance=1, name=Path(path).name[:40])
+            self._bar.update(self._task, files=self._files(), name=Path(path).name[:40])
 
     def embedded(self, chunks: int) -> None:
         """As each batch lands, so a big file shows its progress before it is done."""
+        self.meter.embedded(chunks)
         if self._bar:
-            self._chunks += chunks
-            self._bar.update(self._task, chunks=self._chunks)
+            self._bar.update(self._task, chunks=self.meter.chunks)
+
+    def worked(self, work_bytes: float) -> None:
+        self.meter.worked(work_bytes)
+        if self._bar:
+            self._bar.update(self._task, completed=self.meter.work_done)
 
     def finish(self) -> None:
         if self._bar:
@@ -102,6 +128,70 @@ def ingest_report(report) -> None:
         err.print(f"  removed: {_short(source)}", markup=False)
     for item in r.warnings:
         err.print(f"  warning: {_short(item['path'])}: {item['warning']}", markup=False)
+
+
+def watch_batch(report) -> None:
+    """One line per applied batch of a watched folder; details on stderr as for an ingest."""
+    import time
+
+    r = report
+    out.print(
+        f"{time.strftime('%H:%M:%S')} {r.added} added, {r.updated} updated, {r.removed} removed, "
+        f"{len(r.failed)} failed; {r.chunks_added} chunks added, {r.chunks_removed} removed in {r.seconds:.1f}s",
+        markup=False,
+    )
+    for item in r.failed:
+        err.print(f"  failed: {_short(item['path'])}: {item['reason']}", markup=False)
+    for source in r.removed_sources:
+        err.print(f"  removed: {_short(source)}", markup=False)
+    for source in r.held:
+        err.print(f"  still being written, later: {_short(source)}", markup=False)
+
+
+def watch_stopped(summary: dict) -> None:
+    out.print(
+        f"stopped ({summary['signal']}) after {summary['batches']} batches: {summary['added']} added, "
+        f"{summary['updated']} updated, {summary['removed']} removed",
+        markup=False,
+    )
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return str(n)
+
+
+def ingest_plan(plan) -> None:
+    state = "exists" if plan.kb_exists else "does not exist yet"
+    out.print(f"dry run: nothing written; knowledge base {plan.kb!r} {state}", markup=False)
+    out.print(
+        f"would add {len(plan.added)}, update {len(plan.updated)}, remove {len(plan.removed)}"
+        + (f", prune {len(plan.pruned)}" if plan.pruned else "")
+        + f"; {plan.unchanged} unchanged, {len(plan.failed)} failed",
+        markup=False,
+    )
+    line = f"about {plan.chunks_estimate} chunks from {_size(plan.work_bytes)}"
+    if plan.chunks_per_s:
+        line += (
+            f", about {plan.seconds_estimate:g}s on this machine at {plan.chunks_per_s:g} chunks/s "
+            f"({plan.rate_source}: {plan.rate_detail})"
+        )
+    if plan.updated:
+        line += "; an update embeds only the chunks whose text changed, so it may take less"
+    out.print(line, markup=False)
+    for verb, items in (("add", plan.added), ("update", plan.updated)):
+        for item in items:
+            out.print(f"  {verb}: {_short(item['path'])} (~{item['chunks_estimate']} chunks)", markup=False)
+    for verb, sources in (("remove", plan.removed), ("prune", plan.pruned)):
+        for source in sources:
+            out.print(f"  {verb}: {_short(source)}", markup=False)
+    for item in plan.failed:
+        err.print(f"  failed: {_short(item['path'])}: {item['reason']}", markup=False)
+    for item in plan.skipped:
+        err.print(f"  skipped: {_short(item['path'])}: {item['reason']}", markup=False)
 
 
 def doctor(report, repaired: bool) -> None:
@@ -259,6 +349,79 @@ def stats(data: dict) -> None:
         f"share below {d['low_match']}: recent {_fmt(r['low_match_share'])}, baseline {_fmt(b['low_match_share'])}"
         + ("; [bold red]drifting[/]" if d["drifting"] else "")
     )
+
+
+class EvalProgress:
+    """Queries or questions done, on a terminal's stderr; silent otherwise."""
+
+    def __init__(self) -> None:
+        self._bar: Any = None
+        self._tasks: dict[str, Any] = {}
+
+    def update(self, label: str, done: int, total: int) -> None:
+        if not err.is_terminal:
+            return
+        if self._bar is None:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeRemainingColumn(), console=err, transient=True)  # fmt: skip
+            self._bar.start()
+        if label not in self._tasks:
+            self._tasks[label] = self._bar.add_task(label, total=total)
+        self._bar.update(self._tasks[label], completed=done)
+
+    def finish(self) -> None:
+        if self._bar:
+            self._bar.stop()
+
+
+def retrieval_eval(data: dict) -> None:
+    from rich.table import Table
+
+    modes = {mode: m for mode, m in data["modes"].items() if "unavailable" not in m}
+    skipped = len(data["skipped_queries"])
+    out.print(
+        f"{data['kb']}: {data['queries']} queries" + (f", {skipped} skipped (no relevant judgement)" if skipped else "")
+    )
+    table = Table()
+    table.add_column("metric")
+    for mode in modes:
+        table.add_column(mode, justify="right")
+    for metric in ("ndcg@10", "recall@10", "recall@100", "mrr@10", "ms_per_query"):
+        table.add_row(metric, *(f"{m[metric]:.4g}" for m in modes.values()))
+    out.print(table)
+    for mode, m in data["modes"].items():
+        if "unavailable" in m:
+            note(f"{mode}: {m['unavailable']}")
+    if data["unknown_corpus_ids"]:
+        ids = data["unknown_corpus_ids"]
+        warning(f"{len(ids)} relevant corpus id(s) name no document of the KB (scored as missed): {', '.join(ids[:5])}")
+    if data["qrels_without_query"]:
+        warning(f"{len(data['qrels_without_query'])} query id(s) of the qrels are not in the queries file")
+
+
+def answers_eval(data: dict) -> None:
+    lat = data["latency_ms"]
+    cost = "unknown" if data["cost_usd"] is None else f"${data['cost_usd']:.6f}"
+    cited = "–" if data["cited_doc"] is None else f"{data['cited_doc']:.1%} of {data['with_doc']}"
+    rows = {
+        "questions": str(data["questions"]),
+        "contained": f"{data['contained']:.1%}",
+        "token F1": f"{data['f1']:.3f}",
+        "cited doc": cited,
+        "words": f"{data['mean_words']} per answer",
+        "latency": f"p50 {_fmt(lat['p50'])} ms, p95 {_fmt(lat['p95'])} ms",
+        "tokens": f"{data['input_tokens']} in / {data['output_tokens']} out",
+        "cost": cost,
+        "providers": ", ".join(f"{p} {n}" for p, n in data["providers"].items()) or "none",
+    }
+    for key, value in rows.items():
+        out.print(f"[bold]{key:>10}[/]  {value}")
+    if data["errors"]:
+        warning(f"{data['errors']} question(s) got no answer (counted as misses); --json shows the errors")
+    if data["unknown_docs"]:
+        warning(f"gold doc(s) not in the KB: {', '.join(data['unknown_docs'][:5])}")
 
 
 def pretty_json(obj) -> None:

@@ -17,6 +17,7 @@ class Found:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason): not kb's to read
     failed: list[tuple[str, str]] = field(default_factory=list)  # (path, reason): should have been read
     roots: list[Path] = field(default_factory=list)  # folders walked completely
+    held: list[Path] = field(default_factory=list)  # set aside by the caller this time: kept, not read
 
 
 def _matches(rel: str, name: str, patterns: list[str]) -> bool:

@@ -56,10 +56,10 @@ class Manifest:
     """What has been ingested into one knowledge base. `readonly` opens an existing
     manifest without ever writing (read commands; a read-only KB_HOME)."""
 
-    def __init__(self, path: Path, readonly: bool = False) -> None:
+    def __init__(self, path: Path, readonly: bool = False, untouched: bool = False) -> None:
         self.path = path
-        self._db = Database(path, MIGRATIONS, readonly=readonly)
-        if not readonly:
+        self._db = Database(path, MIGRATIONS, readonly=readonly, untouched=untouched)
+        if not (readonly or untouched):
             # Identifies this manifest among rebuilt ones (kb doctor): cached answers are keyed
             # by (generation, content_version), so a rebuilt KB never meets old answers.
             self._db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('generation', lower(hex(randomblob(8))))")

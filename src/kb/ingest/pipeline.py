@@ -30,16 +30,25 @@ READ_AHEAD = 64  # files parsed ahead of the encoder
 
 
 class Progress(Protocol):
+    """Files are counted, but work is measured in bytes of the files that must be read:
+    `planned` gives the total once the stat pass knows which files changed, and `worked`
+    reports parts of it as they are done (a big file's share as each batch of its chunks
+    is stored), so an ETA by work stays meaningful when one file dwarfs the rest."""
+
     def start(self, total_files: int) -> None: ...
+    def planned(self, work_bytes: int) -> None: ...  # bytes of the files to read and embed
     def advance(self, path: str, chunks: int) -> None: ...  # a file is done (committed or skipped)
     def embedded(self, chunks: int) -> None: ...  # chunks encoded and stored, as each batch lands
+    def worked(self, work_bytes: float) -> None: ...  # this much of the planned work is done
     def finish(self) -> None: ...
 
 
 class _Silent:
     def start(self, total_files: int) -> None: ...
+    def planned(self, work_bytes: int) -> None: ...
     def advance(self, path: str, chunks: int) -> None: ...
     def embedded(self, chunks: int) -> None: ...
+    def worked(self, work_bytes: float) -> None: ...
     def finish(self) -> None: ...
 
 
@@ -58,6 +67,7 @@ class IngestReport:
     warnings: list[dict] = field(default_factory=list)
     removed_sources: list[str] = field(default_factory=list)
     chunks_embedded: int = 0  # encoded in this run: less than chunks_added when a killed run's batches are reused
+    held: list[str] = field(default_factory=list)  # left as they were this time (watch: still being written)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -126,6 +136,28 @@ def _read_ahead(items: list, chunker: Chunker, depth: int = READ_AHEAD):
             yield done, future.result
 
 
+def to_remove(found: Found, manifest: Manifest, prune: bool) -> list[str]:
+    """Documents under the walked folders that this run did not see. Only those whose file
+    is gone are removed, unless `prune` asks to mirror the filtered view too; a folder that
+    could not be listed keeps its documents either way."""
+    seen = {str(path) for path in found.files + found.held} | {path for path, _ in found.failed}
+    unlisted = tuple(path.rstrip("/") + "/" for path, _ in found.failed)
+    out = []
+    for root in found.roots:
+        for source in manifest.sources_under(str(root)):
+            if source in seen or source.startswith(unlisted):
+                continue
+            if is_gone(source) or prune:
+                out.append(source)
+    return out
+
+
+def _weights(pending: list[_Pending]) -> list[float]:
+    """Each new chunk's share of its file's bytes, aligned with the pending files' fresh
+    chunks: storing a batch completes that much of the planned work."""
+    return [p.record.size / len(p.fresh) for p in pending for _ in p.fresh]
+
+
 class IngestPipeline:
     """Runs one ingest. `store` and `embed` are reached through callables so that a run
     with nothing to do never opens Chroma or loads the model."""
@@ -159,9 +191,16 @@ class IngestPipeline:
         exclude: list[str] | None = None,
         hidden: bool = False,
         prune: bool = False,
+        hold: frozenset[str] = frozenset(),
     ) -> IngestReport:
+        """`hold`: files to leave as they are this time, neither read nor removed (a watched
+        file still being written)."""
         started = time.perf_counter()
         found = discover(paths, include, exclude, hidden)
+        if hold:
+            found.held = [p for p in found.files if str(p) in hold]
+            found.files = [p for p in found.files if str(p) not in hold]
+            self.report.held = [str(p) for p in found.held]
         self.report.files_seen = len(found.files)
         self.report.skipped = [{"path": p, "reason": r} for p, r in found.skipped]
         self.report.failed = [{"path": p, "reason": r} for p, r in found.failed]
@@ -175,35 +214,22 @@ class IngestPipeline:
                 continue
             if item is not None:
                 to_read.append(item)
+        self.progress.planned(sum(st.st_size for _, st, _ in to_read))
         chunker = self._chunker()
         for (path, st, old), prepared in _read_ahead(to_read, chunker):
             try:
                 self._plan(path, st, old, prepared())
             except IngestError as exc:
                 self._failed(str(path), exc)
+                self.progress.worked(st.st_size)
             if sum(len(p.fresh) for p in self._pending) >= self.batch:
                 self._flush()
         self._flush()
-        for source in self._to_remove(found, prune):
+        for source in to_remove(found, self.manifest, prune):
             self._remove(source)
         self.progress.finish()
         self.report.seconds = round(time.perf_counter() - started, 3)
         return self.report
-
-    def _to_remove(self, found: Found, prune: bool) -> list[str]:
-        """Documents under the walked folders that this run did not see. Only those whose
-        file is gone are removed, unless `prune` asks to mirror the filtered view too; a
-        folder that could not be listed keeps its documents either way."""
-        seen = {str(path) for path in found.files} | {path for path, _ in found.failed}
-        unlisted = tuple(path.rstrip("/") + "/" for path, _ in found.failed)
-        out = []
-        for root in found.roots:
-            for source in self.manifest.sources_under(str(root)):
-                if source in seen or source.startswith(unlisted):
-                    continue
-                if is_gone(source) or prune:
-                    out.append(source)
-        return out
 
     def _check(self, path: Path):
         """Stat and manifest only: None if the file is known unchanged, else what reading needs."""
@@ -224,6 +250,7 @@ class IngestPipeline:
         if old is not None and old.sha256 == prepared.digest:
             self.manifest.touch(source, st.st_size, st.st_mtime_ns)
             self._unchanged(source)
+            self.progress.worked(st.st_size)
             return
         for warning in prepared.warnings:
             self.report.warnings.append({"path": source, "warning": warning})
@@ -275,8 +302,12 @@ class IngestPipeline:
         pending, self._pending = self._pending, []
         store = self._store()
         fresh = [c for p in pending for c in p.fresh]
+        weight = _weights(pending)
+        self.progress.worked(sum(p.record.size for p in pending if not p.fresh))
         if self.recovering and fresh:
             stored = store.existing([c.id for c in fresh])
+            self.progress.worked(sum(weight[i] for i, c in enumerate(fresh) if c.id in stored))
+            weight = [weight[i] for i, c in enumerate(fresh) if c.id not in stored]
             fresh = [c for c in fresh if c.id not in stored]
         stale = [i for p in pending for i in p.stale]
         if stale:
@@ -286,6 +317,7 @@ class IngestPipeline:
             store.add(part, self._embed([c.embedding_text() for c in part]))
             self.report.chunks_embedded += len(part)
             self.progress.embedded(len(part))
+            self.progress.worked(sum(weight[start : start + self.batch]))
         now = time.time()
         for item in pending:
             item.record.ingested_at = now

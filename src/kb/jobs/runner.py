@@ -34,8 +34,9 @@ class _Progress:
 
     def __init__(self, jobs: SqliteJobStore, job_id: str, worker: str) -> None:
         self.jobs, self.job_id, self.worker = jobs, job_id, worker
-        self.state = {"files_total": 0, "files_done": 0, "chunks": 0}
+        self.state = {"files_total": 0, "files_done": 0, "chunks": 0, "bytes_total": 0, "bytes_done": 0}
         self._written = 0.0
+        self._bytes_done = 0.0
 
     def _write(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -47,8 +48,17 @@ class _Progress:
         self.state["files_total"] = total_files
         self._write(force=True)
 
+    def planned(self, work_bytes: int) -> None:
+        self.state["bytes_total"] = work_bytes
+        self._write()
+
     def advance(self, path: str, chunks: int) -> None:
         self.state["files_done"] += 1
+        self._write()
+
+    def worked(self, work_bytes: float) -> None:
+        self._bytes_done += work_bytes
+        self.state["bytes_done"] = round(self._bytes_done)
         self._write()
 
     def embedded(self, chunks: int) -> None:

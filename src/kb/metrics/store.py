@@ -41,7 +41,13 @@ CREATE INDEX IF NOT EXISTS events_kb_ts ON events(kb, ts);
 CREATE INDEX IF NOT EXISTS attempts_kb_ts ON attempts(kb, ts);
 """
 
-MIGRATIONS: list[Migration] = [_SCHEMA_1, _SCHEMA_2]
+# Schema 3: an ingest records the chunks it embedded, so `kb ingest --dry-run` can estimate
+# the time of the next one from this machine's past throughput.
+_SCHEMA_3 = "ALTER TABLE events ADD COLUMN chunks INTEGER;"
+
+MIGRATIONS: list[Migration] = [_SCHEMA_1, _SCHEMA_2, _SCHEMA_3]
+# Ingests that embedded fewer chunks are mostly start-up (model load, Chroma open).
+MIN_CHUNKS_FOR_RATE = 100
 
 
 @dataclass
@@ -59,6 +65,7 @@ class Event:
     cached: bool = False
     error: str | None = None
     top1: float | None = None
+    chunks: int | None = None  # ingest: chunks embedded
     attempts: list[Attempt] = field(default_factory=list)
     ts: float = field(default_factory=time.time)
 
@@ -66,8 +73,8 @@ class Event:
 class MetricsStore:
     """Every KB under one home writes here; reads take a KB name, or None for all of them."""
 
-    def __init__(self, path: Path, readonly: bool = False) -> None:
-        self._db = Database(path, MIGRATIONS, readonly=readonly)
+    def __init__(self, path: Path, readonly: bool = False, untouched: bool = False) -> None:
+        self._db = Database(path, MIGRATIONS, readonly=readonly, untouched=untouched)
 
     @property
     def readonly(self) -> bool:
@@ -117,3 +124,15 @@ class MetricsStore:
         where, params = self._where(kb, None, before=ts)
         rows = self._db.execute(f"SELECT top1 FROM events WHERE {where} AND top1 IS NOT NULL ORDER BY ts", params)
         return [r["top1"] for r in rows]
+
+    def ingest_rate(self, model: str, last: int = 20) -> tuple[float, int] | None:
+        """Chunks per second of the `last` ingests with `model` that embedded enough chunks to
+        measure (end to end: reading, embedding and storing), and how many ingests that is."""
+        rows = self._db.execute(
+            "SELECT chunks, total_ms FROM events WHERE kind = 'ingest' AND model = ? "
+            "AND chunks >= ? AND total_ms > 0 ORDER BY ts DESC LIMIT ?",
+            (model, MIN_CHUNKS_FOR_RATE, last),
+        ).fetchall()
+        if not rows:
+            return None
+        return sum(r["chunks"] for r in rows) / (sum(r["total_ms"] for r in rows) / 1000), len(rows)

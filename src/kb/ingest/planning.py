@@ -1,0 +1,88 @@
+"""`kb ingest --dry-run`: what an ingest would add, update and remove, decided the way the
+pipeline decides it (stat, then the content hash when only the mtime moved), with the
+estimated chunks of the files to embed. Reads the manifest, never writes anything."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from kb.ingest.chunking import Chunker
+from kb.ingest.discovery import discover, is_gone
+from kb.ingest.estimate import estimate_chunks
+from kb.ingest.manifest import Manifest
+from kb.ingest.pipeline import to_remove
+
+CALIBRATION_TEXTS = 16
+
+
+@dataclass
+class IngestPlan:
+    kb: str
+    kb_exists: bool
+    added: list[dict] = field(default_factory=list)  # {"path", "bytes", "chunks_estimate"}
+    updated: list[dict] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)  # their files are gone
+    pruned: list[str] = field(default_factory=list)  # files exist but the filters leave them out (--prune)
+    unchanged: int = 0
+    skipped: list[dict] = field(default_factory=list)
+    failed: list[dict] = field(default_factory=list)
+    work_bytes: int = 0
+    chunks_estimate: int = 0
+    seconds_estimate: float = 0.0
+    chunks_per_s: float | None = None
+    rate_source: str = "nothing to embed"  # "past ingests" | "calibration" | "nothing to embed"
+    rate_detail: str = ""
+    texts: list[str] = field(default_factory=list, repr=False)  # for a calibration run
+
+    def to_json(self) -> dict:
+        out = asdict(self)
+        del out["texts"]
+        return out
+
+
+def plan(
+    kb: str,
+    manifest: Manifest | None,
+    paths: list[Path],
+    chunker: Chunker,
+    model_id: str,
+    include: list[str] | None = None,
+    exclude: list[str] | None = None,
+    hidden: bool = False,
+    prune: bool = False,
+) -> IngestPlan:
+    found = discover(paths, include, exclude, hidden)
+    result = IngestPlan(kb, manifest is not None)
+    result.skipped = [{"path": p, "reason": r} for p, r in found.skipped]
+    result.failed = [{"path": p, "reason": r} for p, r in found.failed]
+    for path in found.files:
+        source = str(path)
+        try:
+            st = path.stat()
+            old = manifest.get(source) if manifest else None
+            data = None
+            if old is not None and old.model == model_id and old.chunker == chunker.version:
+                if old.size == st.st_size and old.mtime_ns == st.st_mtime_ns:
+                    result.unchanged += 1
+                    continue
+                data = path.read_bytes()
+                if hashlib.sha256(data).hexdigest() == old.sha256:
+                    result.unchanged += 1
+                    continue
+            data = path.read_bytes() if data is None else data
+        except OSError as exc:
+            result.failed.append({"path": source, "reason": f"cannot read ({exc.strerror})"})
+            continue
+        chunks, texts = estimate_chunks(path, data, chunker)
+        entry = {"path": source, "bytes": st.st_size, "chunks_estimate": chunks}
+        (result.added if old is None else result.updated).append(entry)
+        result.work_bytes += st.st_size
+        result.chunks_estimate += chunks
+        if len(result.texts) < CALIBRATION_TEXTS:
+            result.texts += texts
+    if manifest is not None:
+        for source in to_remove(found, manifest, prune):
+            (result.removed if is_gone(source) else result.pruned).append(source)
+    return result
