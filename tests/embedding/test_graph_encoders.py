@@ -209,3 +209,16 @@ def test_auto_takes_the_fastest_runtime_that_is_installed(monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     assert ingest_runtime("auto") == "float32"
     assert ingest_runtime("onnx") == "onnx"  # an explicit choice is kept, and fails with a ConfigError on use
+
+
+@pytest.mark.parametrize(
+    ("runtime", "module"), [("openvino", "kb.embedding.openvino_bert"), ("onnx", "kb.embedding.onnx_bert")]
+)
+def test_a_dry_run_on_the_real_model_leaves_no_graph_cache(cli, kb_home, monkeypatch, runtime, module):
+    """kb ingest --dry-run calibrates on the ingest encoder and promises to write nothing."""
+    monkeypatch.setattr(pytest.importorskip(module), "_LOADED", {})  # as in a new process: nothing loaded yet
+    monkeypatch.setenv("KB_EMBED_DTYPE", runtime)
+    res = cli("ingest", "--dry-run", "--json", SAMPLE)
+    assert res.code == 0, res.err
+    assert res.json()["rate_source"] == "calibration" and res.json()["chunks_per_s"] > 0
+    assert not kb_home.exists()

@@ -51,8 +51,10 @@ def model_id(settings: Settings) -> str:
     return PACKAGED_MODEL_ID
 
 
-def open_embedder(settings: Settings, for_queries: bool = False) -> Embedder:
+def open_embedder(settings: Settings, for_queries: bool = False, store_graph: bool = True) -> Embedder:
     """The encoder for ingest batches, or (`for_queries`) the one that starts fastest.
+    `store_graph=False`: the graph runtimes do not add their graph to the cache under
+    KB_HOME (for kb ingest --dry-run, which writes nothing).
 
     Both read the same weights. For BERT models with mean pooling (the packaged one) kb
     runs the forward pass itself — NumPy for queries, so a search never imports torch;
@@ -70,7 +72,7 @@ def open_embedder(settings: Settings, for_queries: bool = False) -> Embedder:
             from kb.embedding.numpy_bert import NumpyBertEmbedder
 
             return NumpyBertEmbedder(path, model_id(settings))
-        return _ingest_encoder(settings, path)
+        return _ingest_encoder(settings, path, store_graph)
     from kb.embedding.sentence import SentenceTransformerEmbedder
 
     torch_dtype = settings.embed_dtype in ("auto", "float32", "bfloat16")  # the graph runtimes run BERT only
@@ -101,7 +103,7 @@ def ingest_runtime(requested: str) -> str:
     return "onnx" if _installed("onnx") else "float32"
 
 
-def _ingest_encoder(settings: Settings, path: Path) -> Embedder:
+def _ingest_encoder(settings: Settings, path: Path, store_graph: bool) -> Embedder:
     runtime = ingest_runtime(settings.embed_dtype)
     cache = settings.home / "models" / "onnx"
     if runtime in _RUNTIME_PACKAGES and not _installed(runtime):
@@ -112,11 +114,11 @@ def _ingest_encoder(settings: Settings, path: Path) -> Embedder:
     if runtime == "openvino":
         from kb.embedding.openvino_bert import OpenVinoBertEmbedder
 
-        return OpenVinoBertEmbedder(path, model_id(settings), cache)
+        return OpenVinoBertEmbedder(path, model_id(settings), cache, store_graph=store_graph)
     if runtime == "onnx":
         from kb.embedding.onnx_bert import OnnxBertEmbedder
 
-        return OnnxBertEmbedder(path, model_id(settings), cache)
+        return OnnxBertEmbedder(path, model_id(settings), cache, store_graph=store_graph)
     from kb.embedding.torch_bert import TorchBertEmbedder
 
     return TorchBertEmbedder(path, model_id(settings), runtime)

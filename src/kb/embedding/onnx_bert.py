@@ -42,7 +42,7 @@ def cpu_threads() -> int:
     return min(available, int(limit)) if limit.isdigit() and int(limit) > 0 else available
 
 
-def open_session(model_file: Path, threads: int | None = None):
+def open_session(model_file: Path | bytes, threads: int | None = None):
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -54,17 +54,21 @@ def open_session(model_file: Path, threads: int | None = None):
     # measured under load (docs/benchmarks.md), as NumPy's BLAS threads did (numpy_bert.py).
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3  # warnings would reach the terminal; errors still raise
-    return ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
+    model = model_file if isinstance(model_file, bytes) else str(model_file)
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
 class OnnxBertEmbedder:
     dtype = "onnx-float32"
 
-    def __init__(self, path: Path, model_id: str, cache_dir: Path, batch: int = _BATCH) -> None:
+    def __init__(
+        self, path: Path, model_id: str, cache_dir: Path, batch: int = _BATCH, store_graph: bool = True
+    ) -> None:
         self.model_id = model_id
         self.batch = batch
         self._path = path
         self._cache_dir = cache_dir
+        self._store_graph = store_graph
         self._m: BertModelFiles | None = None
         self._session: Any = None
         self.dimension = 0
@@ -75,7 +79,8 @@ class OnnxBertEmbedder:
             with _LOADING:
                 if key not in _LOADED:
                     m = BertModelFiles(self._path)
-                    _LOADED[key] = (m, open_session(cached_graph(self._path, self._cache_dir, fused=True, m=m)))
+                    graph = cached_graph(self._path, self._cache_dir, fused=True, m=m, store=self._store_graph)
+                    _LOADED[key] = (m, open_session(graph))
                 self._m, self._session = _LOADED[key]
             self.dimension = self._m.hidden
         return self._session

@@ -38,15 +38,21 @@ def weights_digest(path: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def cached_graph(path: Path, cache_dir: Path, fused: bool, m: BertModelFiles | None = None) -> Path:
+def cached_graph(
+    path: Path, cache_dir: Path, fused: bool, m: BertModelFiles | None = None, store: bool = True
+) -> Path | bytes:
     """The graph for the model folder `path`, built on first use and kept in `cache_dir`
     under the weights' SHA-256 (~50 ms to hash). Written to a temporary name, flushed and
-    renamed, so a crash or a concurrent kb never leaves a half-written file under that name."""
+    renamed, so a crash or a concurrent kb never leaves a half-written file under that name.
+    With `store=False` (kb ingest --dry-run, which writes nothing) a graph not cached yet is
+    returned as bytes instead; both runtimes read either."""
     kind = "fused" if fused else "plain"
     target = cache_dir / f"bert-{weights_digest(path)[:32]}-{kind}-g{GRAPH_VERSION}.onnx"
     if target.exists():
         return target
     blob = build(m or BertModelFiles(path), fused=fused)
+    if not store:
+        return blob
     cache_dir.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp", dir=cache_dir)
     try:

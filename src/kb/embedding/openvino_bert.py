@@ -39,12 +39,19 @@ def supported_precision() -> str:
 
 class OpenVinoBertEmbedder:
     def __init__(
-        self, path: Path, model_id: str, cache_dir: Path, precision: str = "auto", batch: int = _BATCH
+        self,
+        path: Path,
+        model_id: str,
+        cache_dir: Path,
+        precision: str = "auto",
+        batch: int = _BATCH,
+        store_graph: bool = True,
     ) -> None:
         self.model_id = model_id
         self.batch = batch
         self._path = path
         self._cache_dir = cache_dir
+        self._store_graph = store_graph
         self._requested = precision
         self.dtype: str | None = None  # resolved on load
         self._m: BertModelFiles | None = None
@@ -66,7 +73,9 @@ class OpenVinoBertEmbedder:
 
         dtype = supported_precision() if self._requested == "auto" else self._requested
         m = BertModelFiles(self._path)
-        model_file = cached_graph(self._path, self._cache_dir, fused=False, m=m)
+        graph = cached_graph(self._path, self._cache_dir, fused=False, m=m, store=self._store_graph)
+        core = ov.Core()
+        model = core.read_model(graph if isinstance(graph, bytes) else str(graph))
         config = {
             "INFERENCE_PRECISION_HINT": "bf16" if dtype == "bfloat16" else "f32",
             "INFERENCE_NUM_THREADS": cpu_threads(),
@@ -76,7 +85,7 @@ class OpenVinoBertEmbedder:
             # Linux; measured under load in docs/benchmarks.md).
             "ENABLE_CPU_PINNING": False,
         }
-        return m, dtype, ov.Core().compile_model(str(model_file), "CPU", config)
+        return m, dtype, core.compile_model(model, "CPU", config)
 
     def embed(self, texts: list[str]) -> np.ndarray:
         compiled = self._load()
