@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 KB     := $(VENV)/bin/kb
 DEMO_HOME := .kb-demo
 
-.PHONY: demo test lint test-soak bench bench-quick bench-load install install-dev clean
+.PHONY: demo test lint test-soak bench bench-quick bench-load bench-avx2 install install-dev clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,10 @@ bench-load: $(VENV)/.installed-dev
 
 bench-quick: $(VENV)/.installed-bench
 	$(PY) benchmarks/run.py --quick $(BENCH_ARGS)
+
+# The same on AVX2 code paths (no AVX-512, bf16, VNNI, AMX), on a CPU that has more.
+bench-avx2: $(VENV)/.installed-bench
+	$(PY) benchmarks/avx2/emulate.py $(PY) benchmarks/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(DEMO_HOME) .pytest_cache

@@ -118,7 +118,7 @@ def bench_ingest(work: Path, quick: bool, llamaindex: bool) -> None:
     import numpy as np
 
     from kb.config import load_settings
-    from kb.embedding import model_dir, model_id, open_embedder
+    from kb.embedding import ingest_runtime, model_dir, model_id, open_embedder
     from kb.embedding.sentence import SentenceTransformerEmbedder
     from kb.embedding.torch_bert import TorchBertEmbedder
     from kb.facade import KnowledgeBase
@@ -131,9 +131,9 @@ def bench_ingest(work: Path, quick: bool, llamaindex: bool) -> None:
     texts = _chunk_texts(settings, corpus)
     encoder = open_embedder(settings)
     encoder.embed(texts[:64])  # load and warm, outside every timing
-    print(
-        f"  corpus: {files} files, {size / 1e6:.1f} MB, {len(texts)} chunks; encoder dtype {encoder.dtype}", flush=True
-    )
+    mode = f"{ingest_runtime('auto')} {encoder.dtype}"  # what embed_dtype = "auto" picked on this CPU
+    RAW["auto_encoder"] = mode
+    print(f"  corpus: {files} files, {size / 1e6:.1f} MB, {len(texts)} chunks; auto encoder: {mode}", flush=True)
     bare, ours = [], []
     for rep in range(1 if quick else 2):  # interleaved, so drift hits both alike
         t = time.perf_counter()
@@ -149,7 +149,7 @@ def bench_ingest(work: Path, quick: bool, llamaindex: bool) -> None:
         "files": files,
         "bytes": size,
         "chunks": len(texts),
-        "dtype": encoder.dtype,
+        "encoder": mode,
         "bare_chunks_per_s": bare,
         "kb_chunks_per_s": ours,
     }
@@ -160,8 +160,8 @@ def bench_ingest(work: Path, quick: bool, llamaindex: bool) -> None:
         ratio >= 0.90,
     )
 
-    # Speed: kb's encoder in fp32. Vectors and quality: sentence-transformers in fp32, the
-    # reference implementation.
+    # Speed: against kb's torch encoder in fp32 (what a CPU without bf16 ran before).
+    # Vectors and quality: sentence-transformers in fp32, the reference implementation.
     fp32 = TorchBertEmbedder(model_dir(settings), model_id(settings), "float32")
     fp32.embed(texts[:64])
     t = time.perf_counter()
@@ -176,11 +176,9 @@ def bench_ingest(work: Path, quick: bool, llamaindex: bool) -> None:
         "cos_mean": float(cosines.mean()),
         "quality": quality,
     }
+    row(f"1. {mode} vs torch fp32 encoder speed", "fastest mode", f"{statistics.median(bare) / fp32_rate:.2f}x", None)
     row(
-        f"1. {encoder.dtype} vs fp32 encoder speed", "fastest mode", f"{statistics.median(bare) / fp32_rate:.2f}x", None
-    )
-    row(
-        f"1. {encoder.dtype} vs sentence-transformers fp32 vectors",
+        f"1. {mode} vs sentence-transformers fp32 vectors",
         "cos ≥ 0.99",
         f"min {cosines.min():.4f}, mean {cosines.mean():.5f}",
         bool(cosines.min() >= 0.99),
@@ -201,17 +199,56 @@ def bench_ingest(work: Path, quick: bool, llamaindex: bool) -> None:
     if not llamaindex:
         row("2. LlamaIndex / kb, whole process", "≥ 2.0", f"skipped (kb alone: {kb_time:.1f} s)", None)
         return
-    li_time, proc = wall(
-        [sys.executable, str(HERE / "llamaindex_ingest.py"), str(corpus), str(work / "li-store")], env_for(work / "li")
-    )
-    li = json.loads(proc.stdout.strip().splitlines()[-1])
+    li_time, li = _llamaindex(work, corpus, "prose", defaults=False)
     RAW["llamaindex"] = {"process_s": li_time, **li}
     row(
-        "2. LlamaIndex / kb, whole process",
+        "2. LlamaIndex (equal coverage) / kb, whole process",
         "≥ 2.0",
         f"{li_time / kb_time:.2f} ({li_time:.1f} s, {li['chunks']} chunks vs {kb_time:.1f} s, {kb_chunks} chunks)",
         li_time / kb_time >= 2.0,
     )
+
+
+def _llamaindex(work: Path, folder: Path, tag: str, defaults: bool) -> tuple[float, dict]:
+    cmd = [sys.executable, str(HERE / "llamaindex_ingest.py"), str(folder), str(work / f"li-{tag}")]
+    t, proc = wall(cmd + (["--defaults"] if defaults else []), env_for(work / f"li-{tag}-home"))
+    return t, json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def bench_llamaindex_notes(work: Path, quick: bool) -> None:
+    """The issue's comparison: documents the size of scientific abstracts (1-3 KB), whole
+    processes. LlamaIndex with its defaults makes ~1 node per note and the model reads only
+    its first 256 word pieces; with equal coverage its nodes fit the window, as kb's do.
+    kb runs before and after the two, and its median is used."""
+    print("LlamaIndex on abstract-sized notes", flush=True)
+    count = 200 if quick else 1000
+    folder = work / "li-notes"
+    size = notes_corpus(folder, count)
+    kb_times, kb_chunks = [], 0
+    li = {}
+    for step in ("kb", "defaults", "equal", "kb"):
+        if step == "kb":
+            t, proc = wall(KB + ["ingest", str(folder), "--json"], env_for(work / f"li-notes-kb-{len(kb_times)}"))
+            kb_times.append(t)
+            kb_chunks = json.loads(proc.stdout)["chunks_added"]
+        else:
+            li[step] = _llamaindex(work, folder, f"notes-{step}", step == "defaults")
+    kb_time = statistics.median(kb_times)
+    RAW["llamaindex_notes"] = {"notes": count, "bytes": size, "kb_s": kb_times, "kb_chunks": kb_chunks}
+    # The issue's goals for LlamaIndex's defaults: 2.4x where kb runs in bf16, 1.5x elsewhere.
+    goal = 2.4 if "bfloat16" in str(RAW.get("auto_encoder")) else 1.5
+    for step in ("defaults", "equal"):
+        t, result = li[step]
+        RAW["llamaindex_notes"][step] = {"process_s": t, **result}
+        ratio = t / kb_time
+        label = "its defaults" if step == "defaults" else "equal coverage"
+        row(
+            f"2b. LlamaIndex ({label}) / kb, {count} notes ({size / 1e6:.1f} MB)",
+            f"≥ {goal}" if step == "defaults" else "report",
+            f"{ratio:.2f} ({t:.1f} s, {result['chunks']} nodes, {result['truncated']} over 256 pieces "
+            f"vs {kb_time:.1f} s, {kb_chunks} chunks)",
+            ratio >= goal if step == "defaults" else None,
+        )
 
 
 # -- target 3: re-ingest -----------------------------------------------------------------
@@ -290,20 +327,24 @@ def bench_search(work: Path, sizes: list[int]) -> None:
         )
 
 
+CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16")
+
+
 def machine() -> str:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    lines = info.splitlines()
+    cpu = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), platform.processor())
+    flags = set(next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), []))
     import torch
 
+    # /proc/cpuinfo shows the hardware; under benchmarks/avx2/emulate.py the runtimes see
+    # less, and the emulation is named so that no figure is mistaken for another CPU's.
     return (
-        f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.backends.cpu.get_cpu_capability()}), "
-        f"Python {platform.python_version()}, {platform.system()} {platform.release()}"
+        f"{cpu}, {os.cpu_count()} cores; CPU flags: "
+        + " ".join(f"{f}{'+' if f in flags else '-'}" for f in CPU_FLAGS)
+        + f"; emulation: {os.environ.get('KB_CPU_EMULATION', 'none')}; torch {torch.__version__} "
+        f"({torch.backends.cpu.get_cpu_capability()}), Python {platform.python_version()}, "
+        f"{platform.system()} {platform.release()}"
     )
 
 
@@ -330,6 +371,8 @@ def main() -> None:
         reps = 3 if args.quick else 5
         bench_startup(work, reps)
         bench_ingest(work, args.quick, llamaindex)
+        if llamaindex:
+            bench_llamaindex_notes(work, args.quick)
         bench_reingest(work, args.quick)
         bench_search(work, sizes)
     RAW["machine"] = machine()

@@ -265,7 +265,11 @@ class KnowledgeBase:
             result.rate_source = "past ingests"
             result.rate_detail = f"{runs} past ingest(s) with this model on this KB_HOME, end to end"
         else:
-            result.chunks_per_s = calibrate(self.home.embedder.embed, result.texts, self.settings.chunk_tokens)
+            from kb.embedding import open_embedder
+
+            # Not home.embedder: a dry run must not leave the graph runtimes' cache behind.
+            encoder = open_embedder(self.settings, store_graph=False)
+            result.chunks_per_s = calibrate(encoder.embed, result.texts, self.settings.chunk_tokens)
             result.rate_source = "calibration"
             result.rate_detail = "32 passages embedded just now; the encoder only, reading and storing add to it"
         result.seconds_estimate = float(f"{result.chunks_estimate / result.chunks_per_s:.3g}")

@@ -94,7 +94,7 @@ class Home:
 
     @lazy
     def embedder(self) -> Embedder:
-        """The ingest encoder (torch where the model allows)."""
+        """The ingest encoder (see `embedding.ingest_runtime`), shared by the jobs of every KB."""
         from kb.embedding import open_embedder
 
         return open_embedder(self.settings)

@@ -27,7 +27,7 @@ from tests.conftest import run_kb, write_config
             "[[providers]]\nname = 'x'\nmodel = 'm'\nmax_retries = 1.5\n",
             "max_retries: expected a whole number, got 1.5",
         ),
-        ("embed_dtype = 'int4'\n", "embed_dtype: must be one of auto, float32, bfloat16"),
+        ("embed_dtype = 'int4'\n", "embed_dtype: must be one of auto, openvino, onnx, float32, bfloat16"),
         ("chunk_tokens = 300\n", "chunk_tokens: must be at most 254"),
         ("top_k = [1\n", "is not valid TOML"),
     ],

@@ -1,5 +1,6 @@
-"""kb's own encoders — NumPy for queries, torch for ingest in the fastest dtype — must
-produce the vectors sentence-transformers does in fp32, on the real packaged model."""
+"""kb's own encoders — NumPy for queries, torch for ingest in either dtype — must produce
+the vectors sentence-transformers does in fp32, on the real packaged model; the graph
+runtimes are checked in test_graph_encoders.py."""
 
 from __future__ import annotations
 
@@ -62,16 +63,20 @@ def test_bfloat16_ingest_vectors_agree_with_fp32(reference):
     assert cosines.min() >= 0.99, cosines
 
 
-def test_ingest_encoder_needs_neither_sentence_transformers_nor_transformers(kb_home):
+@pytest.mark.parametrize("dtype", ["auto", "onnx", "float32"])
+def test_ingest_encoder_needs_neither_sentence_transformers_nor_transformers(kb_home, dtype):
     code = (
         "import sys, json\n"
         "from kb.config import load_settings\n"
-        "from kb.embedding import open_embedder\n"
-        "open_embedder(load_settings()).embed(['a queen lays eggs'])\n"
-        "print(json.dumps(sorted(m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules)))\n"
+        "from kb.embedding import ingest_runtime, open_embedder\n"
+        f"open_embedder(load_settings(embed_dtype={dtype!r})).embed(['a queen lays eggs'])\n"
+        "heavy = ('torch', 'sentence_transformers', 'transformers')\n"
+        f"print(json.dumps([ingest_runtime({dtype!r}), sorted(m for m in heavy if m in sys.modules)]))\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert json.loads(proc.stdout.strip().splitlines()[-1]) == ["torch"], proc.stderr
+    runtime, loaded = json.loads(proc.stdout.strip().splitlines()[-1])
+    # The graph runtimes need no torch: a small ingest starts in a fraction of torch's ~1 s import.
+    assert loaded == (["torch"] if runtime in ("float32", "bfloat16") else []), proc.stderr
 
 
 def test_search_uses_the_numpy_encoder_without_importing_torch(sample_kb):
@@ -79,8 +84,8 @@ def test_search_uses_the_numpy_encoder_without_importing_torch(sample_kb):
         "import sys, json\n"
         "from kb.cli.app import main\n"
         "try:\n    main(['search', 'queen laying rate', '--json'])\nexcept SystemExit as e:\n    pass\n"
-        "print(json.dumps(sorted(m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules)),"
-        " file=sys.stderr)\n"
+        "heavy = ('torch', 'sentence_transformers', 'transformers', 'onnxruntime', 'openvino')\n"
+        "print(json.dumps(sorted(m for m in heavy if m in sys.modules)), file=sys.stderr)\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     hits = [json.loads(line) for line in proc.stdout.splitlines()]
@@ -93,8 +98,8 @@ def test_cli_import_and_help_load_no_heavy_modules():
         "import sys, json\n"
         "import kb.cli.app\n"
         "try:\n    kb.cli.app.main(['--help'])\nexcept SystemExit:\n    pass\n"
-        "print(json.dumps(sorted(m for m in ('torch', 'sentence_transformers', 'transformers', 'chromadb')"
-        " if m in sys.modules)), file=sys.stderr)\n"
+        "heavy = ('torch', 'sentence_transformers', 'transformers', 'chromadb', 'onnxruntime', 'openvino', 'onnx')\n"
+        "print(json.dumps(sorted(m for m in heavy if m in sys.modules)), file=sys.stderr)\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "Usage" in proc.stdout

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 PROVIDER_KINDS = ("openai", "extractive", "llamacpp")
-EMBED_DTYPES = ("auto", "float32", "bfloat16")
+EMBED_DTYPES = ("auto", "openvino", "onnx", "float32", "bfloat16")
 WEBHOOK_EVENTS = ("job.done", "job.failed")
 # The model reads 256 word pieces, two of which are its [CLS] and [SEP] markers.
 MODEL_WINDOW = 256
@@ -93,7 +93,8 @@ class Settings:
     model: str | None = _f(None, "Local sentence-transformers model folder; default: the packaged all-MiniLM-L6-v2.")
     embed_dtype: str = _f(
         "auto",
-        "Ingest encoder precision: auto (bfloat16 where the CPU has it), float32 or bfloat16.",
+        "Ingest encoder: auto (the fastest for this CPU), openvino (bfloat16 where the CPU has it, else fp32), "
+        "onnx (ONNX Runtime, fp32), float32 or bfloat16 (torch).",
         choices=EMBED_DTYPES,
     )
     ingest_batch: int = _f(1024, "Chunks embedded and committed together; a crash loses at most one batch.", min=1)

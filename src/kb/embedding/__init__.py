@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -50,13 +51,15 @@ def model_id(settings: Settings) -> str:
     return PACKAGED_MODEL_ID
 
 
-def open_embedder(settings: Settings, for_queries: bool = False) -> Embedder:
+def open_embedder(settings: Settings, for_queries: bool = False, store_graph: bool = True) -> Embedder:
     """The encoder for ingest batches, or (`for_queries`) the one that starts fastest.
+    `store_graph=False`: the graph runtimes do not add their graph to the cache under
+    KB_HOME (for kb ingest --dry-run, which writes nothing).
 
     Both read the same weights. For BERT models with mean pooling (the packaged one) kb
     runs the forward pass itself — NumPy for queries, so a search never imports torch;
-    torch for ingest, without sentence-transformers' seconds of imports. Other models go
-    through sentence-transformers."""
+    for ingest the runtime `ingest_runtime` picks, without sentence-transformers' seconds
+    of imports. Other models go through sentence-transformers."""
     if settings.model == HASH_MODEL:
         from kb.embedding.hashing import HashEmbedder
 
@@ -69,9 +72,53 @@ def open_embedder(settings: Settings, for_queries: bool = False) -> Embedder:
             from kb.embedding.numpy_bert import NumpyBertEmbedder
 
             return NumpyBertEmbedder(path, model_id(settings))
-        from kb.embedding.torch_bert import TorchBertEmbedder
-
-        return TorchBertEmbedder(path, model_id(settings), settings.embed_dtype)
+        return _ingest_encoder(settings, path, store_graph)
     from kb.embedding.sentence import SentenceTransformerEmbedder
 
-    return SentenceTransformerEmbedder(path, model_id(settings), "float32" if for_queries else settings.embed_dtype)
+    torch_dtype = settings.embed_dtype in ("auto", "float32", "bfloat16")  # the graph runtimes run BERT only
+    dtype = settings.embed_dtype if torch_dtype and not for_queries else "float32"
+    return SentenceTransformerEmbedder(path, model_id(settings), dtype)
+
+
+# The packages each graph runtime needs: its own, and onnx to build the graph kb runs on it.
+_RUNTIME_PACKAGES = {"openvino": ("openvino", "onnx"), "onnx": ("onnxruntime", "onnx")}
+
+
+def _installed(runtime: str) -> bool:
+    return all(importlib.util.find_spec(package) is not None for package in _RUNTIME_PACKAGES[runtime])
+
+
+def ingest_runtime(requested: str) -> str:
+    """What `embed_dtype` resolves to: "openvino" (its best precision for this CPU),
+    "onnx" (ONNX Runtime, fp32), or torch's "bfloat16" / "float32". `auto` takes the
+    fastest that is installed (all are dependencies of kb; an install may still lack one)."""
+    if requested != "auto":
+        return requested
+    if _installed("openvino"):
+        return "openvino"
+    from kb.embedding.torch_bert import resolve_dtype
+
+    if resolve_dtype("auto") == "bfloat16":
+        return "bfloat16"
+    return "onnx" if _installed("onnx") else "float32"
+
+
+def _ingest_encoder(settings: Settings, path: Path, store_graph: bool) -> Embedder:
+    runtime = ingest_runtime(settings.embed_dtype)
+    cache = settings.home / "models" / "onnx"
+    if runtime in _RUNTIME_PACKAGES and not _installed(runtime):
+        missing = " ".join(p for p in _RUNTIME_PACKAGES[runtime] if importlib.util.find_spec(p) is None)
+        raise ConfigError(
+            f"embed_dtype = '{runtime}' needs {missing}: pip install {missing}, or set embed_dtype = 'auto'"
+        )
+    if runtime == "openvino":
+        from kb.embedding.openvino_bert import OpenVinoBertEmbedder
+
+        return OpenVinoBertEmbedder(path, model_id(settings), cache, store_graph=store_graph)
+    if runtime == "onnx":
+        from kb.embedding.onnx_bert import OnnxBertEmbedder
+
+        return OnnxBertEmbedder(path, model_id(settings), cache, store_graph=store_graph)
+    from kb.embedding.torch_bert import TorchBertEmbedder
+
+    return TorchBertEmbedder(path, model_id(settings), runtime)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -101,3 +102,14 @@ class BertModelFiles:
             np.array([e.attention_mask for e in encodings], dtype=np.float32),
             np.array([e.type_ids for e in encodings], dtype=np.int64),
         )
+
+
+def length_batches(mask: np.ndarray, size: int) -> Iterator[tuple[np.ndarray, int]]:
+    """(rows, width) batches of `size` rows, longest texts first, each cut to the width its
+    longest text needs: sorted by length, a batch pads little (sentence-transformers sorts
+    the same way)."""
+    lengths = mask.sum(1).astype(np.int64)
+    order = np.argsort(-lengths, kind="stable")
+    for start in range(0, len(order), size):
+        rows = order[start : start + size]
+        yield rows, int(lengths[rows].max())

@@ -1,5 +1,7 @@
-"""The ingest encoder: the same BERT forward pass in torch (see bert.py), in the fastest
-numeric mode the CPU has.
+"""The torch ingest encoder (`embed_dtype = "float32"` or `"bfloat16"`): the same BERT
+forward pass in torch (see bert.py). `auto` prefers OpenVINO (openvino_bert.py), which
+measured faster in both modes (docs/benchmarks.md); this stays for explicit choice and as
+the bf16 path where OpenVINO is not installed.
 
 Importing sentence-transformers costs ~3–6 s here (it pulls in transformers and
 scikit-learn) on top of torch's ~1 s; this needs torch alone, which matters for the common
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kb.embedding.bert import BertModelFiles
+from kb.embedding.bert import BertModelFiles, length_batches
 
 _BATCH = 32
 _LOADED: dict[tuple[str, str], tuple] = {}  # one copy of the weights per process and dtype
@@ -80,13 +82,9 @@ class TorchBertEmbedder:
         w = self._load()
         m = self._m
         ids, mask, types = m.encode(texts)  # padded to the longest text overall
-        lengths = mask.sum(1).astype(np.int64)
-        order = np.argsort(-lengths, kind="stable")
         out = np.empty((len(texts), m.hidden), dtype=np.float32)
         with torch.inference_mode():
-            for start in range(0, len(order), _BATCH):
-                rows = order[start : start + _BATCH]
-                width = int(lengths[rows].max())  # ...and cut to the longest in this batch
+            for rows, width in length_batches(mask, _BATCH):
                 batch = (torch.from_numpy(np.ascontiguousarray(a[rows, :width])) for a in (ids, mask, types))
                 out[rows] = self._forward(w, *batch).float().numpy()
         out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)  # in fp32: a bf16 norm is off by ~0.4%

@@ -1,0 +1,102 @@
+"""The ingest encoder on OpenVINO: the BERT forward pass as a standard-op ONNX graph
+(onnx_graph.py, built from the model's own weights and cached under
+`$KB_HOME/models/onnx/`), compiled by OpenVINO's CPU plugin.
+
+OpenVINO picks its kernels from the CPU it finds (its own CPUID checks): bfloat16 where the
+CPU has AVX512-BF16 or AMX, fp32 with AVX2/FMA kernels elsewhere. `precision="auto"` asks
+the plugin which it supports, so nothing here needs torch; the tests hold both modes to
+sentence-transformers' fp32 vectors. Texts are sorted by length and batched as in
+torch_bert.py; rows come back L2-normalised.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kb.embedding.bert import BertModelFiles, length_batches
+from kb.embedding.onnx_bert import cpu_threads
+from kb.embedding.onnx_graph import cached_graph
+
+_BATCH = 32
+# One loaded model per process, model folder and requested precision, whichever KB_HOME
+# cached the graph: a second KnowledgeBase (a service, the benchmark) reuses it instead of
+# hashing the weights, creating an OpenVINO Core and compiling again (0.7-0.9 s measured).
+_LOADED: dict[tuple[str, str], tuple[BertModelFiles, str, Any]] = {}
+_LOADING = threading.Lock()  # ingest jobs of two KBs may start at once: compile once
+
+
+def supported_precision() -> str:
+    """ "bfloat16" if OpenVINO's CPU plugin has bf16 kernels for this CPU, else "float32"."""
+    import openvino as ov
+
+    capabilities = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    return "bfloat16" if "BF16" in capabilities else "float32"
+
+
+class OpenVinoBertEmbedder:
+    def __init__(
+        self,
+        path: Path,
+        model_id: str,
+        cache_dir: Path,
+        precision: str = "auto",
+        batch: int = _BATCH,
+        store_graph: bool = True,
+    ) -> None:
+        self.model_id = model_id
+        self.batch = batch
+        self._path = path
+        self._cache_dir = cache_dir
+        self._store_graph = store_graph
+        self._requested = precision
+        self.dtype: str | None = None  # resolved on load
+        self._m: BertModelFiles | None = None
+        self._compiled: Any = None
+        self.dimension = 0
+
+    def _load(self):
+        if self._compiled is None:
+            key = (str(self._path), self._requested)
+            with _LOADING:
+                if key not in _LOADED:
+                    _LOADED[key] = self._read()
+                self._m, self.dtype, self._compiled = _LOADED[key]
+            self.dimension = self._m.hidden
+        return self._compiled
+
+    def _read(self) -> tuple[BertModelFiles, str, Any]:
+        import openvino as ov
+
+        dtype = supported_precision() if self._requested == "auto" else self._requested
+        m = BertModelFiles(self._path)
+        graph = cached_graph(self._path, self._cache_dir, fused=False, m=m, store=self._store_graph)
+        core = ov.Core()
+        model = core.read_model(graph if isinstance(graph, bytes) else str(graph))
+        config = {
+            "INFERENCE_PRECISION_HINT": "bf16" if dtype == "bfloat16" else "f32",
+            "INFERENCE_NUM_THREADS": cpu_threads(),
+            "PERFORMANCE_HINT": "LATENCY",
+            # Pinned threads cannot move off a core that the service's query threads, a
+            # second kb process or anything else keeps busy (the plugin pins by default on
+            # Linux; measured under load in docs/benchmarks.md).
+            "ENABLE_CPU_PINNING": False,
+        }
+        return m, dtype, core.compile_model(model, "CPU", config)
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        compiled = self._load()
+        assert self._m is not None
+        ids, mask, _ = self._m.encode(texts)  # token types are all 0 for single texts
+        ids, mask = ids.astype(np.int32), mask.astype(np.int32)
+        request = compiled.create_infer_request()
+        output = compiled.output(0)
+        out = np.empty((len(texts), self._m.hidden), dtype=np.float32)
+        for rows, width in length_batches(mask, self.batch):
+            feed = {"input_ids": ids[rows, :width], "attention_mask": mask[rows, :width]}
+            out[rows] = request.infer(feed)[output]
+        out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        return out
