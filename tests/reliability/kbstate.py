@@ -20,7 +20,6 @@ def store_texts(home: Path, kb: str = "default") -> dict[str, str]:
     """chunk id → text, read with a plain Chroma client (not kb's code)."""
     import chromadb
     from chromadb.config import Settings
-
     from chromadb.errors import NotFoundError
 
     client = chromadb.PersistentClient(str(home / "kbs" / kb / "chroma"), settings=Settings(anonymized_telemetry=False))
