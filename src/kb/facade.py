@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from kb.answering.answer import Answer
     from kb.doctor import DoctorReport
     from kb.ingest.pipeline import IngestReport, Progress
+    from kb.retrieval.keyword import RareTerms
     from kb.store.chroma import ChromaStore
 
 
@@ -80,6 +81,12 @@ class KnowledgeBase:
     def manifest(self) -> Manifest:
         kb_dir = self.settings.kb_dir
         return Manifest(kb_dir / MANIFEST, readonly=kb_dir.exists() and not os.access(kb_dir, os.W_OK))
+
+    @lazy
+    def rare_terms(self) -> RareTerms:
+        from kb.retrieval.keyword import RareTerms
+
+        return RareTerms(lambda word, cap: self.manifest.keyword_count(word, cap))
 
     @lazy
     def store(self) -> ChromaStore:
@@ -349,14 +356,17 @@ class KnowledgeBase:
         """Dense, keyword or fused candidates; texts for the kept ones from the manifest,
         which lists committed chunks only (a write in progress adds none, removes none)."""
         from kb.retrieval.fusion import rrf
-        from kb.retrieval.keyword import match_expression
+        from kb.retrieval.keyword import match_expression, terms
 
         depth = max(CANDIDATES, k) if mode == "hybrid" or unique else k
         dense: list[tuple[str, float]] = []
         if mode != "keyword":
             dense = self.store.nearest(self.home.query_embedder.embed([query])[0], depth)
         keyword: list[tuple[str, float]] = []
-        match = match_expression(query) if mode != "dense" else None
+        words = terms(query) if mode != "dense" else []
+        if mode == "hybrid":  # exhaustive in keyword mode; hybrid keeps to a latency budget
+            words = self.rare_terms.choose(words, self.manifest.content_key())
+        match = match_expression(words)
         if match:
             keyword = self.manifest.keyword_search(match, depth)
         similarity = dict(dense)

@@ -137,7 +137,8 @@ def test_a_killed_ingest_leaves_keyword_rows_for_committed_files_only_hash_embed
         assert _keyword_ids(kb_home) == _listed_ids(kb_home)
         partial += 0 < committed_current(kb_home) < 150
     assert partial, "no kill landed in the middle of a run"
-    assert run_kb("ingest", corpus, env=env).code == 0
+    final = run_kb("ingest", corpus, "--json", env=env)
+    assert final.code == 0, (final.out[-1500:], final.err[-1500:])
     assert _keyword_ids(kb_home) == _listed_ids(kb_home)
     # (The vector store may keep orphans of the killed runs, a separate matter doctor repairs.)
     assert [p for p in _doctor()["problems"] if p["kind"] == "keyword_index"] == []

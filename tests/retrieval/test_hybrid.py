@@ -250,3 +250,21 @@ def test_the_drift_monitor_records_the_dense_top1_similarity_hash_embedder(hash_
     kb.search(["varroa mites"], 5, mode="hybrid")
     events = kb.home.metrics.events("default", None)
     assert [e["top1"] for e in events[-2:]] == [dense[0].score, dense[0].score]
+
+
+def test_hybrid_keeps_the_rarest_words_within_the_postings_budget():
+    from kb.retrieval.keyword import RareTerms
+
+    df = {"qx": 3, "hinge": 40, "lid": 900, "hive": 5000, "zzz": 0}
+    counted: list[str] = []
+
+    def count(word: str, cap: int) -> int:
+        counted.append(word)
+        return min(df[word], cap)
+
+    rare = RareTerms(count, budget=1000)
+    assert rare.choose(["hive", "lid", "hinge", "qx", "zzz"], "v1") == ["qx", "hinge", "lid"]
+    assert rare.choose(["hive", "qx"], "v1") == ["qx"] and len(counted) == 5  # cached
+    assert rare.choose(["hive"], "v1") == []  # only common words: the dense list carries the query
+    rare.choose(["qx"], "v2")  # the KB changed: counted again
+    assert counted[-1] == "qx" and len(counted) == 6

@@ -231,11 +231,19 @@ class Manifest:
         """(chunk id, bm25) of the best `limit` chunks for an FTS5 MATCH expression, best
         first. FTS5's bm25 is lower-is-better (negative)."""
         rows = self._db.execute(
-            "SELECT c.id, bm25(chunks_fts) FROM chunks_fts JOIN chunks c ON c.rowid = chunks_fts.rowid "
+            "SELECT c.id, rank FROM chunks_fts JOIN chunks c ON c.rowid = chunks_fts.rowid "
             "WHERE chunks_fts MATCH ? ORDER BY rank LIMIT ?",
             (match, limit),
         )
         return [(r[0], r[1]) for r in rows]
+
+    def keyword_count(self, word: str, cap: int) -> int:
+        """How many chunks hold `word` (a plain token), counting no further than `cap`:
+        without ORDER BY, FTS5 walks the postings in rowid order and stops at the LIMIT."""
+        row = self._db.execute(
+            "SELECT count(*) FROM (SELECT 1 FROM chunks_fts WHERE chunks_fts MATCH ? LIMIT ?)", (f'"{word}"', cap)
+        ).fetchone()
+        return int(row[0])
 
     def chunks(self, ids: list[str]) -> dict[str, StoredChunk]:
         """The committed chunks among `ids`, by id (ids of uncommitted chunks are absent)."""
