@@ -103,7 +103,7 @@ def match_expression(query: str | list[str]) -> str | None:
 # a query is the sum of its words' document frequencies (~1 µs per posting on the reference
 # machine). Hybrid search keeps it within this many postings by using the query's rarer
 # words only; a word this common has a low idf, and the dense list covers such queries.
-POSTINGS_BUDGET = 2000
+POSTINGS_BUDGET = 1000
 
 
 class RareTerms:

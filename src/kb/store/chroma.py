@@ -85,9 +85,7 @@ class ChromaStore:
                 raise StoreError(f"deleting from the vector store failed ({exc})") from exc
 
     def query(self, vectors: np.ndarray, k: int) -> list[list[Hit]]:
-        if self.count() == 0:
-            return [[] for _ in range(len(vectors))]
-        try:
+        try:  # no count() first: see nearest()
             res = self._col.query(
                 query_embeddings=vectors, n_results=k, include=["documents", "metadatas", "distances"]
             )
@@ -112,9 +110,9 @@ class ChromaStore:
 
     def nearest(self, vector: np.ndarray, n: int) -> list[tuple[str, float]]:
         """(chunk id, cosine similarity) of the `n` nearest chunks, without their texts:
-        hybrid search reads the texts of the few it keeps from the manifest."""
-        if self.count() == 0:
-            return []
+        hybrid search reads the texts of the few it keeps from the manifest. No count()
+        first: it costs more than the query at 100k chunks (7 ms against 3), and chromadb 1.5
+        answers an empty collection, or one smaller than `n`, with what it has."""
         try:
             res = self._col.query(query_embeddings=vector[None], n_results=n, include=["distances"])
         except Exception as exc:
