@@ -253,8 +253,9 @@ class KnowledgeBase:
         """Builds the keyword index of a KB from before it existed, on its first hybrid or
         keyword search. Skipped (the search falls back to dense) when the home is read-only
         or another process is writing: a search never waits for a writer."""
-        if not self.settings.kb_dir.exists() or self.manifest.readonly or self.manifest.keyword_ready():
-            return
+        with self._gate.shared():  # the manifest is closed and reopened under the gate (close, rebuild)
+            if not self.settings.kb_dir.exists() or self.manifest.readonly or self.manifest.keyword_ready():
+                return
         try:
             with self._writing_op(lock_timeout_s=0, on_wait=lambda message: None):
                 if not self.manifest.keyword_ready():

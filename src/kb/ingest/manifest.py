@@ -48,7 +48,7 @@ def _count_chunks(conn: sqlite3.Connection) -> None:
 # holds only the inverted index. No INSERT OR REPLACE on `chunks`: its implicit delete does
 # not fire the delete trigger (recursive_triggers is off) and would leave the index stale.
 KEYWORD_SCHEMA = """
-CREATE TABLE chunks (
+CREATE TABLE IF NOT EXISTS chunks (
     rowid INTEGER PRIMARY KEY,
     id TEXT NOT NULL UNIQUE,
     source TEXT NOT NULL,
@@ -58,17 +58,17 @@ CREATE TABLE chunks (
     locator TEXT,
     text TEXT NOT NULL
 );
-CREATE INDEX chunks_source ON chunks(source);
-CREATE VIRTUAL TABLE chunks_fts USING fts5(
+CREATE INDEX IF NOT EXISTS chunks_source ON chunks(source);
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
     text, heading, content='chunks', content_rowid='rowid', tokenize='porter unicode61'
 );
-CREATE TRIGGER chunks_ai AFTER INSERT ON chunks BEGIN
+CREATE TRIGGER IF NOT EXISTS chunks_ai AFTER INSERT ON chunks BEGIN
     INSERT INTO chunks_fts(rowid, text, heading) VALUES (new.rowid, new.text, new.heading);
 END;
-CREATE TRIGGER chunks_ad AFTER DELETE ON chunks BEGIN
+CREATE TRIGGER IF NOT EXISTS chunks_ad AFTER DELETE ON chunks BEGIN
     INSERT INTO chunks_fts(chunks_fts, rowid, text, heading) VALUES ('delete', old.rowid, old.text, old.heading);
 END;
-CREATE TRIGGER chunks_au AFTER UPDATE ON chunks BEGIN
+CREATE TRIGGER IF NOT EXISTS chunks_au AFTER UPDATE ON chunks BEGIN
     INSERT INTO chunks_fts(chunks_fts, rowid, text, heading) VALUES ('delete', old.rowid, old.text, old.heading);
     INSERT INTO chunks_fts(rowid, text, heading) VALUES (new.rowid, new.text, new.heading);
 END;
@@ -83,8 +83,9 @@ def _keyword_index(conn: sqlite3.Connection) -> None:
     for statement in statements(KEYWORD_SCHEMA):
         conn.execute(statement)
     has_files = conn.execute("SELECT EXISTS(SELECT 1 FROM files)").fetchone()[0]
+    # OR IGNORE: a file whose version was reset (re-migrated) keeps the state it had.
     conn.execute(
-        "INSERT OR REPLACE INTO meta(key, value) VALUES ('keyword_index', ?)", ("pending" if has_files else "ready",)
+        "INSERT OR IGNORE INTO meta(key, value) VALUES ('keyword_index', ?)", ("pending" if has_files else "ready",)
     )
 
 
