@@ -6,7 +6,10 @@ Checks, in order:
   (kb.store.probe), because a damaged HNSW file can crash the native code that reads it;
 - every chunk the manifest lists is in the store (else: the file is re-ingested);
 - every chunk in the store belongs to a manifest entry (else: an orphan, deleted);
-- every source file still exists (else: it is removed from the knowledge base).
+- every source file still exists (else: it is removed from the knowledge base);
+- the keyword index holds exactly the manifest's chunks, and its full-text index matches
+  its rows and passes FTS5's integrity check (else: it is rebuilt from the chunk texts
+  stored in the vector store, without re-embedding).
 
 Repairs use what is stored where it can (orphans are deleted, gone sources dropped) and
 re-ingest the affected files where it cannot. A broken index is moved aside and rebuilt by
@@ -30,7 +33,7 @@ if TYPE_CHECKING:
 
 @dataclass
 class Problem:
-    kind: str  # manifest | index | missing_chunks | orphan_chunks | missing_source
+    kind: str  # manifest | index | missing_chunks | orphan_chunks | missing_source | keyword_index
     detail: str
     source: str | None = None
     ids: list[str] = field(default_factory=list, repr=False)
@@ -97,6 +100,7 @@ def diagnose(kb: KnowledgeBase) -> DoctorReport:
     for r in records:
         if is_gone(r.source):
             report.problems.append(Problem("missing_source", "the source file is gone", r.source, r.chunk_ids))
+    report.problems += _keyword_problems(kb, records)
     if store_ids is None:
         return report
     report.chunks_in_store = len(store_ids)
@@ -122,6 +126,24 @@ def diagnose(kb: KnowledgeBase) -> DoctorReport:
     return report
 
 
+def _keyword_problems(kb: KnowledgeBase, records: list) -> list[Problem]:
+    manifest = kb.manifest
+    if not manifest.keyword_schema() or not manifest.keyword_ready():
+        return [Problem("keyword_index", "the keyword index is not built yet (hybrid search falls back to dense)")]
+    found = manifest.keyword_problems()
+    if found:  # the index itself is damaged: comparing its rows would say nothing more
+        return [Problem("keyword_index", "; ".join(found))]
+    listed = {i for r in records for i in r.chunk_ids}
+    rows = manifest.keyword_ids()
+    out = []
+    missing, orphans = sorted(listed - rows), sorted(rows - listed)
+    if missing:
+        out.append(Problem("keyword_index", f"{len(missing)} chunks are missing from the keyword index", ids=missing))
+    if orphans:
+        out.append(Problem("keyword_index", f"{len(orphans)} keyword index rows belong to no document", ids=orphans))
+    return out
+
+
 def repair(kb: KnowledgeBase, report: DoctorReport) -> DoctorReport:
     """Fixes what `diagnose` found, then diagnoses again. The caller (KnowledgeBase.doctor)
     holds the write lock and the gate, from before the diagnosis to the end."""
@@ -129,6 +151,9 @@ def repair(kb: KnowledgeBase, report: DoctorReport) -> DoctorReport:
     if not kinds:
         return report
     done = _rebuild(kb, kinds) if kinds & {"manifest", "index"} else _fix_in_place(kb, report)
+    if "keyword_index" in kinds and not kinds & {"manifest", "index"}:
+        # After the other repairs, so re-ingested files are in the store it is rebuilt from.
+        done.append(f"rebuilt the keyword index from {kb.build_keyword_index()} stored chunk texts")
     after = diagnose(kb)
     after.repaired = done
     return after

@@ -57,6 +57,27 @@ class Chunk:
 
 
 @dataclass
+class StoredChunk:
+    """A committed chunk as the keyword index keeps it."""
+
+    id: str
+    source: str
+    text: str
+    heading: str | None = None
+    page: int | None = None
+    lines: str | None = None
+    locator: str | None = None
+
+    @classmethod
+    def of(cls, chunk: Chunk) -> StoredChunk:
+        lines = f"{chunk.lines[0]}-{chunk.lines[1]}" if chunk.lines else None
+        return cls(chunk.id, chunk.source, chunk.text, chunk.heading, chunk.page, lines, chunk.locator)
+
+    def row(self) -> tuple:
+        return (self.id, self.source, self.heading, self.page, self.lines, self.locator, self.text)
+
+
+@dataclass
 class Hit:
     rank: int
     score: float
@@ -67,6 +88,26 @@ class Hit:
     page: int | None = None
     lines: str | None = None
     locator: str | None = None
+    # Where a hit came from: its dense cosine similarity and its rank in the keyword list
+    # (None when that list did not find it, or was not searched). `score` depends on the mode.
+    similarity: float | None = None
+    keyword_rank: int | None = None
+
+    @classmethod
+    def of(cls, rank: int, score: float, chunk: StoredChunk, similarity: float | None, keyword_rank: int | None) -> Hit:
+        return cls(
+            rank=rank,
+            score=round(score, 4),
+            chunk_id=chunk.id,
+            source=chunk.source,
+            text=chunk.text,
+            heading=chunk.heading,
+            page=chunk.page,
+            lines=chunk.lines,
+            locator=chunk.locator,
+            similarity=None if similarity is None else round(similarity, 4),
+            keyword_rank=keyword_rank,
+        )
 
     @classmethod
     def from_store(cls, rank: int, score: float, chunk_id: str, text: str, meta: dict) -> Hit:
@@ -80,6 +121,7 @@ class Hit:
             page=meta.get("page"),
             lines=meta.get("lines"),
             locator=meta.get("locator"),
+            similarity=round(score, 4),
         )
 
     def to_json(self, query: str) -> dict:
@@ -96,6 +138,8 @@ class Hit:
             "locator": self.locator,
             "heading": self.heading,
             "text": self.text,
+            "similarity": self.similarity,
+            "keyword_rank": self.keyword_rank,
         }
 
     def location(self) -> str:

@@ -13,10 +13,17 @@ One instance may serve many threads (the HTTP service shares one per KB):
   content key moved. Before loading an index another writer may have left half-written,
   the guard probes it in a child process.
 - read operations never create anything: a KB that does not exist is an error.
+
+Search is hybrid by default: the dense candidates (ids and similarities from Chroma) and the
+keyword candidates (FTS5 bm25 over the manifest's `chunks`) are fused by reciprocal rank,
+and only the final top-k's texts are read, from the manifest. A KB from before the keyword
+index gets it on its first write or hybrid search (see `_ensure_keyword_index`); until then,
+and in a read-only home, searches are dense, with a one-line notice.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -39,7 +46,15 @@ if TYPE_CHECKING:
     from kb.doctor import DoctorReport
     from kb.ingest.pipeline import IngestReport, Progress
     from kb.ingest.planning import IngestPlan
+    from kb.retrieval.keyword import RareTerms
     from kb.store.chroma import ChromaStore
+
+
+# Candidates each list contributes to the fusion (and to --unique-sources' pick): enough
+# for a passage ranked well by one list only to reach the top-k; each deeper candidate
+# costs Chroma and FTS5 time on every search.
+CANDIDATES = 50
+log = logging.getLogger("kb")
 
 
 def _ms(started: float) -> float:
@@ -52,6 +67,8 @@ class KnowledgeBase:
         self.home = home or Home(settings)
         self._owns_home = home is None
         self.on_wait: Callable[[str], None] = lambda message: None  # "waiting for the lock"
+        self.on_notice: Callable[[str], None] = log.warning  # "searching by embeddings alone"
+        self._noticed = False
         self._gate = Gate()
         self._writer: threading.Thread | None = None  # the thread of this process holding the write lock
         self._in_write_mark = False
@@ -66,6 +83,12 @@ class KnowledgeBase:
     def manifest(self) -> Manifest:
         kb_dir = self.settings.kb_dir
         return Manifest(kb_dir / MANIFEST, readonly=kb_dir.exists() and not os.access(kb_dir, os.W_OK))
+
+    @lazy
+    def rare_terms(self) -> RareTerms:
+        from kb.retrieval.keyword import RareTerms
+
+        return RareTerms(lambda word, cap: self.manifest.keyword_count(word, cap))
 
     @lazy
     def store(self) -> ChromaStore:
@@ -111,11 +134,13 @@ class KnowledgeBase:
             yield
 
     @contextmanager
-    def _writing_op(self, lock_timeout_s: float | None = None) -> Iterator[None]:
+    def _writing_op(
+        self, lock_timeout_s: float | None = None, on_wait: Callable[[str], None] | None = None
+    ) -> Iterator[None]:
         """The write lock, then the gate: a thread waiting for the lock holds no gate, so a
         rebuild never waits for it."""
         timeout = self.settings.lock_timeout_s if lock_timeout_s is None else lock_timeout_s
-        with write_lock(self.settings.kb_dir, self.name, timeout, self.on_wait):
+        with write_lock(self.settings.kb_dir, self.name, timeout, on_wait or self.on_wait):
             self._refresh_store()  # include what the previous writer (another process) committed
             with self._gate.shared():
                 self._writer = threading.current_thread()
@@ -291,6 +316,8 @@ class KnowledgeBase:
         self._check_model()
         if not self.manifest.get_meta("model"):
             self.manifest.set_meta("model", self.home.model_id)
+        if not self.manifest.keyword_ready():
+            self.build_keyword_index()
         with self._write_mark() as interrupted:
             pipeline = IngestPipeline(
                 self.manifest,
@@ -322,6 +349,33 @@ class KnowledgeBase:
                     self.manifest.bump_version()
                     chunks += len(ids)
         return len(sources), chunks
+
+    def build_keyword_index(self) -> int:
+        """Rebuilds the keyword index from the chunk texts in the vector store, without
+        re-embedding; the caller holds the write lock. Returns the chunks indexed."""
+        ids = [i for record in self.manifest.all() for i in record.chunk_ids]
+        chunks = self.store.stored(ids) if ids else []
+        self.manifest.rebuild_keyword_index(chunks)
+        return len(chunks)
+
+    def _ensure_keyword_index(self) -> None:
+        """Builds the keyword index of a KB from before it existed, on its first hybrid or
+        keyword search. Skipped (the search falls back to dense) when the home is read-only
+        or another process is writing: a search never waits for a writer."""
+        with self._gate.shared():  # the manifest is closed and reopened under the gate (close, rebuild)
+            if not self.settings.kb_dir.exists() or self.manifest.readonly or self.manifest.keyword_ready():
+                return
+        try:
+            with self._writing_op(lock_timeout_s=0, on_wait=lambda message: None):
+                if not self.manifest.keyword_ready():
+                    self.build_keyword_index()
+        except LockTimeout:
+            return
+
+    def _fallback_notice(self, why: str) -> None:
+        if not self._noticed:
+            self._noticed = True
+            self.on_notice(f"{why}; searching by embeddings alone")
 
     def doctor(self, repair: bool = False) -> DoctorReport:
         """Diagnoses (and with `repair`, repairs) under one write lock, so a concurrent
@@ -361,34 +415,130 @@ class KnowledgeBase:
                 self.home.close()
 
     # -- reading --------------------------------------------------------------------------
-    def search(self, queries: list[str], k: int | None = None, mode: str | None = None) -> list[list[Hit]]:
+    def _options(self, mode: str | None, unique_sources: bool | None) -> tuple[str, bool]:
+        from kb.config.settings import SEARCH_MODES
+
+        mode = (mode or self.settings.search_mode).strip().lower()
+        if mode not in SEARCH_MODES:
+            raise InputError(f"unknown search mode {mode!r}; use one of {', '.join(SEARCH_MODES)}")
+        return mode, self.settings.unique_sources if unique_sources is None else unique_sources
+
+    def search(
+        self,
+        queries: list[str],
+        k: int | None = None,
+        mode: str | None = None,
+        unique_sources: bool | None = None,
+        record: bool = True,
+    ) -> list[list[Hit]]:
         """The top `k` passages for each query (validated: empty, huge or binary queries
-        raise InputError). `mode`: only "dense" (embedding similarity) so far."""
+        raise InputError). `mode`: hybrid, dense or keyword (default: the search_mode
+        setting); `unique_sources`: at most one passage per document. `record=False` keeps
+        the searches out of `kb stats` (evaluation runs)."""
         from kb.answering.question import clean_question
 
-        if mode not in (None, "dense"):
-            raise InputError(f"search mode {mode} is not available")
         cleaned = [clean_question(q, self.settings.max_question_chars) for q in queries]
+        mode, unique = self._options(mode, unique_sources)
+        if mode != "dense":
+            self._ensure_keyword_index()
         with self._reading():
             self._check_model()
             self._require_content()
-            return [self._retrieve(q, k or self.settings.top_k, record="search")[0] for q in cleaned]
+            event = "search" if record else None
+            return [self._retrieve(q, k or self.settings.top_k, mode, unique, record=event)[0] for q in cleaned]
 
-    def _retrieve(self, query: str, k: int, record: str | None) -> tuple[list[Hit], float]:
+    def _retrieve(
+        self, query: str, k: int, mode: str, unique: bool, record: str | None
+    ) -> tuple[list[Hit], float, float | None]:
+        """(hits, milliseconds, the dense top-1 similarity for the drift monitor)."""
         from kb.metrics.store import Event
-        from kb.store.guard import MARKER
 
         started = time.perf_counter()
-        mark = self.settings.kb_dir / MARKER
-        writing = mark.exists()
-        hits = self.store.query(self.home.query_embedder.embed([query]), k)[0]
-        if writing or mark.exists():
-            hits = self._committed(hits)
+        if self.manifest.keyword_ready():
+            hits, top1 = self._ranked(query, k, mode, unique)
+        else:
+            if mode != "dense":
+                self._fallback_notice(
+                    f"the keyword index of {self.name!r} is not built yet (a write to the knowledge base, or "
+                    "`kb doctor --repair`, builds it)"
+                )
+            hits = self._dense_from_store(query, k, unique)
+            top1 = hits[0].score if hits else None
         elapsed = _ms(started)
         if record:
-            top1 = hits[0].score if hits else None
             self.home.record(Event(record, self.name, elapsed, retrieve_ms=elapsed, top1=top1))
-        return hits, elapsed
+        return hits, elapsed, top1
+
+    def _ranked(self, query: str, k: int, mode: str, unique: bool) -> tuple[list[Hit], float | None]:
+        """Dense, keyword or fused candidates; texts for the kept ones from the manifest,
+        which lists committed chunks only (a write in progress adds none, removes none)."""
+        from kb.retrieval.fusion import rrf
+        from kb.retrieval.keyword import match_expression, terms
+
+        depth = max(CANDIDATES, k) if mode == "hybrid" or unique else k
+        dense: list[tuple[str, float]] = []
+        if mode != "keyword":
+            dense = self.store.nearest(self.home.query_embedder.embed([query])[0], depth)
+        keyword: list[tuple[str, float]] = []
+        words = terms(query) if mode != "dense" else []
+        if mode == "hybrid":  # exhaustive in keyword mode; hybrid keeps to a latency budget
+            words = self.rare_terms.choose(words, self.manifest.content_key())
+        match = match_expression(words)
+        if match:
+            keyword = self.manifest.keyword_search(match, depth)
+        similarity = dict(dense)
+        keyword_rank = {cid: rank for rank, (cid, _) in enumerate(keyword, start=1)}
+        if mode == "hybrid":
+            ranked = rrf([[cid for cid, _ in dense], [cid for cid, _ in keyword]])
+        elif mode == "dense":
+            ranked = dense
+        else:
+            ranked = [(cid, -bm25) for cid, bm25 in keyword]  # FTS5's bm25 is negative, lower is better
+        hits: list[Hit] = []
+        seen: set[str] = set()
+        start, size = 0, k + 2  # a few spare for uncommitted ids; more only when they run out
+        while len(hits) < k and start < len(ranked):
+            part = ranked[start : start + size]
+            start, size = start + size, size * 2
+            found = self.manifest.chunks([cid for cid, _ in part])
+            for cid, score in part:
+                chunk = found.get(cid)
+                if chunk is None or (unique and chunk.source in seen):
+                    continue
+                seen.add(chunk.source)
+                hits.append(Hit.of(len(hits) + 1, score, chunk, similarity.get(cid), keyword_rank.get(cid)))
+                if len(hits) == k:
+                    break
+        return hits, self._dense_top1(dense, hits)
+
+    def _dense_top1(self, dense: list[tuple[str, float]], hits: list[Hit]) -> float | None:
+        """The similarity of the best committed dense candidate: what the drift monitor
+        has always recorded, whatever the mode ranks first."""
+        if not dense:
+            return None
+        best = max((h.similarity for h in hits if h.similarity is not None), default=None)
+        if best is not None and best >= dense[0][1] - 1e-4:
+            return best  # the dense first is among the hits: no lookup needed
+        committed = self.manifest.chunks([cid for cid, _ in dense[:10]])
+        return next((sim for cid, sim in dense[:10] if cid in committed), best)
+
+    def _dense_from_store(self, query: str, k: int, unique: bool) -> list[Hit]:
+        """Dense search with texts from the vector store: for a KB whose keyword index is
+        not built (a read-only home of a KB from before it)."""
+        from kb.store.guard import MARKER
+
+        mark = self.settings.kb_dir / MARKER
+        writing = mark.exists()
+        hits = self.store.query(self.home.query_embedder.embed([query]), max(CANDIDATES, k) if unique else k)[0]
+        if writing or mark.exists():
+            hits = self._committed(hits)
+        if unique:
+            seen: set[str] = set()
+            hits = [h for h in hits if not (h.source in seen or seen.add(h.source))]  # type: ignore[func-returns-value]
+        hits = hits[:k]
+        for rank, hit in enumerate(hits, start=1):
+            hit.rank = rank
+        return hits
 
     def _committed(self, hits: list[Hit]) -> list[Hit]:
         """While a write is in progress the store may hold chunks the manifest does not list
@@ -398,8 +548,6 @@ class KnowledgeBase:
             record = self.manifest.get(hit.source)
             if record is not None and hit.chunk_id in record.chunk_ids:
                 keep.append(hit)
-        for rank, hit in enumerate(keep, start=1):
-            hit.rank = rank
         return keep
 
     def ask(
@@ -409,18 +557,35 @@ class KnowledgeBase:
         provider: str | None = None,
         use_cache: bool = True,
         stream: Any = None,
+        mode: str | None = None,
+        unique_sources: bool | None = None,
     ) -> Answer:
         """Answers from the KB through the provider chain, with verified citations. A cached
-        answer needs neither the model nor the store."""
+        answer needs neither the model nor the store. `mode` and `unique_sources` choose the
+        passages as for `search`."""
         from kb.answering.question import clean_question
 
         started = time.perf_counter()
         q = clean_question(question, self.settings.max_question_chars)
+        mode, unique = self._options(mode, unique_sources)
+        if mode != "dense":
+            self._ensure_keyword_index()
         with self._reading():
             self._check_model()
-            return self._answer(q, top_k or self.settings.top_k, provider, use_cache, stream, started)
+            k = top_k or self.settings.top_k
+            return self._answer(q, k, mode, unique, provider, use_cache, stream, started)
 
-    def _answer(self, q: str, k: int, provider: str | None, use_cache: bool, stream: Any, started: float) -> Answer:
+    def _answer(
+        self,
+        q: str,
+        k: int,
+        mode: str,
+        unique: bool,
+        provider: str | None,
+        use_cache: bool,
+        stream: Any,
+        started: float,
+    ) -> Answer:
         from kb.answering.answer import Answer
         from kb.answering.citations import verify
         from kb.answering.prompt import PROMPT_VERSION, Prompt
@@ -437,6 +602,8 @@ class KnowledgeBase:
             model=self.home.model_id,
             chain=chain_fingerprint(self.settings, provider),
             k=k,
+            mode=mode,
+            unique_sources=unique,
             prompt=PROMPT_VERSION,
         )
         cache = self.home.cache
@@ -451,10 +618,9 @@ class KnowledgeBase:
                 return hit
         self._require_content()
         chain = build_chain(self.settings, self.home.breakers, self.home.query_embedder.embed, only=provider)
-        hits, retrieve_ms = self._retrieve(q, k, record=None)
+        hits, retrieve_ms, top1 = self._retrieve(q, k, mode, unique, record=None)
         request = CompletionRequest(question=q, passages=hits, prompt=Prompt(q, hits), stream=stream)
         generating = time.perf_counter()
-        top1 = hits[0].score if hits else None
         try:
             completion = chain.complete(request)
         except AllProvidersFailed as exc:

@@ -50,6 +50,8 @@ class HitJson(TypedDict):
     locator: str | None
     heading: str | None
     text: str
+    similarity: float | None
+    keyword_rank: int | None
 
 
 class SearchResult(TypedDict):
@@ -192,6 +194,13 @@ KB_ARG = Field(
 )
 
 
+MODE_ARG = Field(
+    description="hybrid (meaning and exact words, fused; the default), dense (meaning) or keyword (exact words).",
+    pattern="^(hybrid|dense|keyword)$",
+)
+UNIQUE_ARG = Field(description="At most one passage per document.")
+
+
 def build(settings: Settings, debug: bool = False) -> tuple[KbServer, Library]:
     """The server and the knowledge bases it serves (the caller closes them after run())."""
     kbs = Library(settings)
@@ -207,13 +216,16 @@ def build(settings: Settings, debug: bool = False) -> tuple[KbServer, Library]:
         query: Annotated[str, Field(description="What to look for, in natural language or keywords.")],
         k: Annotated[int, Field(ge=1, le=100, description="How many passages to return.")] = 5,
         kb: Annotated[str | None, KB_ARG] = None,
+        mode: Annotated[str | None, MODE_ARG] = None,
+        unique_sources: Annotated[bool | None, UNIQUE_ARG] = None,
     ) -> Annotated[CallToolResult, SearchResult]:
-        """Find the passages of the user's documents most similar in meaning to `query`, best
-        first, each with its source file, location (page, lines, slide...), heading and a
-        similarity score (1 is identical). Use it to look things up, to quote, or to collect
-        material before answering yourself; use `ask` for a ready answer with citations."""
+        """Find the passages of the user's documents that best match `query`, by meaning and by
+        exact words (names, codes, numbers), best first, each with its source file, location
+        (page, lines, slide...), heading, score and similarity (1 is identical). Use it to look
+        things up, to quote, or to collect material before answering yourself; use `ask` for a
+        ready answer with citations."""
         base = kbs.kb(kb)
-        hits = base.search([query], k)[0]
+        hits = base.search([query], k, mode, unique_sources)[0]
         data = {"kb": base.name, "query": query, "hits": [h.to_json(query) for h in hits]}
         return _result(search_text(base.name, query, hits), data)
 
@@ -223,13 +235,15 @@ def build(settings: Settings, debug: bool = False) -> tuple[KbServer, Library]:
             int | None, Field(ge=1, le=50, description="Passages to answer from (default: the top_k setting, 5).")
         ] = None,
         kb: Annotated[str | None, KB_ARG] = None,
+        mode: Annotated[str | None, MODE_ARG] = None,
+        unique_sources: Annotated[bool | None, UNIQUE_ARG] = None,
     ) -> Annotated[CallToolResult, AnswerJson]:
         """Answer `question` from the user's documents: the most relevant passages are
         retrieved and an answer is written from them alone, citing them as [1], [2]..., with
         the numbered sources after it. The answer comes from the configured language model,
         or, without one, from the passages' most relevant sentences. Use it for questions about
         the content of the documents; use `search` to read the passages themselves."""
-        answer = kbs.kb(kb).ask(question, top_k=top_k)
+        answer = kbs.kb(kb).ask(question, top_k=top_k, mode=mode, unique_sources=unique_sources)
         return _result(answer_text(answer), answer.to_json())
 
     def list_documents(kb: Annotated[str | None, KB_ARG] = None) -> Annotated[CallToolResult, DocumentList]:

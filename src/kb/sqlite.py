@@ -6,7 +6,8 @@ name. Each file carries a schema version (`PRAGMA user_version`) and is migrated
 on open, one step at a time, each step in its own transaction.
 
 A database opened `readonly` is never created, migrated or written; when its folder is not
-writable (SQLite cannot create the WAL index beside it), it is opened as immutable.
+writable (SQLite cannot create the WAL index beside it), it is opened as immutable. It may
+be older than this kb's schema down to `readable_from` (what readers can do without).
 """
 
 from __future__ import annotations
@@ -26,7 +27,13 @@ Migration = str | Callable[[sqlite3.Connection], None]
 
 class Database:
     def __init__(
-        self, path: Path, migrations: Sequence[Migration], *, readonly: bool = False, untouched: bool = False
+        self,
+        path: Path,
+        migrations: Sequence[Migration],
+        *,
+        readonly: bool = False,
+        untouched: bool = False,
+        readable_from: int | None = None,
     ) -> None:
         self.path = path
         self.readonly = readonly or untouched
@@ -40,9 +47,9 @@ class Database:
         # that starts during an immutable read can make that read fail; it never writes.
         self._immutable = untouched and not Path(f"{path}-wal").exists()
         conn = self._conn()  # open now, so a bad file fails here with a clear message
-        if not readonly:
+        if not self.readonly:
             self._migrate(conn)
-        elif self.version(conn) < len(self._migrations):
+        elif self.version(conn) < (len(self._migrations) if readable_from is None else readable_from):
             raise StoreError(
                 f"{path} was written by an older kb and must be upgraded, which needs write access; "
                 "run any kb command that writes (e.g. `kb ingest`) once with write access to it"
@@ -128,6 +135,10 @@ class Database:
     def version(conn: sqlite3.Connection) -> int:
         return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
+    def schema(self) -> int:
+        """This file's schema version (below the latest only when opened read-only)."""
+        return self.version(self._conn())
+
     def _migrate(self, conn: sqlite3.Connection) -> None:
         current = self.version(conn)
         if current > len(self._migrations):
@@ -141,14 +152,14 @@ class Database:
                     continue
                 step = self._migrations[number - 1]
                 if isinstance(step, str):
-                    for statement in _statements(step):
+                    for statement in statements(step):
                         conn.execute(statement)
                 else:
                     step(conn)
                 conn.execute(f"PRAGMA user_version = {number}")
 
 
-def _statements(script: str) -> list[str]:
+def statements(script: str) -> list[str]:
     # executescript() would COMMIT the migration's transaction; run statement by statement.
     parts, buffer = [], ""
     for line in script.splitlines(keepends=True):

@@ -16,7 +16,20 @@ INGEST_KEYS = {
     "chunks_removed",
     "seconds",
 }
-HIT_KEYS = {"query", "rank", "score", "source", "chunk_id", "page", "lines", "locator", "heading", "text"}
+HIT_KEYS = {
+    "query",
+    "rank",
+    "score",
+    "source",
+    "chunk_id",
+    "page",
+    "lines",
+    "locator",
+    "heading",
+    "text",
+    "similarity",
+    "keyword_rank",
+}
 
 
 def test_ingest_json_summary_and_second_run_unchanged(cli, tmp_path):

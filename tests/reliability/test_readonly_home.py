@@ -81,3 +81,25 @@ def test_writing_to_a_readonly_home_fails_in_one_line(readonly_home):
         assert len(lines) == 1 and lines[0].startswith("error:") and "write access" in lines[0], (args, res.err)
     res = run_kb("--kb", "typo", "list", env=HASH, as_user=True)
     assert res.code == 2 and "does not exist" in res.err
+
+
+def test_a_readonly_kb_from_before_the_keyword_index_searches_densely_with_a_notice(tmp_path, kb_home):
+    from tests.retrieval.test_hybrid import _to_old_schema
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "bees.md").write_text("# Bees\n\nBees make honey from nectar. The queen lays the eggs.\n")
+    (docs / "wax.md").write_text("# Wax\n\nWorkers build comb from wax flakes.\n")
+    assert run_kb("ingest", docs, env=HASH).code == 0
+    _to_old_schema(kb_home)
+    _chmod_tree(kb_home, writable=False)
+    try:
+        before = _state(kb_home)
+        for mode in ("hybrid", "keyword"):
+            res = run_kb("search", "queen eggs", "--mode", mode, "--json", env=HASH, as_user=True)
+            assert res.code == 0, res.err
+            assert res.ndjson()[0]["source"].endswith("bees.md")
+            assert res.err.count("\n") == 1 and "embeddings alone" in res.err
+        assert _state(kb_home) == before
+    finally:
+        _chmod_tree(kb_home, writable=True)

@@ -56,6 +56,21 @@ def test_search_gives_the_same_hits_as_the_cli(served):
         assert many["results"][0]["hits"] == cli[:2]
 
 
+def test_search_and_ask_take_mode_and_unique_sources_as_the_cli_does(served):
+    server, home, _ = served
+    with server.client() as http:
+        for mode in ("hybrid", "dense", "keyword"):
+            body = {"query": "varroa mites", "k": 4, "mode": mode, "unique_sources": True}
+            hits = http.post("/v1/search", json=body).json()["hits"]
+            cli = _cli(home, "search", "varroa mites", "-k", "4", "--mode", mode, "--unique-sources", "--json")
+            assert hits == cli.ndjson() and len({h["source"] for h in hits}) == len(hits)
+        bad = http.post("/v1/search", json={"query": "varroa", "mode": "fuzzy"})
+        assert bad.status_code == 400 and bad.json()["error"]["kind"] == "input_error"
+        answer = http.post("/v1/ask", json={"question": "What is a sugar roll?", "mode": "keyword", "no_cache": True})
+        cli = _cli(home, "ask", "What is a sugar roll?", "--mode", "keyword", "--no-cache", "--json").json()
+        assert answer.status_code == 200 and answer.json()["answer"] == cli["answer"]
+
+
 def test_ask_gives_the_same_answer_as_the_cli_and_streams(served):
     server, home, _ = served
     question = "When should I treat varroa with oxalic acid?"

@@ -36,6 +36,14 @@ app.add_typer(eval_app, name="eval")
 
 _options: dict = {"kb": None, "debug": False}
 JSON = typer.Option(False, "--json", help="Machine-readable output (see README for the shapes).")
+MODE = typer.Option(
+    None,
+    "--mode",
+    help="hybrid: embeddings and keywords, fused; dense: embeddings; keyword: words, bm25 (default: search_mode).",
+)
+UNIQUE = typer.Option(
+    None, "--unique-sources/--all-passages", help="At most one passage per document (default: unique_sources)."
+)
 
 
 def _settings():
@@ -51,7 +59,7 @@ def _kb():
     from kb.facade import KnowledgeBase
 
     kb = KnowledgeBase(_settings())
-    kb.on_wait = render.note
+    kb.on_wait = kb.on_notice = render.note
     return kb
 
 
@@ -190,13 +198,15 @@ def search(
     k: int | None = typer.Option(
         None, "-k", "--top-k", min=1, max=100, help="How many passages to show (default: top_k, 5)."
     ),
+    mode: str | None = MODE,
+    unique_sources: bool | None = UNIQUE,
     as_json: bool = JSON,
 ) -> None:
-    """Show the passages most similar to QUERY."""
+    """Show the passages that best match QUERY."""
     queries = _queries(query)
     if not queries:
         raise InputError("no queries on standard input; pass one per line")
-    results = _kb().search(queries, k)
+    results = _kb().search(queries, k, mode, unique_sources)
     for q, hits in zip(queries, results):
         if as_json:
             for hit in hits:
@@ -216,6 +226,8 @@ def ask(
         False, "--no-stream", help="Print the answer when complete instead of streaming it."
     ),
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the answer cache."),
+    mode: str | None = MODE,
+    unique_sources: bool | None = UNIQUE,
     as_json: bool = JSON,
 ) -> None:
     """Answer QUESTION from the knowledge base, with numbered citations."""
@@ -223,7 +235,7 @@ def ask(
     kb = _kb()
     stream = render.MarkdownStream() if render.out.is_terminal and not (as_json or no_stream) else None
     try:
-        answer = kb.ask(text, top_k=top_k, provider=provider, use_cache=not no_cache, stream=stream)
+        answer = kb.ask(text, top_k, provider, not no_cache, stream=stream, mode=mode, unique_sources=unique_sources)
     except BaseException:
         if stream:
             stream.close()

@@ -60,7 +60,6 @@ def retrieval(
             r,
             list(MODES) if mode == "all" else [mode],
             progress.update,
-            skip_unavailable=mode == "all",
         )
     finally:
         progress.finish()

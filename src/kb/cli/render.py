@@ -379,7 +379,7 @@ class EvalProgress:
 def retrieval_eval(data: dict) -> None:
     from rich.table import Table
 
-    modes = {mode: m for mode, m in data["modes"].items() if "unavailable" not in m}
+    modes = data["modes"]
     skipped = len(data["skipped_queries"])
     out.print(
         f"{data['kb']}: {data['queries']} queries" + (f", {skipped} skipped (no relevant judgement)" if skipped else "")
@@ -391,9 +391,6 @@ def retrieval_eval(data: dict) -> None:
     for metric in ("ndcg@10", "recall@10", "recall@100", "mrr@10", "ms_per_query"):
         table.add_row(metric, *(f"{m[metric]:.4g}" for m in modes.values()))
     out.print(table)
-    for mode, m in data["modes"].items():
-        if "unavailable" in m:
-            note(f"{mode}: {m['unavailable']}")
     if data["unknown_corpus_ids"]:
         ids = data["unknown_corpus_ids"]
         warning(f"{len(ids)} relevant corpus id(s) name no document of the KB (scored as missed): {', '.join(ids[:5])}")

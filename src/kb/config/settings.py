@@ -15,6 +15,7 @@ from typing import Any
 PROVIDER_KINDS = ("openai", "extractive", "llamacpp")
 EMBED_DTYPES = ("auto", "openvino", "onnx", "float32", "bfloat16")
 WEBHOOK_EVENTS = ("job.done", "job.failed")
+SEARCH_MODES = ("hybrid", "dense", "keyword")
 # The model reads 256 word pieces, two of which are its [CLS] and [SEP] markers.
 MODEL_WINDOW = 256
 MAX_CHUNK_TOKENS = MODEL_WINDOW - 2
@@ -103,6 +104,12 @@ class Settings:
     )
     chunk_overlap: int = _f(32, "Word pieces repeated between neighbouring chunks.", min=0)
     top_k: int = _f(5, "Passages retrieved per query.", min=1, max=100)
+    search_mode: str = _f(
+        "hybrid",
+        "hybrid (embeddings and keywords, fused), dense (embeddings) or keyword (FTS5 bm25).",
+        choices=SEARCH_MODES,
+    )
+    unique_sources: bool = _f(False, "At most one passage per document in search results and answers.")
     cache_size_mb: int = _f(256, "Size limit of the answer and embedding cache.", min=1)
     lock_timeout_s: float = _f(60.0, "How long a writer waits for another kb process.", min=0)
     low_match: float = _f(0.35, "Top-1 similarity below which a question counts as not covered.", min=-1, max=1)

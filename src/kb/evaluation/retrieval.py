@@ -39,7 +39,7 @@ class RetrievalReport:
     skipped: list[str]  # query ids without a relevant judgement
     unjudged: list[str]  # query ids of the qrels missing from the queries file
     unknown_corpus_ids: list[str]  # judged relevant but no document of the KB
-    modes: dict[str, dict] = field(default_factory=dict)  # mode → metrics, or {"unavailable": reason}
+    modes: dict[str, dict] = field(default_factory=dict)  # mode → metrics
     per_query: list[dict] = field(default_factory=list)
 
     def to_json(self, per_query: bool = True) -> dict:
@@ -89,9 +89,9 @@ def _search(
         batch = texts[start : start + BATCH]
         # The deep search first: it loads the model and leaves the query embeddings in the
         # cache, so the timed search measures each mode's ranking, not the first mode's load.
-        deep.extend(pool(hits) for hits in kb.search(batch, k=depths[1], mode=mode))
+        deep.extend(pool(hits) for hits in kb.search(batch, k=depths[1], mode=mode, record=False))
         started = time.perf_counter()
-        top.extend(pool(hits) for hits in kb.search(batch, k=depths[0], mode=mode))
+        top.extend(pool(hits) for hits in kb.search(batch, k=depths[0], mode=mode, record=False))
         seconds += time.perf_counter() - started
         if progress:
             progress(mode, len(top), len(texts))
@@ -104,10 +104,8 @@ def evaluate(
     qrels: dict[str, dict[str, int]],
     modes: list[str],
     progress: Progress | None = None,
-    skip_unavailable: bool = False,
 ) -> RetrievalReport:
-    """Scores each of `modes`; with `skip_unavailable`, a mode the KB cannot run is
-    reported as unavailable instead of failing the run (`--mode all`)."""
+    """Scores each of `modes` (searches are not recorded in `kb stats`)."""
     corpus = CorpusIds([d["source"] for d in kb.documents()])
     judged, unknown = _judgements(qrels, corpus)
     if unknown and len(unknown) == len({d for docs in qrels.values() for d, g in docs.items() if g > 0}):
@@ -130,13 +128,7 @@ def evaluate(
     depths = (min(TOP_PASSAGES, chunks), min(DEEP_PASSAGES, chunks))
     texts = [queries[qid] for qid in ids]
     for mode in modes:
-        try:
-            top, deep, seconds = _search(kb, mode, texts, depths, progress)
-        except InputError as exc:
-            if not skip_unavailable or "not available" not in str(exc):
-                raise
-            report.modes[mode] = {"unavailable": str(exc)}
-            continue
+        top, deep, seconds = _search(kb, mode, texts, depths, progress)
         rows = []
         for qid, docs, deep_docs in zip(ids, top, deep):
             scores = ranking_scores(docs, deep_docs, judged[qid])

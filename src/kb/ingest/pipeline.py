@@ -321,7 +321,7 @@ class IngestPipeline:
         now = time.time()
         for item in pending:
             item.record.ingested_at = now
-            self.manifest.put(item.record)
+            self.manifest.put(item.record, item.chunks)
             self.report.updated += item.is_update
             self.report.added += not item.is_update
             self.report.chunks_added += len(item.fresh)

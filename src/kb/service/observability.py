@@ -76,8 +76,11 @@ class Observability:
         self.latency.labels(route).observe(time.perf_counter() - started)
 
     def searched(self, hits: list[Hit]) -> None:
-        if hits:
-            self.top1.observe(hits[0].score)
+        # The best dense similarity among the hits: in hybrid and keyword modes the first
+        # hit's score is a rank-fusion or bm25 score, not a similarity.
+        best = max((h.similarity for h in hits if h.similarity is not None), default=None)
+        if best is not None:
+            self.top1.observe(best)
 
     def answered(self, answer: Answer) -> None:
         self.cache.labels("hit" if answer.cached else "miss").inc()

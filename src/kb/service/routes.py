@@ -23,7 +23,8 @@ class SearchRequest(BaseModel):
     queries: list[str] | None = Field(None, description="Several queries, answered in one request.", max_length=100)
     k: int | None = Field(None, ge=1, le=100, description="Passages per query (default: top_k).")
     kb: str | None = Field(None, description="Knowledge base (default: the server's).")
-    mode: str | None = Field(None, description="Retrieval mode; see `kb search --help`.")
+    mode: str | None = Field(None, description="hybrid, dense or keyword (default: the search_mode setting).")
+    unique_sources: bool | None = Field(None, description="At most one passage per document.")
 
 
 class AskRequest(BaseModel):
@@ -32,7 +33,8 @@ class AskRequest(BaseModel):
     provider: str | None = Field(None, description="Use only this provider of the chain.")
     no_cache: bool = Field(False, description="Neither read nor write the answer cache.")
     kb: str | None = None
-    mode: str | None = None
+    mode: str | None = Field(None, description="hybrid, dense or keyword (default: the search_mode setting).")
+    unique_sources: bool | None = Field(None, description="At most one passage per document.")
     stream: bool = Field(False, description="Server-sent events: deltas, then one final event.")
 
 
@@ -61,12 +63,12 @@ def register(app: FastAPI, service: Service) -> None:
 
     @app.post("/v1/search", tags=["knowledge bases"])
     async def search(body: SearchRequest) -> dict:
-        """The passages most similar to `query` (or to each of `queries`)."""
+        """The passages that best match `query` (or each of `queries`)."""
         if (body.query is None) == (body.queries is None):
             raise InputError('send either "query" or "queries"')
         queries = [body.query] if body.query is not None else list(body.queries or [])
         kb = lib.kb(body.kb)
-        results = await service.call(kb.search, queries, body.k)
+        results = await service.call(kb.search, queries, body.k, body.mode, body.unique_sources)
         for hits in results:
             service.observability.searched(hits)
         if body.query is not None:
@@ -79,10 +81,11 @@ def register(app: FastAPI, service: Service) -> None:
         server-sent events with `"stream": true` or `Accept: text/event-stream`."""
         kb = lib.kb(body.kb)
         args = (body.question, body.top_k, body.provider, not body.no_cache)
+        options = {"mode": body.mode, "unique_sources": body.unique_sources}
         if body.stream or "text/event-stream" in request.headers.get("accept", ""):
-            events = answer_events(service, kb, *args, render=lambda answer: answer.to_json())
+            events = answer_events(service, kb, *args, render=lambda answer: answer.to_json(), options=options)
             return StreamingResponse(events, media_type="text/event-stream", headers={"cache-control": "no-cache"})
-        answer = await service.call(kb.ask, *args)
+        answer = await service.call(kb.ask, *args, **options)
         service.observability.answered(answer)
         return answer.to_json()
 

@@ -47,16 +47,18 @@ class _Sink:
 
 
 async def answer_stream(
-    service: Service, kb: KnowledgeBase, question: str, top_k: int | None, provider: str | None, use_cache: bool
-) -> AsyncIterator[tuple[str, Any]]:
-    """(event, payload) pairs; the last is ("answer", Answer) or ("error", error body)."""
+    service: Service, kb: KnowledgeBase, question: str, top_k: int | None, provider: str | None, use_cache: bool,
+    options: dict | None = None,
+) -> AsyncIterator[tuple[str, Any]]:  # fmt: skip
+    """(event, payload) pairs; the last is ("answer", Answer) or ("error", error body).
+    `options`: the retrieval options of `KnowledgeBase.ask` (mode, unique_sources)."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue = asyncio.Queue()
     sink = _Sink(loop, queue)
 
     async def produce() -> Any:
         try:
-            return await service.call(kb.ask, question, top_k, provider, use_cache, stream=sink)
+            return await service.call(kb.ask, question, top_k, provider, use_cache, stream=sink, **(options or {}))
         finally:
             queue.put_nowait((_DONE, None))
 
@@ -82,7 +84,7 @@ async def answer_stream(
 
 async def answer_events(
     service: Service, kb: KnowledgeBase, question: str, top_k: int | None, provider: str | None, use_cache: bool,
-    render: Callable[[Any], Any],
+    render: Callable[[Any], Any], options: dict | None = None,
 ) -> AsyncIterator[bytes]:  # fmt: skip
-    async for event, payload in answer_stream(service, kb, question, top_k, provider, use_cache):
+    async for event, payload in answer_stream(service, kb, question, top_k, provider, use_cache, options):
         yield sse(event, render(payload) if event == "answer" else payload)
