@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -21,6 +22,18 @@ if TYPE_CHECKING:
 
 COLLECTION_PREFIX = "kb_"
 
+# chromadb 1.5's local client is not safe for concurrent calls on one store: threads
+# querying together hung in its Rust bindings or crashed in the HNSW walk
+# (tests/reliability/test_threads.py; chroma-core/chroma#6979). Calls on one path are
+# serialized; a query takes a few milliseconds, so the cost is small.
+_PATH_LOCKS: dict[str, threading.Lock] = {}
+_PATH_LOCKS_GUARD = threading.Lock()
+
+
+def _path_lock(path: Path) -> threading.Lock:
+    with _PATH_LOCKS_GUARD:
+        return _PATH_LOCKS.setdefault(str(path.resolve()), threading.Lock())
+
 
 class ChromaStore:
     def __init__(self, path: Path, name: str) -> None:
@@ -28,6 +41,7 @@ class ChromaStore:
         from chromadb.config import Settings as ChromaSettings
 
         self._snapshot = readonly_snapshot(path)
+        self._lock = _path_lock(path)
         try:
             path.mkdir(parents=True, exist_ok=True)
             self._client = chromadb.PersistentClient(
@@ -47,12 +61,13 @@ class ChromaStore:
         for i in range(0, len(chunks), self._batch):
             part = chunks[i : i + self._batch]
             try:
-                self._col.upsert(
-                    ids=[c.id for c in part],
-                    embeddings=vectors[i : i + self._batch],
-                    documents=[c.text for c in part],
-                    metadatas=[c.metadata() for c in part],
-                )
+                with self._lock:
+                    self._col.upsert(
+                        ids=[c.id for c in part],
+                        embeddings=vectors[i : i + self._batch],
+                        documents=[c.text for c in part],
+                        metadatas=[c.metadata() for c in part],
+                    )
             except Exception as exc:
                 raise StoreError(f"writing to the vector store failed ({exc})") from exc
 
@@ -60,7 +75,8 @@ class ChromaStore:
         # Chroma shares one system per path in a process, counted by reference: closing the
         # last client releases it, so a store reopened at the same path loads what other
         # processes wrote since (and a rebuilt store is not served from the old one).
-        cast(Any, self._client).close()  # in chromadb >= 1.4, missing from its type stubs
+        with self._lock:
+            cast(Any, self._client).close()  # in chromadb >= 1.4, missing from its type stubs
         self._remove_snapshot()
 
     def _remove_snapshot(self) -> None:
@@ -72,7 +88,8 @@ class ChromaStore:
         found: set[str] = set()
         for i in range(0, len(ids), self._batch):
             try:
-                found.update(self._col.get(ids=ids[i : i + self._batch], include=[])["ids"])
+                with self._lock:
+                    found.update(self._col.get(ids=ids[i : i + self._batch], include=[])["ids"])
             except Exception as exc:
                 raise StoreError(f"reading the vector store failed ({exc})") from exc
         return found
@@ -80,15 +97,17 @@ class ChromaStore:
     def delete(self, ids: list[str]) -> None:
         for i in range(0, len(ids), self._batch):
             try:
-                self._col.delete(ids=ids[i : i + self._batch])
+                with self._lock:
+                    self._col.delete(ids=ids[i : i + self._batch])
             except Exception as exc:
                 raise StoreError(f"deleting from the vector store failed ({exc})") from exc
 
     def query(self, vectors: np.ndarray, k: int) -> list[list[Hit]]:
         try:  # no count() first: see nearest()
-            res = self._col.query(
-                query_embeddings=vectors, n_results=k, include=["documents", "metadatas", "distances"]
-            )
+            with self._lock:
+                res = self._col.query(
+                    query_embeddings=vectors, n_results=k, include=["documents", "metadatas", "distances"]
+                )
         except Exception as exc:
             raise StoreError(f"searching the vector store failed ({exc}); run `kb doctor`") from exc
         out = []
@@ -114,7 +133,8 @@ class ChromaStore:
         first: it costs more than the query at 100k chunks (7 ms against 3), and chromadb 1.5
         answers an empty collection, or one smaller than `n`, with what it has."""
         try:
-            res = self._col.query(query_embeddings=vector[None], n_results=n, include=["distances"])
+            with self._lock:
+                res = self._col.query(query_embeddings=vector[None], n_results=n, include=["distances"])
         except Exception as exc:
             raise StoreError(f"searching the vector store failed ({exc}); run `kb doctor`") from exc
         return [(cid, 1.0 - dist) for cid, dist in zip(res["ids"][0], (res["distances"] or [[]])[0])]
@@ -125,7 +145,8 @@ class ChromaStore:
         out = []
         for i in range(0, len(ids), self._batch):
             try:
-                res = self._col.get(ids=ids[i : i + self._batch], include=["documents", "metadatas"])
+                with self._lock:
+                    res = self._col.get(ids=ids[i : i + self._batch], include=["documents", "metadatas"])
             except Exception as exc:
                 raise StoreError(f"reading the vector store failed ({exc})") from exc
             for cid, doc, meta in zip(res["ids"], res["documents"] or [], res["metadatas"] or []):
@@ -146,7 +167,8 @@ class ChromaStore:
         return out
 
     def count(self) -> int:
-        return self._col.count()
+        with self._lock:
+            return self._col.count()
 
 
 def _str(value: Any) -> str | None:
