@@ -50,6 +50,7 @@ def test_sweep_sets_each_ef_search_and_reports_recall(tmp_path):
     # Near-uniform vectors: ef 10 misses neighbours that ef 300 (a tenth of the store) finds.
     assert low["recall_at_10"] < high["recall_at_10"]
     assert high["recall_at_10"] >= 0.95
+    assert low["first_query_ms"] > 0 and low["index_p50_ms"] > 0
 
 
 def test_chunk_texts_reads_a_folder_with_kbs_chunker(tmp_path):
