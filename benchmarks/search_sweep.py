@@ -5,8 +5,8 @@
 Fills a kb ChromaStore with N synthetic unit vectors (clustered around 256 centres, seed
 7), or with the first N rows of DIR/docs.npy (`--vectors`, from real_vectors.py; its
 queries.npy are the queries). `--reuse`: STORE_DIR already holds exactly these vectors,
-as ids c00000000…; nothing is written. Then, per ef_search (`--ef`; none: the collection's
-own), for QUERIES query vectors it times
+as ids c00000000…; nothing is written. Then, per ef_search (`--ef`, set on the
+collection; none: the collection's own), for QUERIES query vectors it times
 
 - ChromaStore.query at k=5, the call `kb search` makes (p50_ms, p99_ms);
 - the bare index query at k=10 with ids and distances only, as hybrid search asks it
@@ -88,22 +88,15 @@ class _ExactTop:
         self.ids = np.take_along_axis(ids, keep, axis=1)
 
 
-def _set_ef(store_dir: str, ef: int) -> None:
-    """ef_search is read when a process loads the index: set it, then release the client,
-    so the next ChromaStore loads the index anew with it."""
-    import chromadb
-    from chromadb.config import Settings
-
-    client = chromadb.PersistentClient(store_dir, settings=Settings(anonymized_telemetry=False))
-    client.get_collection("kb_sweep").modify(configuration={"hnsw": {"ef_search": ef}})
-    client.close()  # type: ignore[attr-defined]  # chromadb >= 1.4, missing from its stubs
-
-
-def _measure(store_dir: str, probe: np.ndarray, exact: np.ndarray) -> dict:
+def _measure(store_dir: str, probe: np.ndarray, exact: np.ndarray, ef: int | None) -> dict:
     from kb.store.chroma import ChromaStore
 
     store = ChromaStore(Path(store_dir), "sweep")
     col = store._col  # the bare index query: what hybrid search asks for, without the kb layer
+    if ef is not None:
+        # After the store opens (it may set its own ef) and before the first query, which
+        # loads the index with the ef stored then; an index already loaded keeps its ef.
+        col.modify(configuration={"hnsw": {"ef_search": ef}})
     ef = (col.configuration.get("hnsw") or {}).get("ef_search")
     t = time.perf_counter()
     store.query(probe[0][None], 5)  # loads the index: what a new `kb search` process pays
@@ -161,9 +154,7 @@ def main(n: int, store_dir: str, queries: int, efs: list[int], vectors: Path | N
         store.close()
     by_ef = []
     for ef in efs or [None]:
-        if ef is not None:
-            _set_ef(store_dir, ef)
-        by_ef.append(_measure(store_dir, probe, exact.ids))
+        by_ef.append(_measure(store_dir, probe, exact.ids, ef))
     print(
         json.dumps(
             {
