@@ -225,7 +225,7 @@ def chunk_stats(settings, corpus: Path, count) -> dict:
 
     out = {}
     for overlap in (settings.chunk_overlap, 0):
-        chunker = KnowledgeBase(replace(settings, chunk_overlap=overlap)).chunker
+        chunker = KnowledgeBase(replace(settings, chunk_overlap=overlap)).home.chunker
         chunks = [
             c
             for p in discover([corpus], None, None, False).files
@@ -256,7 +256,7 @@ def stages(settings, corpus: Path, texts: list[str], encoder, work: Path) -> dic
     out = {}
     t = time.perf_counter()
     files = discover([corpus], None, None, False).files
-    chunker = KnowledgeBase(settings).chunker
+    chunker = KnowledgeBase(settings).home.chunker
     chunks = [c for p in files for c in chunker.chunk(readers.read(p, p.read_bytes()))]
     out["read_parse_chunk_s"] = time.perf_counter() - t
     m = BertModelFiles(model_dir(settings))

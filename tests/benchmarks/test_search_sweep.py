@@ -1,0 +1,58 @@
+"""The search sweep's recall and ef_search handling, on a real Chroma store (small N)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+from benchmarks.run import _chunk_texts
+
+from benchmarks import search_sweep
+from kb.config import load_settings
+from tests.conftest import ROOT, SAMPLE
+
+
+def test_exact_top_kept_batch_by_batch_equals_brute_force():
+    rng = np.random.default_rng(0)
+    probe = search_sweep._unit(rng.standard_normal((7, 16)))
+    docs = search_sweep._unit(rng.standard_normal((95, 16)))
+    exact = search_sweep._ExactTop(probe)
+    for start in range(0, 95, 30):  # uneven last batch, first batch larger than K
+        exact.see(start, docs[start : start + 30])
+    want = np.argsort(-(probe @ docs.T), axis=1)[:, : search_sweep.K]
+    assert [set(r) for r in exact.ids.tolist()] == [set(r) for r in want.tolist()]
+
+
+def test_sweep_sets_each_ef_search_and_reports_recall(tmp_path):
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "search_sweep.py"),
+            "3000",
+            str(tmp_path / "s"),
+            "60",
+            "--ef",
+            "10,300",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": f"{ROOT / 'src'}:{ROOT}", "PATH": "/usr/bin:/bin", "KB_HOME": str(tmp_path / "home")},
+    )
+    lines = out.stdout.strip().splitlines()
+    assert len(lines) == 1  # run.py reads the one JSON line
+    result = json.loads(lines[0])
+    low, high = result["by_ef"]
+    assert (low["ef_search"], high["ef_search"]) == (10, 300)  # read back from the collection
+    assert result["p50_ms"] == low["p50_ms"] and result["recall_at_10"] == low["recall_at_10"]
+    # Near-uniform vectors: ef 10 misses neighbours that ef 300 (a tenth of the store) finds.
+    assert low["recall_at_10"] < high["recall_at_10"]
+    assert high["recall_at_10"] >= 0.95
+    assert low["first_query_ms"] > 0 and low["index_p50_ms"] > 0
+
+
+def test_chunk_texts_reads_a_folder_with_kbs_chunker(tmp_path):
+    texts = _chunk_texts(load_settings(home=str(tmp_path / "home")), SAMPLE)
+    assert texts and all(isinstance(t, str) and t for t in texts)
