@@ -101,7 +101,9 @@ def ingest(
     ),
     as_json: bool = JSON,
 ) -> None:
-    """Add documents (PDF, Markdown, HTML, text); re-running updates only what changed.
+    """Add documents (PDF, Office, OpenDocument, EPUB, notebooks, CSV, e-mail, Markdown, HTML, text).
+
+    Re-running updates only what changed (README lists the formats and what each keeps).
 
     Documents whose files were deleted are removed. Filters (--include, --exclude, hidden
     files) narrow what is read, never what is kept, unless --prune is given. --dry-run
