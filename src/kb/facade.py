@@ -50,10 +50,6 @@ if TYPE_CHECKING:
     from kb.store.chroma import ChromaStore
 
 
-# Candidates each list contributes to the fusion (and to --unique-sources' pick): enough
-# for a passage ranked well by one list only to reach the top-k; each deeper candidate
-# costs Chroma and FTS5 time on every search.
-CANDIDATES = 50
 log = logging.getLogger("kb")
 
 
@@ -250,6 +246,7 @@ class KnowledgeBase:
         """What `ingest` would add, update, remove (and with `prune`, prune), with the chunks
         and time it would take on this machine. Writes nothing and takes no lock: the
         manifest and the metrics are opened read-only, and a KB that does not exist stays so."""
+        from kb.ingest.estimate import estimate_time
         from kb.ingest.planning import plan
 
         kb_exists = self.home.exists(self.name)
@@ -262,43 +259,8 @@ class KnowledgeBase:
         finally:
             if manifest is not None:
                 manifest.close()
-        self._estimate_time(result)
+        estimate_time(result, self.settings, self.home.model_id)
         return result
-
-    def _estimate_time(self, result: IngestPlan) -> None:
-        """From this machine's past ingests with this model if there are any, else from
-        embedding a few chunk-sized passages of the files now."""
-        from kb.errors import StoreError
-        from kb.ingest.estimate import calibrate
-        from kb.metrics.store import MetricsStore
-
-        if not result.chunks_estimate:
-            return
-        past = None
-        path = self.settings.home / "metrics.db"
-        if path.exists():
-            try:
-                store = MetricsStore(path, untouched=True)
-                try:
-                    past = store.ingest_rate(self.home.model_id)
-                finally:
-                    store.close()
-            except StoreError:  # unreadable or from an older kb: calibrate instead
-                past = None
-        if past is not None:
-            result.chunks_per_s, runs = past
-            result.rate_source = "past ingests"
-            result.rate_detail = f"{runs} past ingest(s) with this model on this KB_HOME, end to end"
-        else:
-            from kb.embedding import open_embedder
-
-            # Not home.embedder: a dry run must not leave the graph runtimes' cache behind.
-            encoder = open_embedder(self.settings, store_graph=False)
-            result.chunks_per_s = calibrate(encoder.embed, result.texts, self.settings.chunk_tokens)
-            result.rate_source = "calibration"
-            result.rate_detail = "32 passages embedded just now; the encoder only, reading and storing add to it"
-        result.seconds_estimate = float(f"{result.chunks_estimate / result.chunks_per_s:.3g}")
-        result.chunks_per_s = float(f"{result.chunks_per_s:.3g}")
 
     def _ingest_locked(
         self,
@@ -452,103 +414,27 @@ class KnowledgeBase:
     ) -> tuple[list[Hit], float, float | None]:
         """(hits, milliseconds, the dense top-1 similarity for the drift monitor)."""
         from kb.metrics.store import Event
+        from kb.retrieval import ranking
 
         started = time.perf_counter()
         if self.manifest.keyword_ready():
-            hits, top1 = self._ranked(query, k, mode, unique)
+            hits, top1 = ranking.ranked(
+                self.manifest, self.store, self.home.query_embedder, self.rare_terms, query, k, mode, unique
+            )
         else:
             if mode != "dense":
                 self._fallback_notice(
                     f"the keyword index of {self.name!r} is not built yet (a write to the knowledge base, or "
                     "`kb doctor --repair`, builds it)"
                 )
-            hits = self._dense_from_store(query, k, unique)
+            hits = ranking.dense_from_store(
+                self.manifest, self.store, self.home.query_embedder, self.settings.kb_dir, query, k, unique
+            )
             top1 = hits[0].score if hits else None
         elapsed = _ms(started)
         if record:
             self.home.record(Event(record, self.name, elapsed, retrieve_ms=elapsed, top1=top1))
         return hits, elapsed, top1
-
-    def _ranked(self, query: str, k: int, mode: str, unique: bool) -> tuple[list[Hit], float | None]:
-        """Dense, keyword or fused candidates; texts for the kept ones from the manifest,
-        which lists committed chunks only (a write in progress adds none, removes none)."""
-        from kb.retrieval.fusion import rrf
-        from kb.retrieval.keyword import match_expression, terms
-
-        depth = max(CANDIDATES, k) if mode == "hybrid" or unique else k
-        dense: list[tuple[str, float]] = []
-        if mode != "keyword":
-            dense = self.store.nearest(self.home.query_embedder.embed([query])[0], depth)
-        keyword: list[tuple[str, float]] = []
-        words = terms(query) if mode != "dense" else []
-        if mode == "hybrid":  # exhaustive in keyword mode; hybrid keeps to a latency budget
-            words = self.rare_terms.choose(words, self.manifest.content_key())
-        match = match_expression(words)
-        if match:
-            keyword = self.manifest.keyword_search(match, depth)
-        similarity = dict(dense)
-        keyword_rank = {cid: rank for rank, (cid, _) in enumerate(keyword, start=1)}
-        if mode == "hybrid":
-            ranked = rrf([[cid for cid, _ in dense], [cid for cid, _ in keyword]])
-        elif mode == "dense":
-            ranked = dense
-        else:
-            ranked = [(cid, -bm25) for cid, bm25 in keyword]  # FTS5's bm25 is negative, lower is better
-        hits: list[Hit] = []
-        seen: set[str] = set()
-        start, size = 0, k + 2  # a few spare for uncommitted ids; more only when they run out
-        while len(hits) < k and start < len(ranked):
-            part = ranked[start : start + size]
-            start, size = start + size, size * 2
-            found = self.manifest.chunks([cid for cid, _ in part])
-            for cid, score in part:
-                chunk = found.get(cid)
-                if chunk is None or (unique and chunk.source in seen):
-                    continue
-                seen.add(chunk.source)
-                hits.append(Hit.of(len(hits) + 1, score, chunk, similarity.get(cid), keyword_rank.get(cid)))
-                if len(hits) == k:
-                    break
-        return hits, self._dense_top1(dense, hits)
-
-    def _dense_top1(self, dense: list[tuple[str, float]], hits: list[Hit]) -> float | None:
-        """The similarity of the best committed dense candidate: what the drift monitor
-        has always recorded, whatever the mode ranks first."""
-        if not dense:
-            return None
-        best = max((h.similarity for h in hits if h.similarity is not None), default=None)
-        if best is not None and best >= dense[0][1] - 1e-4:
-            return best  # the dense first is among the hits: no lookup needed
-        committed = self.manifest.chunks([cid for cid, _ in dense[:10]])
-        return next((sim for cid, sim in dense[:10] if cid in committed), best)
-
-    def _dense_from_store(self, query: str, k: int, unique: bool) -> list[Hit]:
-        """Dense search with texts from the vector store: for a KB whose keyword index is
-        not built (a read-only home of a KB from before it)."""
-        from kb.store.guard import MARKER
-
-        mark = self.settings.kb_dir / MARKER
-        writing = mark.exists()
-        hits = self.store.query(self.home.query_embedder.embed([query]), max(CANDIDATES, k) if unique else k)[0]
-        if writing or mark.exists():
-            hits = self._committed(hits)
-        if unique:
-            seen: set[str] = set()
-            hits = [h for h in hits if not (h.source in seen or seen.add(h.source))]  # type: ignore[func-returns-value]
-        hits = hits[:k]
-        for rank, hit in enumerate(hits, start=1):
-            hit.rank = rank
-        return hits
-
-    def _committed(self, hits: list[Hit]) -> list[Hit]:
-        """While a write is in progress the store may hold chunks the manifest does not list
-        yet (or any more); results show committed chunks only."""
-        keep = []
-        for hit in hits:
-            record = self.manifest.get(hit.source)
-            if record is not None and hit.chunk_id in record.chunk_ids:
-                keep.append(hit)
-        return keep
 
     def ask(
         self,

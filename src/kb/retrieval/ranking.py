@@ -1,0 +1,118 @@
+"""Ranking for `KnowledgeBase.search`: dense, keyword or fused candidates, and the
+committed chunks among them.
+
+Texts and locations come from the manifest's chunk table, which lists committed chunks
+only, so a write in progress adds none and removes none. A KB whose keyword index is not
+built yet (a read-only home of a KB from before it) is searched densely from the store.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from kb.documents import Hit
+from kb.retrieval.fusion import rrf
+from kb.retrieval.keyword import RareTerms, match_expression, terms
+
+if TYPE_CHECKING:
+    from kb.embedding import Embedder
+    from kb.ingest.manifest import Manifest
+    from kb.store.chroma import ChromaStore
+
+# Candidates each list contributes to the fusion (and to --unique-sources' pick): enough
+# for a passage ranked well by one list only to reach the top-k; each deeper candidate
+# costs Chroma and FTS5 time on every search.
+CANDIDATES = 50
+
+
+def ranked(
+    manifest: Manifest,
+    store: ChromaStore,
+    embedder: Embedder,
+    rare_terms: RareTerms,
+    query: str,
+    k: int,
+    mode: str,
+    unique: bool,
+) -> tuple[list[Hit], float | None]:
+    """(the top `k` committed hits, the dense top-1 similarity for the drift monitor)."""
+    depth = max(CANDIDATES, k) if mode == "hybrid" or unique else k
+    dense: list[tuple[str, float]] = []
+    if mode != "keyword":
+        dense = store.nearest(embedder.embed([query])[0], depth)
+    keyword: list[tuple[str, float]] = []
+    words = terms(query) if mode != "dense" else []
+    if mode == "hybrid":  # exhaustive in keyword mode; hybrid keeps to a latency budget
+        words = rare_terms.choose(words, manifest.content_key())
+    match = match_expression(words)
+    if match:
+        keyword = manifest.keyword_search(match, depth)
+    similarity = dict(dense)
+    keyword_rank = {cid: rank for rank, (cid, _) in enumerate(keyword, start=1)}
+    if mode == "hybrid":
+        order = rrf([[cid for cid, _ in dense], [cid for cid, _ in keyword]])
+    elif mode == "dense":
+        order = dense
+    else:
+        order = [(cid, -bm25) for cid, bm25 in keyword]  # FTS5's bm25 is negative, lower is better
+    hits: list[Hit] = []
+    seen: set[str] = set()
+    start, size = 0, k + 2  # a few spare for uncommitted ids; more only when they run out
+    while len(hits) < k and start < len(order):
+        part = order[start : start + size]
+        start, size = start + size, size * 2
+        found = manifest.chunks([cid for cid, _ in part])
+        for cid, score in part:
+            chunk = found.get(cid)
+            if chunk is None or (unique and chunk.source in seen):
+                continue
+            seen.add(chunk.source)
+            hits.append(Hit.of(len(hits) + 1, score, chunk, similarity.get(cid), keyword_rank.get(cid)))
+            if len(hits) == k:
+                break
+    return hits, _dense_top1(manifest, dense, hits)
+
+
+def _dense_top1(manifest: Manifest, dense: list[tuple[str, float]], hits: list[Hit]) -> float | None:
+    """The similarity of the best committed dense candidate: what the drift monitor has
+    always recorded, whatever the mode ranks first."""
+    if not dense:
+        return None
+    best = max((h.similarity for h in hits if h.similarity is not None), default=None)
+    if best is not None and best >= dense[0][1] - 1e-4:
+        return best  # the dense first is among the hits: no lookup needed
+    committed = manifest.chunks([cid for cid, _ in dense[:10]])
+    return next((sim for cid, sim in dense[:10] if cid in committed), best)
+
+
+def dense_from_store(
+    manifest: Manifest, store: ChromaStore, embedder: Embedder, kb_dir: Path, query: str, k: int, unique: bool
+) -> list[Hit]:
+    """Dense search with texts from the vector store: for a KB whose keyword index is not
+    built (a read-only home of a KB from before it)."""
+    from kb.store.guard import MARKER
+
+    mark = kb_dir / MARKER
+    writing = mark.exists()
+    hits = store.query(embedder.embed([query]), max(CANDIDATES, k) if unique else k)[0]
+    if writing or mark.exists():
+        hits = _committed(manifest, hits)
+    if unique:
+        seen: set[str] = set()
+        hits = [h for h in hits if not (h.source in seen or seen.add(h.source))]  # type: ignore[func-returns-value]
+    hits = hits[:k]
+    for rank, hit in enumerate(hits, start=1):
+        hit.rank = rank
+    return hits
+
+
+def _committed(manifest: Manifest, hits: list[Hit]) -> list[Hit]:
+    """While a write is in progress the store may hold chunks the manifest does not list
+    yet (or any more); results show committed chunks only."""
+    keep = []
+    for hit in hits:
+        record = manifest.get(hit.source)
+        if record is not None and hit.chunk_id in record.chunk_ids:
+            keep.append(hit)
+    return keep
