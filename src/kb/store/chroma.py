@@ -21,6 +21,10 @@ if TYPE_CHECKING:
     import numpy as np
 
 COLLECTION_PREFIX = "kb_"
+# HNSW search breadth (docs/benchmarks.md, "Search at a million chunks"): half the misses of
+# Chroma's default 100 against exact search, for ~0.2 ms. A store that exists keeps what it
+# was created with (Chroma ignores a creation configuration then); a rebuild gets this.
+EF_SEARCH = 200
 
 # chromadb 1.5's local client is not safe for concurrent calls on one store: threads
 # querying together hung in its Rust bindings or crashed in the HNSW walk
@@ -47,8 +51,12 @@ class ChromaStore:
             self._client = chromadb.PersistentClient(
                 path=str(self._snapshot or path), settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False)
             )
+            # The space goes in the configuration too: next to the legacy metadata key, a
+            # configuration silently makes the space l2 (chromadb 1.5.9).
             self._col = self._client.get_or_create_collection(
-                COLLECTION_PREFIX + name, metadata={"hnsw:space": "cosine"}, embedding_function=None
+                COLLECTION_PREFIX + name,
+                configuration={"hnsw": {"space": "cosine", "ef_search": EF_SEARCH}},
+                embedding_function=None,
             )
             self._batch = self._client.get_max_batch_size()
         except Exception as exc:  # chromadb raises assorted internal types on a damaged store
