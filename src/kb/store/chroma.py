@@ -11,6 +11,7 @@ import os
 import shutil
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -41,29 +42,50 @@ def _path_lock(path: Path) -> threading.Lock:
 
 class ChromaStore:
     def __init__(self, path: Path, name: str) -> None:
-        import chromadb
-        from chromadb.config import Settings as ChromaSettings
-
         self._snapshot = readonly_snapshot(path)
         self._lock = _path_lock(path)
+        self._path, self._name = path, name
         try:
             path.mkdir(parents=True, exist_ok=True)
-            self._client = chromadb.PersistentClient(
-                path=str(self._snapshot or path), settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False)
-            )
-            # The space goes in the configuration too: next to the legacy metadata key, a
-            # configuration silently makes the space l2 (chromadb 1.5.9).
-            self._col = self._client.get_or_create_collection(
-                COLLECTION_PREFIX + name,
-                configuration={"hnsw": {"space": "cosine", "ef_search": EF_SEARCH}},
-                embedding_function=None,
-            )
-            self._batch = self._client.get_max_batch_size()
+            self._open()
         except Exception as exc:  # chromadb raises assorted internal types on a damaged store
             self._remove_snapshot()
             raise StoreError(
                 f"cannot open the vector store at {path} ({exc}); `kb doctor --repair` rebuilds it"
             ) from exc
+
+    def _open(self) -> None:
+        import chromadb
+        from chromadb.config import Settings as ChromaSettings
+
+        self._client = chromadb.PersistentClient(
+            path=str(self._snapshot or self._path),
+            settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False),
+        )
+        # The space goes in the configuration too: next to the legacy metadata key, a
+        # configuration silently makes the space l2 (chromadb 1.5.9).
+        self._col = self._client.get_or_create_collection(
+            COLLECTION_PREFIX + self._name,
+            configuration={"hnsw": {"space": "cosine", "ef_search": EF_SEARCH}},
+            embedding_function=None,
+        )
+        self._batch = self._client.get_max_batch_size()
+
+    def _searching(self, run: Callable[[], Any]) -> Any:
+        """Runs a query; if it fails because another process deleted chunks after this one
+        loaded the index ("Error finding id"), loads the store afresh and runs it once more."""
+        with self._lock:
+            try:
+                return run()
+            except Exception as exc:
+                if "error finding id" not in str(exc).lower():
+                    raise StoreError(f"searching the vector store failed ({exc}); run `kb doctor`") from exc
+            try:
+                cast(Any, self._client).close()
+                self._open()
+                return run()
+            except Exception as exc:
+                raise StoreError(f"searching the vector store failed ({exc}); run `kb doctor`") from exc
 
     def add(self, chunks: list[Chunk], vectors: np.ndarray) -> None:
         for i in range(0, len(chunks), self._batch):
@@ -111,13 +133,11 @@ class ChromaStore:
                 raise StoreError(f"deleting from the vector store failed ({exc})") from exc
 
     def query(self, vectors: np.ndarray, k: int) -> list[list[Hit]]:
-        try:  # no count() first: see nearest()
-            with self._lock:
-                res = self._col.query(
-                    query_embeddings=vectors, n_results=k, include=["documents", "metadatas", "distances"]
-                )
-        except Exception as exc:
-            raise StoreError(f"searching the vector store failed ({exc}); run `kb doctor`") from exc
+        res = self._searching(  # no count() first: see nearest()
+            lambda: self._col.query(
+                query_embeddings=vectors, n_results=k, include=["documents", "metadatas", "distances"]
+            )
+        )
         out = []
         empty: list = [[] for _ in res["ids"]]
         for ids, docs, metas, dists in zip(
@@ -140,11 +160,9 @@ class ChromaStore:
         hybrid search reads the texts of the few it keeps from the manifest. No count()
         first: it costs more than the query at 100k chunks (7 ms against 3), and chromadb 1.5
         answers an empty collection, or one smaller than `n`, with what it has."""
-        try:
-            with self._lock:
-                res = self._col.query(query_embeddings=vector[None], n_results=n, include=["distances"])
-        except Exception as exc:
-            raise StoreError(f"searching the vector store failed ({exc}); run `kb doctor`") from exc
+        res = self._searching(
+            lambda: self._col.query(query_embeddings=vector[None], n_results=n, include=["distances"])
+        )
         return [(cid, 1.0 - dist) for cid, dist in zip(res["ids"][0], (res["distances"] or [[]])[0])]
 
     def stored(self, ids: list[str]) -> list[StoredChunk]:
