@@ -82,9 +82,28 @@ class ServeSettings:
 
 @dataclass
 class QueueSettings:
-    url: str | None = _f(None, "Job queue: none for SQLite under KB_HOME; redis://host:6379/0 to share it.")
+    url: str | None = _f(None, "Job queue: none for state.url (Redis) or SQLite under KB_HOME; redis://host:6379/0.")
     workers: int = _f(2, "Jobs `kb worker` runs at once (jobs of one KB still write one at a time).", min=1, max=64)
     lease_s: float = _f(30.0, "A running job renews its lease this often x3; a job whose worker died runs again.", gt=0)
+
+
+@dataclass
+class StoreSettings:
+    url: str | None = _f(
+        None, "Vector store: none for Chroma under KB_HOME; http://host:8000 for a Chroma server (`chroma run`)."
+    )
+
+
+@dataclass
+class StateSettings:
+    url: str | None = _f(
+        None,
+        "Shared state (cache, breakers, metrics, jobs, manifests, write locks): none for files under KB_HOME; "
+        "redis://host:6379/0 to share it between instances.",
+    )
+    lock_lease_s: float = _f(
+        30.0, "A writer renews its lock on Redis every third of this; a dead writer's expires.", gt=0
+    )
 
 
 @dataclass
@@ -137,6 +156,8 @@ class Settings:
     )
     serve: ServeSettings = field(default_factory=ServeSettings, metadata={"help": "kb serve: the HTTP service."})
     queue: QueueSettings = field(default_factory=QueueSettings, metadata={"help": "Background jobs (kb worker)."})
+    store: StoreSettings = field(default_factory=StoreSettings, metadata={"help": "Where vectors live."})
+    state: StateSettings = field(default_factory=StateSettings, metadata={"help": "What instances share."})
     warnings: list[str] = field(
         default_factory=list, metadata={"help": "What loading found questionable (unknown keys); front-ends show it."}
     )
