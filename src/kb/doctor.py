@@ -89,7 +89,12 @@ def diagnose(kb: KnowledgeBase) -> DoctorReport:
             records = None
     else:
         records = []
-    store_ids, why = probe_index(kb.settings.kb_dir / "chroma", COLLECTION_PREFIX + kb.settings.kb)
+    store_ids: list[str] | None
+    why: str | None
+    if kb.home.shared_store:  # a Chroma server looks after its own index; unreachable is an error
+        store_ids, why = sorted(kb.store.ids()), None
+    else:
+        store_ids, why = probe_index(kb.settings.kb_dir / "chroma", COLLECTION_PREFIX + kb.settings.kb)
     if why:
         report.problems.append(Problem("index", why))
     if records is None:

@@ -36,16 +36,16 @@ from typing import TYPE_CHECKING, Any
 from kb.concurrency import Gate, drop, lazy
 from kb.config import Settings
 from kb.documents import Hit
-from kb.errors import AllProvidersFailed, ConfigError, InputError, KbError, KbNotFound, LockTimeout
+from kb.errors import AllProvidersFailed, ConfigError, InputError, KbError, KbNotFound, LockTimeout, StoreError
 from kb.home import MANIFEST, Home
 from kb.ingest.manifest import Manifest
-from kb.locking import write_lock
 
 if TYPE_CHECKING:
     from kb.answering.answer import Answer
     from kb.doctor import DoctorReport
     from kb.ingest.pipeline import IngestReport, Progress
     from kb.ingest.planning import IngestPlan
+    from kb.ingest.shared_manifest import SharedManifest
     from kb.retrieval.keyword import RareTerms
     from kb.store.chroma import ChromaStore
 
@@ -78,7 +78,18 @@ class KnowledgeBase:
     @lazy
     def manifest(self) -> Manifest:
         kb_dir = self.settings.kb_dir
+        if self.home.shared_store:
+            from kb.ingest.shared_manifest import SharedManifest
+
+            return SharedManifest(kb_dir / MANIFEST, self.home._redis(), self.name)
         return Manifest(kb_dir / MANIFEST, readonly=kb_dir.exists() and not os.access(kb_dir, os.W_OK))
+
+    @property
+    def _shared(self) -> SharedManifest | None:
+        """The manifest, when it is shared through Redis (store.url)."""
+        from kb.ingest.shared_manifest import SharedManifest
+
+        return self.manifest if self.home.shared_store and isinstance(self.manifest, SharedManifest) else None
 
     @lazy
     def rare_terms(self) -> RareTerms:
@@ -91,6 +102,8 @@ class KnowledgeBase:
         from kb.store import guard
         from kb.store.chroma import COLLECTION_PREFIX, ChromaStore
 
+        if self.settings.store.url:  # a server: its client caches nothing, so never stale
+            return ChromaStore(self.settings.kb_dir / "chroma", self.name, self.settings.store.url)
         self._store_key = self.manifest.content_key()  # before opening: a write meanwhile means reopen
         guard.before_read(self.settings.kb_dir, COLLECTION_PREFIX + self.name)
         return ChromaStore(self.settings.kb_dir / "chroma", self.name)
@@ -114,7 +127,14 @@ class KnowledgeBase:
         return "store" in self.__dict__ and self._writer is None and self.manifest.content_key() != self._store_key
 
     def _refresh_store(self) -> None:
-        """Reopens the store if it is stale (see above); called outside the gate."""
+        """Reopens the store if it is stale (see above), or with a shared store, brings this
+        instance's mirror of the manifest up to date; called outside the gate."""
+        if self.home.shared_store:
+            with self._gate.shared():
+                shared = self._shared
+                if shared is not None and not shared.is_synced():
+                    shared.sync(lambda ids: self.store.stored(ids) if ids else [])
+            return
         with self._gate.shared():
             stale = self._store_is_stale()
         if stale:
@@ -135,8 +155,7 @@ class KnowledgeBase:
     ) -> Iterator[None]:
         """The write lock, then the gate: a thread waiting for the lock holds no gate, so a
         rebuild never waits for it."""
-        timeout = self.settings.lock_timeout_s if lock_timeout_s is None else lock_timeout_s
-        with write_lock(self.settings.kb_dir, self.name, timeout, on_wait or self.on_wait):
+        with self.home.write_lock(self.name, on_wait or self.on_wait, lock_timeout_s):
             self._refresh_store()  # include what the previous writer (another process) committed
             with self._gate.shared():
                 self._writer = threading.current_thread()
@@ -145,6 +164,8 @@ class KnowledgeBase:
                 finally:
                     if "store" in self.__dict__:
                         self._store_key = self.manifest.content_key()
+                    if (shared := self._shared) is not None:
+                        shared.mark_synced()  # the mirror has every commit: they were ours
                     self._writer = None
 
     @contextmanager
@@ -158,13 +179,21 @@ class KnowledgeBase:
         if self._in_write_mark:  # nested: kb doctor --repair re-ingesting inside its own write
             yield True  # ...after damage: treat the store as possibly ahead of the manifest
             return
-        interrupted = guard.begin_write(self.settings.kb_dir, COLLECTION_PREFIX + self.name)
+        shared = self._shared
+        if shared is not None:
+            interrupted = shared.begin_write()
+        else:
+            interrupted = guard.begin_write(self.settings.kb_dir, COLLECTION_PREFIX + self.name)
         self._in_write_mark = True
         try:
             yield interrupted
         finally:
             self._in_write_mark = False
-        guard.end_write(self.settings.kb_dir)  # not reached when the body raised
+        # Not reached when the body raised: the next writer then knows.
+        if shared is not None:
+            shared.end_write()
+        else:
+            guard.end_write(self.settings.kb_dir)
 
     # -- writing --------------------------------------------------------------------------
     def ingest(
@@ -344,22 +373,28 @@ class KnowledgeBase:
         ingest's uncommitted chunks are never mistaken for orphans."""
         from kb import doctor
 
+        problems = self.home.shared_problems()
+        if problems:  # nothing else can be checked without them
+            raise StoreError("; ".join(problems.values()))
         self.home.require(self.name)
-        if not os.access(self.settings.kb_dir, os.W_OK):
+        if not self.home.shared_store and not os.access(self.settings.kb_dir, os.W_OK):
             if repair:
                 raise KbError(f"{self.settings.kb_dir} is read-only; `kb doctor --repair` needs write access")
             return doctor.diagnose(self)  # nobody can be writing a read-only KB
         # The gate exclusively: a rebuild moves files away under running readers otherwise.
-        lock = write_lock(self.settings.kb_dir, self.name, self.settings.lock_timeout_s, self.on_wait)
-        with lock, self._gate.exclusive():
-            self._writer = threading.current_thread()
-            try:
-                report = doctor.diagnose(self)
-                return doctor.repair(self, report) if repair and report.problems else report
-            finally:
-                self._writer = None
-                if "store" in self.__dict__:
-                    self._store_key = self.manifest.content_key()
+        with self.home.write_lock(self.name, self.on_wait):
+            self._refresh_store()
+            with self._gate.exclusive():
+                self._writer = threading.current_thread()
+                try:
+                    report = doctor.diagnose(self)
+                    return doctor.repair(self, report) if repair and report.problems else report
+                finally:
+                    self._writer = None
+                    if "store" in self.__dict__:
+                        self._store_key = self.manifest.content_key()
+                    if (shared := self._shared) is not None:
+                        shared.mark_synced()
 
     def _drop_adapters(self) -> None:
         """Closes the manifest and store; the next use opens them afresh (kb doctor's

@@ -73,8 +73,11 @@ class Server(KbProcess):
 
 
 class Worker(KbProcess):
-    def __init__(self, home: Path, env: dict[str, str] | None = None, name: str = "worker") -> None:
-        super().__init__(["worker"], {"KB_HOME": str(home), **(env or {})}, home.parent / f"{name}.log")
+    def __init__(
+        self, home: Path, env: dict[str, str] | None = None, name: str = "worker", debug: bool = False
+    ) -> None:
+        args = ["--debug", "worker"] if debug else ["worker"]
+        super().__init__(args, {"KB_HOME": str(home), **(env or {})}, home.parent / f"{name}.log")
 
 
 def wait_for(predicate, timeout: float, what: str, every: float = 0.1):  # type: ignore[no-untyped-def]

@@ -304,4 +304,25 @@ def load_settings(**overrides: Any) -> Settings:
     settings.providers = providers
     settings.webhooks = _webhooks(file_webhooks, where, settings.warnings)
     _validate(settings)
+    _check_backends(settings)
     return settings
+
+
+def _check_backends(settings: Settings) -> None:
+    """The URLs of the shared backends. A shared vector store needs shared state: the KB's
+    manifest and write lock must be where every instance sees them."""
+    from kb.state import check_url
+
+    store = settings.store.url
+    if store:
+        if not store.startswith(("http://", "https://")):
+            raise ConfigError(f"store.url must be a Chroma server's http://host:8000 URL, got {store!r}")
+        if not settings.state.url:
+            raise ConfigError(
+                "store.url needs state.url too: instances sharing a Chroma server must share the KB's manifest "
+                'and write lock; set state.url = "redis://host:6379/0" (KB_STATE_URL)'
+            )
+    if settings.state.url:
+        check_url(settings.state.url)
+    if settings.queue.url:
+        check_url(settings.queue.url, "queue.url")

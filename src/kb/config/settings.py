@@ -179,6 +179,9 @@ class Settings:
         data = asdict(self)
         data.pop("warnings")
         data["home"] = str(self.home)
+        for part in ("store", "state", "queue"):
+            data[part]["url"] = _safe(data[part]["url"])
+        data["backends"] = self.backends()
         for provider, raw in zip(self.providers, data["providers"]):
             key = provider.api_key()
             raw["api_key"] = mask(key) if key else None
@@ -187,12 +190,53 @@ class Settings:
             raw["secret"] = mask(secret) if secret else None
         return data
 
+    def backends(self) -> dict[str, str]:
+        """Which backend each shared part uses (`kb config show`), URLs without passwords."""
+        store = _safe(self.store.url)
+        state = _safe(self.state.url)
+        queue = _safe(self.queue.url or self.state.url)
+        home = str(self.home)
+        local = f"SQLite under {home}"
+        return {
+            "vector_store": f"Chroma server at {store}" if store else f"Chroma under {home}/kbs/NAME/chroma",
+            "manifest": f"Redis at {state}, mirrored per instance in {home}/kbs"
+            if store
+            else f"SQLite under {home}/kbs",
+            "keyword_index": f"SQLite FTS5 per instance, in the manifest{' mirror' if store else ''}",
+            "write_lock": f"lease on Redis at {state}" if store else f"file lock under {home}/kbs/NAME",
+            "cache": f"Redis at {state}" if state else f"diskcache under {home}/cache",
+            "breakers": f"Redis at {state}" if state else local,
+            "metrics": f"Redis at {state}" if state else local,
+            "jobs": f"Redis at {state}" if state else local,
+            "queue": f"huey on Redis at {queue}" if queue else f"huey on SQLite under {home}",
+        }
+
     def secrets(self) -> list[str]:
         """Every API key and webhook secret the settings can reach, so messages can be scrubbed of them."""
         keys = [key for p in self.providers if (key := p.api_key())]
         hooks = [secret for h in self.webhooks if (secret := h.secret())]
         callback = os.environ.get(self.webhook_callback_secret_env) if self.webhook_callback_secret_env else None
-        return keys + hooks + ([callback] if callback else [])
+        passwords = [_password(url) for url in (self.store.url, self.state.url, self.queue.url)]
+        return keys + hooks + ([callback] if callback else []) + [p for p in passwords if p]
+
+
+def _password(url: str | None) -> str | None:
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).password if url else None
+
+
+def _safe(url: str | None) -> str | None:
+    """A URL with its password masked (redis://:secret@host keeps host and port)."""
+    if not url:
+        return None
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":****@")
+    return parts._replace(netloc=netloc).geturl()
 
 
 def mask(secret: str) -> str:

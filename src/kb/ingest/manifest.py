@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -168,7 +169,7 @@ class Manifest:
         rows = self._db.execute("SELECT source FROM files WHERE substr(source, 1, ?) = ?", (len(prefix), prefix))
         return [r["source"] for r in rows]
 
-    def put(self, rec: FileRecord, chunks: list[Chunk]) -> None:
+    def put(self, rec: FileRecord, chunks: Sequence[Chunk | StoredChunk]) -> None:
         """Records a file and replaces its keyword rows, in one transaction."""
         with self._db.transaction() as conn:
             conn.execute(
@@ -188,7 +189,7 @@ class Manifest:
                 ),
             )
             conn.execute("DELETE FROM chunks WHERE source = ?", (rec.source,))
-            rows = [StoredChunk.of(c).row() for c in chunks]
+            rows = [(c if isinstance(c, StoredChunk) else StoredChunk.of(c)).row() for c in chunks]
             # A chunk id is a hash of its source and content, so it belongs to this file alone;
             # an equal id left over elsewhere would be another file's stale row.
             conn.executemany("DELETE FROM chunks WHERE id = ?", [(r[0],) for r in rows])

@@ -1,7 +1,7 @@
 """The job queue: huey, carrying job ids (and webhook deliveries) to workers.
 
-huey on SQLite under KB_HOME is the embedded default; `queue.url = "redis://..."` puts the
-same queue on Redis, so workers on several machines share it. huey hands a task to one
+huey on SQLite under KB_HOME is the embedded default; `queue.url = "redis://..."` (or else
+`state.url`) puts the same queue on Redis, so workers on several machines share it. huey hands a task to one
 worker and forgets it, so a worker that dies mid-job would lose it: the job's lease in the
 job store is what brings it back (runner.py re-submits jobs whose lease ran out).
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from kb.config import Settings
-from kb.errors import ConfigError, StoreError
+from kb.errors import StoreError
 
 if TYPE_CHECKING:
     from kb.jobs.runner import Runner
@@ -38,7 +38,7 @@ class JobQueue:
 
     @property
     def backend(self) -> str:
-        return "redis" if self.settings.queue.url else "sqlite"
+        return "redis" if _url(self.settings) else "sqlite"
 
     def _require_runner(self) -> Runner:
         if self._runner is None:  # only consumers execute tasks, and they bind a runner first
@@ -80,11 +80,14 @@ class JobQueue:
         self.huey.storage.close()
 
 
+def _url(settings: Settings) -> str | None:
+    """queue.url, else the shared state's Redis: instances that share state share the queue."""
+    return settings.queue.url or settings.state.url
+
+
 def _open_huey(settings: Settings) -> Any:
-    url = settings.queue.url
+    url = _url(settings)
     if url:
-        if not url.startswith(("redis://", "rediss://", "unix://")):
-            raise ConfigError(f"queue: url must be a redis:// URL, got {url!r}")
         from huey import RedisHuey
 
         return RedisHuey("kb", url=url, results=False)

@@ -80,6 +80,7 @@ class Service:
         kbs = self.settings.kbs_dir
         if kbs.exists() and not os.access(kbs, os.R_OK):
             problems["store"] = f"{kbs} cannot be read"
+        problems.update(self.library.home.shared_problems())
         return problems
 
 

@@ -1,12 +1,14 @@
-"""The vector store over a local Chroma PersistentClient.
+"""The vector store: a local Chroma PersistentClient, or a Chroma server (`store.url`).
 
 Chroma is imported only here, and its exceptions become StoreError here. Writes go in
 batches no larger than the client's maximum; upserts by chunk id make a repeated batch
-harmless.
+harmless. A Chroma server is shared by every kb instance; an instance whose server is
+unreachable answers StoreError (503) naming it, and works again once it is back.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -14,6 +16,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import urlsplit
 
 from kb.documents import Chunk, Hit, StoredChunk
 from kb.errors import StoreError
@@ -41,27 +44,40 @@ def _path_lock(path: Path) -> threading.Lock:
 
 
 class ChromaStore:
-    def __init__(self, path: Path, name: str) -> None:
-        self._snapshot = readonly_snapshot(path)
-        self._lock = _path_lock(path)
+    """One KB's collection. `path` is a local store's folder; with `url` set, the collection
+    lives on that Chroma server instead and `path` is not used."""
+
+    def __init__(self, path: Path, name: str, url: str | None = None) -> None:
+        self._url = url
+        self._snapshot = None if url else readonly_snapshot(path)
+        # The server takes concurrent requests; only the local client needs them serialized.
+        self._lock: Any = contextlib.nullcontext() if url else _path_lock(path)
         self._path, self._name = path, name
         try:
-            path.mkdir(parents=True, exist_ok=True)
+            if not url:
+                path.mkdir(parents=True, exist_ok=True)
             self._open()
         except Exception as exc:  # chromadb raises assorted internal types on a damaged store
             self._remove_snapshot()
-            raise StoreError(
-                f"cannot open the vector store at {path} ({exc}); `kb doctor --repair` rebuilds it"
-            ) from exc
+            raise self._error(f"cannot open the vector store at {url or path}", exc, local_fix=True) from exc
+
+    def _error(self, what: str, exc: Exception, local_fix: bool = False) -> StoreError:
+        if self._url:
+            return _server_error(self._url, what, exc)
+        fix = "`kb doctor --repair` rebuilds it" if local_fix else "run `kb doctor`"
+        return StoreError(f"{what} ({exc}); {fix}")
 
     def _open(self) -> None:
         import chromadb
         from chromadb.config import Settings as ChromaSettings
 
-        self._client = chromadb.PersistentClient(
-            path=str(self._snapshot or self._path),
-            settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False),
-        )
+        if self._url:
+            self._client = _http_client(self._url)
+        else:
+            self._client = chromadb.PersistentClient(
+                path=str(self._snapshot or self._path),
+                settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False),
+            )
         # The space goes in the configuration too: next to the legacy metadata key, a
         # configuration silently makes the space l2 (chromadb 1.5.9).
         self._col = self._client.get_or_create_collection(
@@ -78,14 +94,14 @@ class ChromaStore:
             try:
                 return run()
             except Exception as exc:
-                if "error finding id" not in str(exc).lower():
-                    raise StoreError(f"searching the vector store failed ({exc}); run `kb doctor`") from exc
+                if self._url or "error finding id" not in str(exc).lower():
+                    raise self._error("searching the vector store failed", exc) from exc
             try:
                 cast(Any, self._client).close()
                 self._open()
                 return run()
             except Exception as exc:
-                raise StoreError(f"searching the vector store failed ({exc}); run `kb doctor`") from exc
+                raise self._error("searching the vector store failed", exc) from exc
 
     def add(self, chunks: list[Chunk], vectors: np.ndarray) -> None:
         for i in range(0, len(chunks), self._batch):
@@ -99,7 +115,7 @@ class ChromaStore:
                         metadatas=[c.metadata() for c in part],
                     )
             except Exception as exc:
-                raise StoreError(f"writing to the vector store failed ({exc})") from exc
+                raise self._error("writing to the vector store failed", exc) from exc
 
     def close(self) -> None:
         # Chroma shares one system per path in a process, counted by reference: closing the
@@ -121,7 +137,7 @@ class ChromaStore:
                 with self._lock:
                     found.update(self._col.get(ids=ids[i : i + self._batch], include=[])["ids"])
             except Exception as exc:
-                raise StoreError(f"reading the vector store failed ({exc})") from exc
+                raise self._error("reading the vector store failed", exc) from exc
         return found
 
     def delete(self, ids: list[str]) -> None:
@@ -130,7 +146,7 @@ class ChromaStore:
                 with self._lock:
                     self._col.delete(ids=ids[i : i + self._batch])
             except Exception as exc:
-                raise StoreError(f"deleting from the vector store failed ({exc})") from exc
+                raise self._error("deleting from the vector store failed", exc) from exc
 
     def query(self, vectors: np.ndarray, k: int) -> list[list[Hit]]:
         res = self._searching(  # no count() first: see nearest()
@@ -174,7 +190,7 @@ class ChromaStore:
                 with self._lock:
                     res = self._col.get(ids=ids[i : i + self._batch], include=["documents", "metadatas"])
             except Exception as exc:
-                raise StoreError(f"reading the vector store failed ({exc})") from exc
+                raise self._error("reading the vector store failed", exc) from exc
             for cid, doc, meta in zip(res["ids"], res["documents"] or [], res["metadatas"] or []):
                 if not meta:
                     continue
@@ -195,6 +211,83 @@ class ChromaStore:
     def count(self) -> int:
         with self._lock:
             return self._col.count()
+
+    def ping(self) -> None:
+        """Raises StoreError if the store cannot answer (readiness, kb doctor)."""
+        try:
+            with self._lock:
+                self._client.heartbeat()
+        except Exception as exc:
+            raise self._error("the vector store does not answer", exc) from exc
+
+    def ids(self, page: int = 10_000) -> set[str]:
+        """Every chunk id in the collection (kb doctor on a Chroma server)."""
+        found: set[str] = set()
+        while True:
+            try:
+                with self._lock:
+                    part = self._col.get(include=[], limit=page, offset=len(found))["ids"]
+            except Exception as exc:
+                raise self._error("reading the vector store failed", exc) from exc
+            found.update(part)
+            if len(part) < page:
+                return found
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Whether `exc` says the server could not be reached (rather than that it refused)."""
+    import httpx
+
+    if isinstance(exc, httpx.TransportError):
+        return True
+    return "could not connect to a chroma server" in str(exc).lower()
+
+
+def ping_server(url: str) -> None:
+    """Raises StoreError naming the server if the Chroma server at `url` does not answer
+    (readiness, kb doctor). One client per URL is kept between checks."""
+    try:
+        client = _servers.get(url) or _servers.setdefault(url, _http_client(url))
+        client.heartbeat()
+    except Exception as exc:
+        _servers.pop(url, None)
+        raise _server_error(url, "the vector store does not answer", exc) from exc
+
+
+_servers: dict[str, Any] = {}
+
+
+def _http_client(url: str) -> Any:
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    parts = urlsplit(url)
+    return chromadb.HttpClient(
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or (443 if parts.scheme == "https" else 8000),
+        ssl=parts.scheme == "https",
+        settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False),
+    )
+
+
+def _server_error(url: str, what: str, exc: Exception) -> StoreError:
+    if _unreachable(exc):
+        return StoreError(
+            f"the Chroma server at {url} is unreachable ({exc}); start it (`chroma run`) or check store.url"
+        )
+    return StoreError(f"{what}: the Chroma server at {url} answered {exc}")
+
+
+def delete_remote(url: str, name: str) -> None:
+    """Drops a KB's collection on a Chroma server (`kb kbs delete`); gone already is fine."""
+    store = ChromaStore(Path(), name, url)
+    try:
+        store._client.delete_collection(COLLECTION_PREFIX + name)
+    except Exception as exc:
+        if "does not exist" not in str(exc).lower() and "not found" not in str(exc).lower():
+            raise store._error("deleting the collection failed", exc) from exc
+    finally:
+        store.close()
 
 
 def _str(value: Any) -> str | None:

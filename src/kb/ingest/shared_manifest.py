@@ -1,0 +1,198 @@
+"""The manifest of a KB shared by several kb instances: Redis holds the truth, each instance a mirror.
+
+With `store.url` and `state.url` set, instances on different machines write one KB. What
+they must agree on lives in Redis: the file records (what is ingested, with which chunk
+ids), the model the KB was built with, and its content key (generation and version), which
+moves with every committed write and keys the answer cache on every instance.
+
+Each instance keeps a mirror of it in the ordinary SQLite manifest under its own KB_HOME,
+with the chunk texts and the FTS5 keyword index, so search, hybrid ranking and `kb list`
+run locally as they do without Redis. The keyword index is therefore rebuilt per instance,
+from the Chroma server's chunk texts, not shared: Redis (Debian's, without modules) has no
+full-text search, Chroma's server has none for single-node deployments (chromadb 1.5.9),
+and a bm25 over the whole corpus needs the corpus's statistics, which a local index keeps
+for free. `sync` brings the mirror up to date when the shared content key has moved: it
+compares file records and fetches the texts of changed files only, so its cost follows
+what changed, not the KB's size (the first sync of a new instance fetches everything).
+
+A writer holds the KB's write lock (a lease on Redis, see locking.py) and commits each
+file to its mirror, then to Redis: a record in Redis always has its chunks in the store.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from kb.documents import Chunk, StoredChunk
+from kb.ingest.manifest import FileRecord, Manifest
+from kb.state import key, translated
+
+if TYPE_CHECKING:
+    import redis
+
+# Meta keys every instance must agree on; the rest (keyword_index, synced) describe the mirror.
+_SHARED_META = ("model", "generation", "content_version")
+_SYNCED = "synced_content_key"
+
+
+def catalogue_key() -> str:
+    """The set of KB names that exist on the shared state."""
+    return key("kbs")
+
+
+def files_key(kb: str) -> str:
+    return key("kb", kb, "files")
+
+
+def meta_key(kb: str) -> str:
+    return key("kb", kb, "meta")
+
+
+def _record(raw: bytes | str) -> FileRecord:
+    return FileRecord(**json.loads(raw))
+
+
+class SharedManifest(Manifest):
+    def __init__(self, path: Path, client: redis.Redis, kb: str) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        super().__init__(path)
+        self._redis = client
+        self._kb = kb
+        self._sync_lock = threading.Lock()
+        # Opening a KB's manifest creates the KB (as manifest.db does under KB_HOME): readers
+        # check that it exists first. Its generation names this life of it, so a KB deleted and
+        # created again never meets the answers cached for the old one.
+        with translated(client, "opening the manifest"):
+            pipe = client.pipeline(transaction=True)
+            pipe.hsetnx(meta_key(kb), "generation", _generation())
+            pipe.sadd(catalogue_key(), kb)
+            pipe.execute()
+
+    # -- shared meta --------------------------------------------------------------------
+    def content_key(self) -> str:
+        with translated(self._redis, "reading the content version"):
+            generation, version = self._redis.hmget(meta_key(self._kb), ["generation", "content_version"])
+        return f"{_text(generation)}:{int(version or 0)}"
+
+    def get_meta(self, name: str) -> str | None:
+        if name not in _SHARED_META:
+            return super().get_meta(name)
+        with translated(self._redis, "reading the manifest"):
+            value = self._redis.hget(meta_key(self._kb), name)
+        return _text(value)
+
+    def set_meta(self, name: str, value: str) -> None:
+        if name not in _SHARED_META:
+            super().set_meta(name, value)
+            return
+        with translated(self._redis, "writing the manifest"):
+            self._redis.hset(meta_key(self._kb), name, value)
+
+    def content_version(self) -> int:
+        return int(self.get_meta("content_version") or 0)
+
+    def bump_version(self) -> None:
+        with translated(self._redis, "writing the content version"):
+            self._redis.hincrby(meta_key(self._kb), "content_version", 1)
+
+    # -- files: the mirror first, then Redis ----------------------------------------------
+    def put(self, rec: FileRecord, chunks: Sequence[Chunk | StoredChunk]) -> None:
+        super().put(rec, chunks)
+        self._publish(rec)
+
+    def touch(self, source: str, size: int, mtime_ns: int) -> None:
+        super().touch(source, size, mtime_ns)
+        rec = super().get(source)
+        if rec is not None:
+            self._publish(rec)
+
+    def delete(self, source: str) -> None:
+        super().delete(source)
+        with translated(self._redis, "writing the manifest"):
+            self._redis.hdel(files_key(self._kb), source)
+
+    def _publish(self, rec: FileRecord) -> None:
+        with translated(self._redis, "writing the manifest"):
+            self._redis.hset(files_key(self._kb), rec.source, json.dumps(asdict(rec)))
+
+    # -- the mirror ---------------------------------------------------------------------
+    def is_synced(self) -> bool:
+        return super().get_meta(_SYNCED) == self.content_key()
+
+    def mark_synced(self) -> None:
+        """Records that the mirror holds what the shared manifest holds now (a writer, whose
+        own commits made both, calls this before it lets go of the lock)."""
+        super().set_meta(_SYNCED, self.content_key())
+
+    def sync(self, stored: Callable[[list[str]], list[StoredChunk]]) -> int:
+        """Brings the mirror up to date with Redis; returns how many files changed. `stored`
+        reads chunk texts from the vector store. Safe to repeat: it converges on Redis's state."""
+        with self._sync_lock:
+            target = self.content_key()  # before the records: a write meanwhile means one more sync
+            if super().get_meta(_SYNCED) == target:
+                return 0
+            with translated(self._redis, "reading the manifest"):
+                remote = {_text(s) or "": _record(raw) for s, raw in self._redis.hgetall(files_key(self._kb)).items()}
+            local = {r.source: r for r in super().all()}
+            changed = 0
+            for source in local.keys() - remote.keys():
+                super().delete(source)
+                changed += 1
+            for source, rec in remote.items():
+                old = local.get(source)
+                if old == rec:
+                    continue
+                if old is not None and old.chunk_ids == rec.chunk_ids:
+                    super().put(rec, list(self.chunks(rec.chunk_ids).values()))
+                else:
+                    super().put(rec, stored(rec.chunk_ids))
+                changed += 1
+            super().set_meta("keyword_index", "ready")
+            super().set_meta(_SYNCED, target)
+            return changed
+
+    # -- the write mark (store/guard.py's, for a shared store) -----------------------------
+    def begin_write(self) -> bool:
+        """Marks the KB as being written; returns whether the last writer died mid-write, in
+        which case the store may hold chunks the manifest does not list yet."""
+        with translated(self._redis, "marking the write"):
+            return self._redis.hget(meta_key(self._kb), "writing") is not None or not bool(
+                self._redis.hset(meta_key(self._kb), "writing", "1")
+            )
+
+    def end_write(self) -> None:
+        with translated(self._redis, "marking the write"):
+            self._redis.hdel(meta_key(self._kb), "writing")
+
+
+def drop_shared(client: redis.Redis, kb: str) -> None:
+    with translated(client, "deleting the knowledge base"):
+        pipe = client.pipeline(transaction=True)
+        pipe.delete(files_key(kb), meta_key(kb))
+        pipe.srem(catalogue_key(), kb)
+        pipe.execute()
+
+
+def names(client: redis.Redis) -> list[str]:
+    with translated(client, "listing knowledge bases"):
+        return sorted(_text(n) or "" for n in client.smembers(catalogue_key()))
+
+
+def exists(client: redis.Redis, kb: str) -> bool:
+    with translated(client, "looking up the knowledge base"):
+        return bool(client.sismember(catalogue_key(), kb))
+
+
+def _generation() -> str:
+    import secrets
+
+    return secrets.token_hex(8)
+
+
+def _text(value: bytes | str | None) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value

@@ -1,0 +1,170 @@
+"""Two kb instances (two KB_HOMEs, two facades) sharing a real `chroma run` and a real
+redis-server on loopback: what one writes, caches or learns, the other sees."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+
+import pytest
+
+from kb.config import load_settings
+from kb.errors import KbNotFound, LockTimeout
+from kb.facade import KnowledgeBase
+from tests.conftest import SAMPLE
+
+
+@pytest.fixture
+def shared(monkeypatch, redis_url, chroma_server):
+    monkeypatch.setenv("KB_STORE_URL", chroma_server.url)
+    monkeypatch.setenv("KB_STATE_URL", redis_url)
+    return {"KB_STORE_URL": chroma_server.url, "KB_STATE_URL": redis_url}
+
+
+@pytest.fixture
+def kb_name() -> str:
+    # One Chroma server serves the whole session: each test has its own collection.
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def instances(tmp_path, shared, kb_name):
+    opened: list[KnowledgeBase] = []
+
+    def instance(label: str, **overrides) -> KnowledgeBase:
+        kb = KnowledgeBase(load_settings(home=str(tmp_path / label), kb=kb_name, **overrides))
+        opened.append(kb)
+        return kb
+
+    yield instance
+    for kb in opened:
+        kb.close()
+        kb.home.close()
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    for name in ("bee_biology.md", "swarming.txt", "varroa_mites.html"):
+        shutil.copy(SAMPLE / name, folder / name)
+    return folder
+
+
+def test_ingest_through_one_instance_is_found_through_the_other(instances, corpus):
+    a, b = instances("a"), instances("b")
+    report = a.ingest([corpus])
+    assert report.chunks_embedded > 0 and not report.failed
+    for mode in ("dense", "keyword", "hybrid"):
+        hits = b.search(["how many eggs does a queen lay in a day"], k=3, mode=mode)[0]
+        assert hits, mode
+        assert hits[0].source.endswith("bee_biology.md"), (mode, hits[0].source)
+    assert {d["source"] for d in b.documents()} == {str(p) for p in corpus.iterdir()}
+    assert b.home.names() == [a.name]
+    # B's mirror is its own SQLite under its own home, built from the server's texts.
+    assert (b.settings.kb_dir / "manifest.db").is_file()
+    assert not (b.settings.kb_dir / "chroma").exists() and not (a.settings.kb_dir / "chroma").exists()
+
+
+def test_removal_and_deletion_through_one_instance_reach_the_other(instances, corpus):
+    a, b = instances("a"), instances("b")
+    a.ingest([corpus])
+    assert b.search(["varroa mites"], k=10, mode="keyword")[0]
+    a.remove(corpus / "varroa_mites.html")
+    sources = {h.source for h in b.search(["varroa mites"], k=10, mode="hybrid")[0]}
+    assert str(corpus / "varroa_mites.html") not in sources
+    assert len(b.documents()) == 2
+    a.delete_knowledge_base(a.name)
+    with pytest.raises(KbNotFound):
+        b.search(["varroa mites"], k=3)
+
+
+def test_a_cached_answer_on_one_instance_is_a_hit_on_the_other_until_an_ingest(instances, corpus, tmp_path):
+    a, b = instances("a"), instances("b")
+    (corpus / "swarming.txt").rename(tmp_path / "swarming.txt")  # added later
+    a.ingest([corpus])
+    question = "How many eggs does a queen lay in a day?"
+    first = a.ask(question)
+    assert not first.cached
+    assert b.ask(question).cached
+    (tmp_path / "swarming.txt").rename(corpus / "swarming.txt")
+    a.ingest([corpus])
+    # The content version moved on Redis: neither instance serves the old answer.
+    assert not b.ask(question).cached
+    assert a.ask(question).cached  # ...and the new one is shared again
+
+
+def test_a_provider_failing_on_one_instance_opens_the_breaker_on_the_other(instances, corpus, tmp_path):
+    from tests.servers import free_port
+
+    dead = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens: connection refused
+    config = textwrap.dedent(f"""
+        [breaker]
+        failure_threshold = 2
+        cooldown_s = 600
+
+        [[providers]]
+        name = "primary"
+        kind = "openai"
+        base_url = "{dead}"
+        model = "m"
+        max_retries = 0
+        timeout_s = 2
+
+        [[providers]]
+        name = "extractive"
+        kind = "extractive"
+        """)
+    for label in ("a", "b"):
+        (tmp_path / label).mkdir()
+        (tmp_path / label / "config.toml").write_text(config)
+    a, b = instances("a"), instances("b")
+    a.ingest([corpus])
+    for question in ("What is varroa?", "When do bees swarm?"):
+        answer = a.ask(question, use_cache=False)
+        assert answer.provider == "extractive"
+        assert answer.attempts[0].outcome == "error", answer.attempts
+    assert b.home.breakers.states()["primary"]["state"] == "open"
+    answer = b.ask("What do drones do?", use_cache=False)
+    assert answer.provider == "extractive"
+    assert answer.attempts[0].outcome == "skipped", answer.attempts  # B never called the dead endpoint
+
+
+def test_one_writer_across_instances_and_a_dead_writers_lease_expires(instances, corpus, shared, kb_name, tmp_path):
+    a = instances("a")
+    b = instances("b", lock_timeout_s=0.5)
+    a.ingest([corpus])
+    with a.home.write_lock(a.name), pytest.raises(LockTimeout, match="another kb instance"):
+        b.ingest([corpus])
+    # A writer killed while holding the lock: its lease (2 s here) runs out, B goes ahead.
+    holder = textwrap.dedent(f"""
+        import sys, time
+        from kb.config import load_settings
+        from kb.home import Home
+        home = Home(load_settings(home={str(tmp_path / "c")!r}, kb={kb_name!r}))
+        with home.write_lock({kb_name!r}):
+            print("locked", flush=True)
+            time.sleep(600)
+        """)
+    env = {**shared, "KB_STATE_LOCK_LEASE_S": "2"}
+    import os
+
+    proc = subprocess.Popen([sys.executable, "-c", holder], env={**os.environ, **env}, stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == b"locked"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        started = time.monotonic()
+        waiting = instances("d", lock_timeout_s=30)
+        report = waiting.ingest([corpus])
+        assert not report.failed
+        assert time.monotonic() - started < 15
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
