@@ -128,3 +128,7 @@ def open_cache(path: Path, size_limit_mb: int) -> Cache:
 def answer_key(**parts: Any) -> str:
     blob = json.dumps(parts, sort_keys=True, ensure_ascii=False)
     return "answer:" + hashlib.sha256(blob.encode()).hexdigest()
+
+
+if TYPE_CHECKING:  # mypy holds every cache to the protocol
+    _CACHES: tuple[type[Cache], ...] = (DiskCache, RedisCache, NullCache)

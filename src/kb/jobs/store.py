@@ -20,7 +20,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from kb import state as shared
 from kb.errors import Conflict, KbNotFound
@@ -105,6 +105,22 @@ def _job(row: Any) -> Job:
         error=row["error"],
         deliveries=json.loads(row["deliveries"]),
     )
+
+
+class JobStore(Protocol):
+    """What the runner, the CLI and the service use; SqliteJobStore and RedisJobStore both are one."""
+
+    def create(self, kb: str, kind: str, params: dict) -> Job: ...
+    def get(self, job_id: str) -> Job: ...
+    def recent(self, kb: str | None = None, state: str | None = None, limit: int = 100) -> list[Job]: ...
+    def claim(self, job_id: str, worker: str, lease_s: float) -> Job | None: ...
+    def renew(self, job_id: str, worker: str, lease_s: float) -> bool: ...
+    def progress(self, job_id: str, worker: str, progress: dict) -> None: ...
+    def finish(self, job_id: str, worker: str, state: str, report: dict | None, error: str | None) -> bool: ...
+    def requeue(self, job_id: str) -> Job: ...
+    def expired(self) -> list[str]: ...
+    def add_delivery(self, job_id: str, delivery: dict) -> None: ...
+    def close(self) -> None: ...
 
 
 class SqliteJobStore:
@@ -490,3 +506,7 @@ class RedisJobStore:
         self._run(
             "add_delivery", f"recording a delivery of job {job_id}", [self._job_key(job_id)], [json.dumps(delivery)]
         )
+
+
+if TYPE_CHECKING:  # mypy holds both stores to the protocol
+    _STORES: tuple[type[JobStore], ...] = (SqliteJobStore, RedisJobStore)

@@ -10,7 +10,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from kb import state
 from kb.providers.base import Attempt
@@ -77,6 +77,20 @@ class Event:
     chunks: int | None = None  # ingest: chunks embedded
     attempts: list[Attempt] = field(default_factory=list)
     ts: float = field(default_factory=time.time)
+
+
+class Metrics(Protocol):
+    """What `kb stats`, the ingest estimate and Home.record use; MetricsStore and
+    RedisMetricsStore both are one."""
+
+    @property
+    def readonly(self) -> bool: ...
+    def close(self) -> None: ...
+    def record(self, event: Event) -> None: ...
+    def events(self, kb: str | None, since: float | None = None) -> list[dict]: ...
+    def attempts(self, kb: str | None, since: float | None = None) -> list[dict]: ...
+    def top1_before(self, kb: str | None, ts: float) -> list[float]: ...
+    def ingest_rate(self, model: str, last: int = 20) -> tuple[float, int] | None: ...
 
 
 class MetricsStore:
@@ -263,3 +277,7 @@ class RedisMetricsStore:
         if not found:
             return None
         return sum(r["chunks"] for r in found) / (sum(r["total_ms"] for r in found) / 1000), len(found)
+
+
+if TYPE_CHECKING:  # mypy holds both stores to the protocol
+    _STORES: tuple[type[Metrics], ...] = (MetricsStore, RedisMetricsStore)

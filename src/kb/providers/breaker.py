@@ -216,3 +216,7 @@ class Breaker:
             raise
         self.board.success(self.name)
         return completion
+
+
+if TYPE_CHECKING:  # mypy holds every board to the protocol
+    _BOARDS: tuple[type[BreakerBoard], ...] = (SqliteBreakerBoard, RedisBreakerBoard, MemoryBreakerBoard)
