@@ -17,7 +17,7 @@ from kb.facade import KnowledgeBase
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "sample_corpus"
-pytest_plugins = ("tests.servers",)  # redis_server, chroma_server, redis_url
+pytest_plugins = ("tests.servers", "tests.backends")  # redis_server, chroma_server, redis_url; backend
 
 _SCRUB = ("KB_NAME", "KB_MODEL", "KB_TOP_K", "OPENAI_API_KEY", "OPENAI_BASE_URL", "KB_OPENAI_MODEL")
 

@@ -1,7 +1,8 @@
-"""The answer and query-embedding cache: diskcache under the KB home.
+"""The answer and query-embedding cache: diskcache under the KB home, or Redis (`state.url`)
+when several kb instances share one.
 
 A cache never decides an outcome, so when it cannot be written (a read-only KB_HOME, a
-full disk) kb goes on without it instead of failing the question.
+full disk, Redis down) kb goes on without it instead of failing the question.
 """
 
 from __future__ import annotations
@@ -9,8 +10,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import pickle
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
+from kb import state
+
+if TYPE_CHECKING:
+    import redis
 
 
 class Cache(Protocol):
@@ -43,6 +50,58 @@ class DiskCache:
         self._cache.close()
 
 
+class RedisCache:
+    """The cache on the shared Redis: an answer one instance computed is a hit on every other.
+
+    Values are pickled, as diskcache does; Redis is kb's own state, as trusted as the KB home.
+    """
+
+    # diskcache is bounded by size_limit_mb; on a Redis that also holds jobs and breakers a
+    # size bound is Redis's own maxmemory, so the cache bounds itself in time instead: an entry
+    # nobody asked for in a week goes. Only cache keys carry a TTL, so a `volatile-lru`
+    # maxmemory-policy evicts cache entries and never a job record or breaker.
+    TTL_S = 7 * 24 * 3600
+    _CLEAR_BATCH = 500
+
+    def __init__(self, client: redis.Redis, ttl_s: int = TTL_S) -> None:
+        self._client = client
+        self._ttl_s = ttl_s
+
+    @staticmethod
+    def _key(key: str) -> str:
+        return state.key("cache", key)
+
+    def get(self, key: str) -> Any:
+        try:
+            blob = self._client.get(self._key(key))
+            return None if blob is None else pickle.loads(cast(bytes, blob))
+        except Exception:  # Redis down, or an entry a newer kb wrote: a miss
+            return None
+
+    def set(self, key: str, value: Any) -> None:
+        with contextlib.suppress(Exception):  # Redis down or full: the answer still goes out, unkept
+            self._client.set(self._key(key), pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL), ex=self._ttl_s)
+
+    def clear(self) -> int:
+        """Deletes kb's cache keys only (the same Redis may hold anything else)."""
+        # SCAN, not KEYS: it never blocks Redis for the other instances while it walks the keys.
+        pattern = state.key("cache", "*")
+        removed = 0
+        with state.translated(self._client, "clearing the cache"):
+            batch: list[bytes] = []
+            for name in self._client.scan_iter(match=pattern, count=self._CLEAR_BATCH):
+                batch.append(name)
+                if len(batch) >= self._CLEAR_BATCH:
+                    removed += int(self._client.delete(*batch))
+                    batch = []
+            if batch:
+                removed += int(self._client.delete(*batch))
+        return removed
+
+    def close(self) -> None:
+        state.release(self._client)
+
+
 class NullCache:
     """No cache: used when the KB home cannot hold one."""
 
@@ -69,3 +128,7 @@ def open_cache(path: Path, size_limit_mb: int) -> Cache:
 def answer_key(**parts: Any) -> str:
     blob = json.dumps(parts, sort_keys=True, ensure_ascii=False)
     return "answer:" + hashlib.sha256(blob.encode()).hexdigest()
+
+
+if TYPE_CHECKING:  # mypy holds every cache to the protocol
+    _CACHES: tuple[type[Cache], ...] = (DiskCache, RedisCache, NullCache)

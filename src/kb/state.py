@@ -66,3 +66,16 @@ def translated(client: redis.Redis, doing: str) -> Iterator[None]:
         ) from exc
     except redis.RedisError as exc:
         raise StoreError(f"shared state at {where(client)} failed while {doing} ({exc})") from exc
+
+
+def release(client: redis.Redis) -> None:
+    """Closes the client's connections. The adapters of one instance share a client, and
+    redis-py opens connections again on the next command, so one adapter closing never breaks
+    another that is still in use."""
+    client.close()
+
+
+def seconds(reply: tuple[int, int] | list) -> float:
+    """The Redis server's TIME reply as a Unix timestamp. Leases, cooldowns and timestamps the
+    instances compare are taken from the one clock they share rather than each machine's."""
+    return int(reply[0]) + int(reply[1]) / 1_000_000

@@ -46,9 +46,9 @@ def test_429_retry_after_beyond_the_deadline_gives_up_at_once(fake_openai):
     assert fake_openai.hits == 1
 
 
-def test_breaker_opens_skips_and_recovers_through_half_open(tmp_path):
-    board = SqliteBreakerBoard(tmp_path / "b.db", failure_threshold=2, cooldown_s=0.3)
-    other_process = SqliteBreakerBoard(tmp_path / "b.db", failure_threshold=2, cooldown_s=0.3)
+def test_breaker_opens_skips_and_recovers_through_half_open(backend):
+    board = backend.breakers(failure_threshold=2, cooldown_s=0.3)
+    other_process = backend.breakers(failure_threshold=2, cooldown_s=0.3)  # or another machine, on Redis
     board.acquire("p")
     board.failure("p")
     board.acquire("p")
@@ -66,8 +66,8 @@ def test_breaker_opens_skips_and_recovers_through_half_open(tmp_path):
     other_process.acquire("p")
 
 
-def test_failed_half_open_probe_reopens(tmp_path):
-    board = SqliteBreakerBoard(tmp_path / "b.db", failure_threshold=1, cooldown_s=0.2)
+def test_failed_half_open_probe_reopens(backend):
+    board = backend.breakers(failure_threshold=1, cooldown_s=0.2)
     board.failure("p")
     time.sleep(0.25)
     board.acquire("p")

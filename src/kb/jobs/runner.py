@@ -22,7 +22,7 @@ from kb.errors import KbError
 
 if TYPE_CHECKING:
     from kb.jobs.queue import JobQueue
-    from kb.jobs.store import Job, SqliteJobStore
+    from kb.jobs.store import Job, JobStore
     from kb.library import Library
 
 JOB_LOCK_TIMEOUT_S = 24 * 3600  # a job waits for another job of its KB rather than fail
@@ -32,7 +32,7 @@ PROGRESS_EVERY_S = 0.5
 class _Progress:
     """The ingest pipeline's progress, written to the job record (at most twice a second)."""
 
-    def __init__(self, jobs: SqliteJobStore, job_id: str, worker: str) -> None:
+    def __init__(self, jobs: JobStore, job_id: str, worker: str) -> None:
         self.jobs, self.job_id, self.worker = jobs, job_id, worker
         self.state = {"files_total": 0, "files_done": 0, "chunks": 0, "bytes_total": 0, "bytes_done": 0}
         self._written = 0.0
@@ -72,7 +72,7 @@ class _Progress:
 class _Lease:
     """Renews a job's lease in the background while the job runs."""
 
-    def __init__(self, jobs: SqliteJobStore, job_id: str, worker: str, lease_s: float) -> None:
+    def __init__(self, jobs: JobStore, job_id: str, worker: str, lease_s: float) -> None:
         self.jobs, self.job_id, self.worker, self.lease_s = jobs, job_id, worker, lease_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._renew, name=f"kb-lease-{job_id}", daemon=True)
@@ -92,7 +92,7 @@ class _Lease:
 
 
 class Runner:
-    def __init__(self, library: Library, jobs: SqliteJobStore, queue: JobQueue) -> None:
+    def __init__(self, library: Library, jobs: JobStore, queue: JobQueue) -> None:
         self.library = library
         self.jobs = jobs
         self.queue = queue
@@ -175,7 +175,7 @@ class Runner:
             self._reclaimer.join(timeout=5)
 
 
-def enqueue_ingest(jobs: SqliteJobStore, queue: JobQueue, kb: str, params: dict[str, Any]) -> Job:
+def enqueue_ingest(jobs: JobStore, queue: JobQueue, kb: str, params: dict[str, Any]) -> Job:
     """Records a job and queues it; the job exists before any worker can see it."""
     job = jobs.create(kb, "ingest", params)
     queue.submit(job.id)

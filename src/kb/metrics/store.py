@@ -1,14 +1,23 @@
-"""The metrics store: one row per ask, search or ingest, one per provider attempt."""
+"""The metrics store: one row per ask, search or ingest, one per provider attempt.
+
+Embedded in `metrics.db` under the KB home, or one sorted set on Redis (`state.url`) that
+every instance writes to; both answer the same calls with the same rows.
+"""
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
+from kb import state
 from kb.providers.base import Attempt
 from kb.sqlite import Database, Migration
+
+if TYPE_CHECKING:
+    import redis
 
 _SCHEMA_1 = """
 CREATE TABLE IF NOT EXISTS events (
@@ -68,6 +77,20 @@ class Event:
     chunks: int | None = None  # ingest: chunks embedded
     attempts: list[Attempt] = field(default_factory=list)
     ts: float = field(default_factory=time.time)
+
+
+class Metrics(Protocol):
+    """What `kb stats`, the ingest estimate and Home.record use; MetricsStore and
+    RedisMetricsStore both are one."""
+
+    @property
+    def readonly(self) -> bool: ...
+    def close(self) -> None: ...
+    def record(self, event: Event) -> None: ...
+    def events(self, kb: str | None, since: float | None = None) -> list[dict]: ...
+    def attempts(self, kb: str | None, since: float | None = None) -> list[dict]: ...
+    def top1_before(self, kb: str | None, ts: float) -> list[float]: ...
+    def ingest_rate(self, model: str, last: int = 20) -> tuple[float, int] | None: ...
 
 
 class MetricsStore:
@@ -136,3 +159,125 @@ class MetricsStore:
         if not rows:
             return None
         return sum(r["chunks"] for r in rows) / (sum(r["total_ms"] for r in rows) / 1000), len(rows)
+
+
+# The columns of an events row, in the order the SQLite store returns them.
+EVENT_COLUMNS = (
+    "id",
+    "ts",
+    "kind",
+    "kb",
+    "retrieve_ms",
+    "generate_ms",
+    "total_ms",
+    "provider",
+    "model",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "cached",
+    "error",
+    "top1",
+    "chunks",
+)
+ATTEMPT_COLUMNS = ("provider", "outcome", "error", "message", "latency_ms")
+
+# One event is one member of the sorted set: its JSON, attempts inside, with an id from a
+# counter (so two events alike in every field stay two members, and ties in ts keep the
+# order they were recorded in). Adding it and trimming the oldest is one script: atomic.
+_RECORD = """
+local id = redis.call('INCR', KEYS[2])
+redis.call('ZADD', KEYS[1], ARGV[1], '{"id":' .. string.format('%d', id) .. ',' .. string.sub(ARGV[2], 2))
+local beyond = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[3])
+if beyond > 0 then
+    redis.call('ZREMRANGEBYRANK', KEYS[1], 0, beyond - 1)
+end
+return id
+"""
+
+
+class RedisMetricsStore:
+    """The metrics of every instance in one Redis sorted set, scored by the event's ts.
+
+    It keeps the newest MAX_EVENTS events and drops the oldest beyond them: unlike a file per
+    machine, it lives in the memory every instance shares (an event is ~0.5 KB, so ~100 MB at
+    most), and `kb stats` reads the whole window it covers. 200,000 events is weeks of a busy
+    service, more than the recent/baseline drift comparison needs.
+    """
+
+    MAX_EVENTS = 200_000
+    _PAGE = 1000
+
+    def __init__(self, client: redis.Redis, max_events: int = MAX_EVENTS) -> None:
+        self._client = client
+        self._key = state.key("metrics", "events")
+        self._seq = state.key("metrics", "seq")
+        self._max = max_events
+        self._record = client.register_script(_RECORD)
+
+    @property
+    def readonly(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        state.release(self._client)
+
+    def record(self, event: Event) -> None:
+        row = asdict(event)
+        row["cached"] = int(row["cached"])
+        row["attempts"] = [{c: a.get(c) for c in ATTEMPT_COLUMNS} for a in row["attempts"]]
+        with state.translated(self._client, "recording a metrics event"):
+            self._record(keys=[self._key, self._seq], args=[repr(float(event.ts)), json.dumps(row), self._max])
+
+    def _range(self, low: float | str, high: float | str, kb: str | None) -> list[dict]:
+        with state.translated(self._client, "reading the metrics"):
+            members = cast(list[bytes], self._client.zrangebyscore(self._key, low, high))
+        rows = [json.loads(m) for m in members]
+        rows = [r for r in rows if kb is None or r["kb"] == kb]
+        rows.sort(key=lambda r: (r["ts"], r["id"]))
+        return rows
+
+    @staticmethod
+    def _event_row(r: dict) -> dict:
+        return {c: r.get(c) for c in EVENT_COLUMNS}
+
+    def events(self, kb: str | None, since: float | None = None) -> list[dict]:
+        return [self._event_row(r) for r in self._range(since or 0.0, "+inf", kb)]
+
+    def attempts(self, kb: str | None, since: float | None = None) -> list[dict]:
+        return [
+            {c: a.get(c) for c in ATTEMPT_COLUMNS} for r in self._range(since or 0.0, "+inf", kb) for a in r["attempts"]
+        ]
+
+    def top1_before(self, kb: str | None, ts: float) -> list[float]:
+        return [r["top1"] for r in self._range("-inf", f"({ts!r}", kb) if r["top1"] is not None]
+
+    def ingest_rate(self, model: str, last: int = 20) -> tuple[float, int] | None:
+        """As MetricsStore.ingest_rate: the newest events first, a page at a time, until `last`
+        ingests with `model` are found."""
+        found: list[dict] = []
+        start = 0
+        while len(found) < last:
+            with state.translated(self._client, "reading the metrics"):
+                members = cast(list[bytes], self._client.zrevrange(self._key, start, start + self._PAGE - 1))
+            if not members:
+                break
+            for m in members:
+                r = json.loads(m)
+                if (
+                    r["kind"] == "ingest"
+                    and r["model"] == model
+                    and (r["chunks"] or 0) >= MIN_CHUNKS_FOR_RATE
+                    and (r["total_ms"] or 0) > 0
+                ):
+                    found.append(r)
+                    if len(found) == last:
+                        break
+            start += self._PAGE
+        if not found:
+            return None
+        return sum(r["chunks"] for r in found) / (sum(r["total_ms"] for r in found) / 1000), len(found)
+
+
+if TYPE_CHECKING:  # mypy holds both stores to the protocol
+    _STORES: tuple[type[Metrics], ...] = (MetricsStore, RedisMetricsStore)

@@ -3,7 +3,8 @@
 Every `kb ask` is a new process, so a breaker held in memory would never open: the board
 that holds each provider's state is shared by all kb processes under one home (SQLite,
 transitions in IMMEDIATE transactions so two processes cannot both claim the half-open
-probe). The rules live in `_next`, once; boards only store state atomically.
+probe). The rules live in `_next`, once; boards only store state atomically. Instances on
+several machines share one board on Redis (`state.url`), transitions in WATCH/MULTI.
 
     closed --(failure_threshold consecutive failures)--> open
     open --(cooldown_s elapsed; one caller claims the probe)--> half_open
@@ -12,15 +13,21 @@ probe). The rules live in `_next`, once; boards only store state atomically.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import astuple, dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
+from kb import state as shared
 from kb.errors import CircuitOpen
 from kb.providers.base import Completion, CompletionRequest
 from kb.sqlite import Database
+
+if TYPE_CHECKING:
+    import redis
+    from redis.client import Pipeline
 
 
 @dataclass
@@ -130,6 +137,48 @@ class SqliteBreakerBoard(_Board):
         self._db.close()
 
 
+class RedisBreakerBoard(_Board):
+    """The shared board: one Redis hash, a field per provider, for every instance on every machine.
+
+    A transition reads the provider's state under WATCH and writes it in MULTI/EXEC; when
+    another instance changed the board in between, EXEC fails and the transition runs again
+    on what that instance wrote, so two instances never both claim the half-open probe. Time
+    is the Redis server's, so instances whose clocks disagree still agree on the cooldown.
+    """
+
+    def __init__(self, client: redis.Redis, failure_threshold: int, cooldown_s: float) -> None:
+        self._client = client
+        self._key = shared.key("breakers")
+        self.threshold = failure_threshold
+        self.cooldown = cooldown_s
+
+    @staticmethod
+    def _decode(raw: bytes | str) -> BreakerState:
+        state, failures, opened_at, probe_at = json.loads(raw)
+        return BreakerState(state, int(failures), float(opened_at), float(probe_at))
+
+    def _apply(self, provider: str, event: str) -> None:
+        def transition(pipe: Pipeline) -> None:
+            raw = pipe.hget(self._key, provider)  # immediate: the pipeline is watching
+            current = self._decode(raw) if raw is not None else BreakerState()
+            new = _next(current, event, provider, shared.seconds(pipe.time()), self.threshold, self.cooldown)
+            pipe.multi()
+            if new != current or raw is None:
+                pipe.hset(self._key, provider, json.dumps(astuple(new)))
+
+        with shared.translated(self._client, f"updating the circuit breaker of {provider}"):
+            self._client.transaction(transition, self._key)
+
+    def states(self) -> dict[str, dict]:
+        with shared.translated(self._client, "reading the circuit breakers"):
+            raw = self._client.hgetall(self._key)
+        decoded = {(p.decode() if isinstance(p, bytes) else p): self._decode(v) for p, v in raw.items()}
+        return _public(dict(sorted(decoded.items())))
+
+    def close(self) -> None:
+        shared.release(self._client)
+
+
 class MemoryBreakerBoard(_Board):
     """A board for one process, used when the KB home is read-only."""
 
@@ -167,3 +216,7 @@ class Breaker:
             raise
         self.board.success(self.name)
         return completion
+
+
+if TYPE_CHECKING:  # mypy holds every board to the protocol
+    _BOARDS: tuple[type[BreakerBoard], ...] = (SqliteBreakerBoard, RedisBreakerBoard, MemoryBreakerBoard)
