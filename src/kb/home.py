@@ -34,8 +34,8 @@ if TYPE_CHECKING:
     from kb.embedding import Embedder
     from kb.ingest.chunking import Chunker
     from kb.jobs.queue import JobQueue
-    from kb.jobs.store import RedisJobStore, SqliteJobStore
-    from kb.metrics.store import MetricsStore, RedisMetricsStore
+    from kb.jobs.store import JobStore
+    from kb.metrics.store import Metrics
     from kb.providers.breaker import BreakerBoard
 
 MANIFEST = "manifest.db"
@@ -83,7 +83,7 @@ class Home:
         return open_cache(self.path / "cache", self.settings.cache_size_mb) if self.writable else NullCache()
 
     @lazy
-    def metrics(self) -> MetricsStore | RedisMetricsStore | None:
+    def metrics(self) -> Metrics | None:
         """None when there is nowhere to keep metrics (a read-only home without them)."""
         from kb.metrics.store import MetricsStore
 
@@ -110,7 +110,7 @@ class Home:
         return MemoryBreakerBoard(b.failure_threshold, b.cooldown_s)
 
     @lazy
-    def jobs(self) -> SqliteJobStore | RedisJobStore:
+    def jobs(self) -> JobStore:
         """The background jobs' records."""
         from kb.jobs.store import SqliteJobStore
 

@@ -4,6 +4,7 @@ embedder stands in for the model (the model seam), so the tests measure kb, not 
 
 from __future__ import annotations
 
+import itertools
 import re
 import signal
 
@@ -130,7 +131,7 @@ def test_two_workers_racing_for_jobs_on_one_kb_never_write_at_once(tmp_path, own
         holds += list(zip(taken, released))
     assert len(holds) >= 4 and all(len(re.findall("taken at", w.output())) for w in workers), holds
     holds.sort()
-    for (_, end), (start, _) in zip(holds, holds[1:]):
+    for (_, end), (start, _) in itertools.pairwise(holds):
         assert end <= start, f"two writers held the lock at once: {holds}"
     records, _ = _shared_state(tmp_path, env)
     assert len(records) == 160
