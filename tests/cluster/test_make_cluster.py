@@ -4,6 +4,7 @@ through the balancer's /readyz health check; the stop command ends every process
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
@@ -66,7 +67,7 @@ def server_status(base: Path, server: str) -> str:
 def test_cluster_balances_drops_a_killed_instance_within_5s_and_stops(tmp_path):
     base = tmp_path / "cluster"
     began = time.monotonic()
-    started = cluster("start", base)
+    started = cluster("start", base, env={"KB_SERVE_TOKENS": "s3cret"})
     try:
         assert started.returncode == 0, started.stdout + started.stderr
         startup = time.monotonic() - began
@@ -79,6 +80,17 @@ def test_cluster_balances_drops_a_killed_instance_within_5s_and_stops(tmp_path):
 
         with httpx.Client(base_url=url, timeout=10) as http:
             assert http.get("/readyz").status_code == 200
+            # The tokens reached both instances (round robin: two requests, one each) ...
+            assert [http.get("/v1/kbs").status_code for _ in range(2)] == [401, 401]
+            token = {"authorization": "Bearer s3cret"}
+            assert [http.get("/v1/kbs", headers=token).status_code for _ in range(2)] == [200, 200]
+            # ... and so did sample_corpus/ as an ingest root.
+            sample = [http.post("/v1/ingest", json={"paths": [str(ROOT / "sample_corpus")]}, headers=token)
+                      for _ in range(2)]  # fmt: skip
+            assert [r.status_code for r in sample] == [202, 202], [r.text for r in sample]
+            assert {r.headers["x-kb-instance"] for r in sample} == {"serve-1", "serve-2"}
+            outside = [http.post("/v1/ingest", json={"paths": [str(ROOT)]}, headers=token) for _ in range(2)]
+            assert [r.status_code for r in outside] == [403, 403]
             served = [http.get("/readyz").headers["x-kb-instance"] for _ in range(4)]
             assert sorted(served) == ["serve-1", "serve-1", "serve-2", "serve-2"], served  # round robin
 
@@ -121,3 +133,20 @@ def test_stop_with_nothing_running_is_harmless(tmp_path):
     stopped = cluster("stop", tmp_path / "never-started")
     assert stopped.returncode == 0, stopped.stderr
     assert "nothing running" in stopped.stdout
+
+
+def test_deploy_haproxy_cfg_has_the_settings_make_cluster_uses_and_is_valid(tmp_path):
+    spec = importlib.util.spec_from_file_location("cluster_script", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = script
+    spec.loader.exec_module(script)
+    local = [line.strip() for line in script.haproxy_config(8080, (8001, 8002)).splitlines()]
+    deployed = [line.strip() for line in (ROOT / "deploy" / "haproxy.cfg").read_text().splitlines()]
+    shared = [line for line in local if line and not line.startswith(("bind ", "server ", "stats socket"))]
+    remaining = iter(deployed)
+    missing = [line for line in shared if line not in remaining]  # in the same order
+    assert missing == []
+    haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
+    check = subprocess.run([haproxy, "-c", "-f", str(ROOT / "deploy" / "haproxy.cfg")], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
