@@ -1,11 +1,13 @@
-# One command per habit. Everything installs into .venv in the repo root.
+# One command per habit. Everything installs into .venv in the repo root; install-dev also
+# installs the Debian packages redis-server and haproxy when they are missing (system-deps).
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 KB     := $(VENV)/bin/kb
 DEMO_HOME := .kb-demo
 
-.PHONY: demo test lint test-soak bench bench-quick bench-load bench-avx2 install install-dev clean
+.PHONY: demo test lint test-soak bench bench-quick bench-load bench-avx2 install install-dev system-deps cluster \
+	cluster-stop clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +28,27 @@ $(VENV)/.installed-bench: pyproject.toml | $(PY)
 	touch $@ $(VENV)/.installed $(VENV)/.installed-dev
 
 install: $(VENV)/.installed
-install-dev: $(VENV)/.installed-dev
+install-dev: $(VENV)/.installed-dev system-deps
+
+# redis-server and haproxy, which the scale-out tests and make cluster run: apt-get installs
+# them only when missing, and only as root; otherwise this says what to run, and the tests
+# that need them are skipped. /usr/sbin is not on a normal user's PATH, hence the -x checks.
+system-deps:
+	@missing=""; \
+	command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || missing="$$missing redis-server"; \
+	command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing="$$missing haproxy"; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then \
+		echo "missing:$$missing. Install them (Debian/Ubuntu: sudo apt-get install$$missing);" \
+			"until then the tests that need them are skipped and make cluster fails."; \
+		exit 0; \
+	fi; \
+	echo "installing$$missing (apt-get)"; \
+	if ! { DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends$$missing; }; then \
+		echo "apt-get could not install$$missing (see above); the tests that need them are skipped" \
+			"and make cluster fails until they are installed."; \
+	fi
 
 demo: install
 	rm -rf $(DEMO_HOME)
@@ -63,6 +85,17 @@ bench-quick: $(VENV)/.installed-bench
 # The same on AVX2 code paths (no AVX-512, bf16, VNNI, AMX), on a CPU that has more.
 bench-avx2: $(VENV)/.installed-bench
 	$(PY) benchmarks/avx2/emulate.py $(PY) benchmarks/run.py $(BENCH_ARGS)
+
+# A local cluster on 127.0.0.1 (scripts/cluster.py; docs/deploy.md for real machines):
+# redis-server, chroma run, two kb serve behind HAProxy, one kb worker, in the background.
+# Pids, logs and data in .kb-cluster/ (KB_CLUSTER_DIR); the last line is the balancer's URL
+# (KB_CLUSTER_PORT fixes its port). KB_SERVE_TOKENS, when set, reaches the instances.
+cluster: install system-deps
+	$(PY) scripts/cluster.py start
+
+# SIGTERM to each process of make cluster by its pid, SIGKILL after 35 s; nothing running: no-op.
+cluster-stop:
+	$(if $(wildcard $(PY)),$(PY),$(PYTHON)) scripts/cluster.py stop
 
 clean:
 	rm -rf $(VENV) $(DEMO_HOME) .pytest_cache
