@@ -134,8 +134,9 @@ class Cluster:
             KB_HOME=str(self.base / "home" / name),
             KB_STORE_URL=f"http://127.0.0.1:{self.chroma_port}",
             KB_STATE_URL=f"redis://127.0.0.1:{self.redis_port}/0",
-            KB_QUEUE_URL=f"redis://127.0.0.1:{self.redis_port}/0",
             KB_SERVE_ROOTS=":".join(roots),
+            # Uploads are read by whichever worker takes the job: one folder for all.
+            KB_SERVE_UPLOADS_DIR=str(self.base / "uploads"),
         )
         return env
 

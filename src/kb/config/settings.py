@@ -73,6 +73,11 @@ class ServeSettings:
         metadata={"help": "Folders POST /v1/ingest may read (KB_SERVE_ROOTS, colon-separated); none: uploads only.",
                   "sep": ":"},
     )  # fmt: skip
+    uploads_dir: str | None = _f(
+        None,
+        "Where uploaded files wait for a worker; default KB_HOME/uploads. With workers on other machines or "
+        "KB_HOMEs: a folder they all mount at the same path.",
+    )
     max_body_mb: float = _f(10.0, "Largest JSON request body.", gt=0)
     max_upload_mb: float = _f(100.0, "Largest upload (all files of one request).", gt=0)
     request_timeout_s: float = _f(120.0, "How long one request may run before it is answered with 504.", gt=0)
@@ -165,6 +170,10 @@ class Settings:
     @property
     def config_path(self) -> Path:
         return self.home / "config.toml"
+
+    @property
+    def uploads_dir(self) -> Path:
+        return Path(self.serve.uploads_dir).expanduser() if self.serve.uploads_dir else self.home / "uploads"
 
     @property
     def kbs_dir(self) -> Path:

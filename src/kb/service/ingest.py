@@ -73,7 +73,7 @@ def _check_callback(service: Service, url: str | None) -> None:
 
 async def _uploads(service: Service, request: Request) -> dict:
     form = await request.form(max_files=1000, max_fields=20)
-    folder = service.settings.home / "uploads" / f"upl_{uuid.uuid4().hex[:20]}"
+    folder = service.settings.uploads_dir / f"upl_{uuid.uuid4().hex[:20]}"
     saved = 0
     try:
         folder.mkdir(parents=True)
