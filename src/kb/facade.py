@@ -279,14 +279,19 @@ class KnowledgeBase:
         from kb.ingest.planning import plan
 
         kb_exists = self.home.exists(self.name)
-        manifest = Manifest(self.settings.kb_dir / MANIFEST, untouched=True) if kb_exists else None
+        shared = kb_exists and self.home.shared_store
+        if shared:  # this instance's mirror, brought up to date; the shared KB is not written
+            self._refresh_store()
+            manifest: Manifest | None = self.manifest
+        else:
+            manifest = Manifest(self.settings.kb_dir / MANIFEST, untouched=True) if kb_exists else None
         try:
             if manifest is not None:
                 self._check_model(manifest)
             result = plan(self.name, manifest, paths, self.home.chunker, self.home.model_id,
                           include, exclude, hidden, prune)  # fmt: skip
         finally:
-            if manifest is not None:
+            if manifest is not None and not shared:
                 manifest.close()
         estimate_time(result, self.settings, self.home.model_id)
         return result

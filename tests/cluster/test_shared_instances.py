@@ -168,3 +168,23 @@ def test_one_writer_across_instances_and_a_dead_writers_lease_expires(instances,
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+
+
+def test_dry_run_and_doctor_on_another_instance_read_the_shared_manifest(instances, corpus):
+    a, b = instances("a"), instances("b")
+    a.ingest([corpus])
+    (corpus / "new.md").write_text("# New\n\nA note about propolis and its uses in the hive.\n")
+    plan = b.plan_ingest([corpus])
+    assert [item["path"] for item in plan.added] == [str(corpus / "new.md")]
+    assert not plan.updated and not plan.removed and plan.unchanged == 3
+    report = b.doctor()
+    assert report.healthy, report.problems
+    assert report.chunks_in_store == report.chunks_in_manifest > 0
+    # A chunk lost from the Chroma server is found by any instance, and repaired by re-ingesting.
+    record = next(r for r in b.manifest.all() if r.source.endswith("swarming.txt"))
+    a.store.delete(record.chunk_ids[:1])
+    report = b.doctor()
+    assert [p.kind for p in report.problems] == ["missing_chunks"]
+    repaired = b.doctor(repair=True)
+    assert repaired.healthy, repaired.problems
+    assert a.search(["swarm"], k=1, mode="dense")[0]
