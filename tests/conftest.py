@@ -19,7 +19,17 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "sample_corpus"
 pytest_plugins = ("tests.servers", "tests.backends")  # redis_server, chroma_server, redis_url; backend
 
-_SCRUB = ("KB_NAME", "KB_MODEL", "KB_TOP_K", "OPENAI_API_KEY", "OPENAI_BASE_URL", "KB_OPENAI_MODEL")
+_SCRUB = (
+    "KB_NAME",
+    "KB_MODEL",
+    "KB_TOP_K",
+    "KB_STORE_URL",
+    "KB_STATE_URL",
+    "KB_QUEUE_URL",
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "KB_OPENAI_MODEL",
+)
 
 
 @pytest.fixture(autouse=True)

@@ -75,3 +75,50 @@ def test_cli_config_errors_exit_2_in_one_line_and_warnings_go_to_stderr(kb_home)
     res = run_kb("config", "show")
     assert res.code == 0
     assert "warning:" in res.err and "did you mean 'top_k'?" in res.err
+
+
+@pytest.mark.parametrize("name", ["notes-", "notes_", "-notes", "a/b", "x" * 64, ""])
+def test_knowledge_base_names_chroma_cannot_hold_are_refused_up_front(name):
+    from kb.config.loading import validate_kb_name
+
+    with pytest.raises(ConfigError, match="starting and ending with a letter or digit"):
+        validate_kb_name(name)
+
+
+@pytest.mark.parametrize("name", ["a", "notes", "my-notes_2", "x" * 63])
+def test_knowledge_base_names_that_chroma_can_hold_are_accepted(name):
+    from kb.config.loading import validate_kb_name
+
+    assert validate_kb_name(name) == name
+
+
+def test_a_shared_store_without_shared_state_is_refused_with_the_fix(monkeypatch):
+    monkeypatch.setenv("KB_STORE_URL", "http://127.0.0.1:8000")
+    with pytest.raises(ConfigError, match=r"store.url needs state.url too.*KB_STATE_URL"):
+        load_settings()
+
+
+@pytest.mark.parametrize(
+    ("var", "value", "message"),
+    [
+        ("KB_STORE_URL", "127.0.0.1:8000", "store.url must be a Chroma server's http://host:8000 URL"),
+        ("KB_STATE_URL", "http://127.0.0.1:6379", "state.url must be a redis://host:6379/0 URL"),
+        ("KB_QUEUE_URL", "localhost", "queue.url must be a redis://host:6379/0 URL"),
+    ],
+)
+def test_backend_urls_of_the_wrong_kind_are_refused(monkeypatch, var, value, message):
+    monkeypatch.setenv("KB_STATE_URL", "redis://127.0.0.1:6379/0")
+    monkeypatch.setenv(var, value)
+    with pytest.raises(ConfigError, match=message):
+        load_settings()
+
+
+def test_config_show_masks_the_redis_password_and_names_each_backend(monkeypatch):
+    monkeypatch.setenv("KB_STATE_URL", "redis://:hunter2hunter2@127.0.0.1:6379/0")
+    settings = load_settings()
+    shown = settings.public_dict()
+    assert "hunter2hunter2" not in str(shown)
+    assert shown["state"]["url"] == "redis://:****@127.0.0.1:6379/0"
+    assert shown["backends"]["cache"] == "Redis at redis://:****@127.0.0.1:6379/0"
+    assert shown["backends"]["vector_store"].startswith("Chroma under ")
+    assert "hunter2hunter2" in settings.secrets()  # scrubbed from messages

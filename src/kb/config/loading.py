@@ -23,7 +23,8 @@ from urllib.parse import urlsplit
 from kb.config.settings import ProviderSettings, Settings, WebhookSettings
 from kb.errors import ConfigError
 
-_KB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
+# Chroma names a collection kb_<name> and wants it to end with a letter or digit.
+_KB_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?$")
 _LISTS = {"providers", "webhooks"}  # arrays of tables ([[providers]], [[webhooks]])
 _NOT_SETTINGS = {"home", "warnings"}
 
@@ -40,7 +41,7 @@ def default_home() -> Path:
 def validate_kb_name(name: str) -> str:
     if not _KB_NAME.match(name):
         raise ConfigError(
-            f"invalid knowledge base name {name!r}: use 1-63 letters, digits, '-' and '_', starting with a letter or digit"
+            f"invalid knowledge base name {name!r}: use 1-63 letters, digits, '-' and '_', starting and ending with a letter or digit"
         )
     return name
 

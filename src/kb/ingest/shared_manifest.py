@@ -161,9 +161,7 @@ class SharedManifest(Manifest):
         """Marks the KB as being written; returns whether the last writer died mid-write, in
         which case the store may hold chunks the manifest does not list yet."""
         with translated(self._redis, "marking the write"):
-            return self._redis.hget(meta_key(self._kb), "writing") is not None or not bool(
-                self._redis.hset(meta_key(self._kb), "writing", "1")
-            )
+            return not self._redis.hsetnx(meta_key(self._kb), "writing", "1")
 
     def end_write(self) -> None:
         with translated(self._redis, "marking the write"):
