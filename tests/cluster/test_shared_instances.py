@@ -97,6 +97,11 @@ def test_a_cached_answer_on_one_instance_is_a_hit_on_the_other_until_an_ingest(i
     # The content version moved on Redis: neither instance serves the old answer.
     assert not b.ask(question).cached
     assert a.ask(question).cached  # ...and the new one is shared again
+    # kb stats on either instance counts the asks of both.
+    for instance in (a, b):
+        stats = instance.stats()
+        assert stats["requests"]["ask"] == 4 and stats["requests"]["ingest"] == 2
+        assert stats["cache"] == {"asks": 4, "hits": 2, "hit_rate": 0.5}
 
 
 def test_a_provider_failing_on_one_instance_opens_the_breaker_on_the_other(instances, corpus, tmp_path):
