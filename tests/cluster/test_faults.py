@@ -137,46 +137,44 @@ def test_two_workers_racing_for_jobs_on_one_kb_never_write_at_once(tmp_path, own
     assert len(records) == 160
 
 
-def test_redis_restarted_instances_are_not_ready_then_recover_without_a_restart(tmp_path, own_servers):
+@pytest.fixture
+def serving(tmp_path, own_servers):
+    """One kb serve instance on the test's own servers, over a KB ingested by another process."""
     redis, chroma = own_servers
     env = _env(redis.url, chroma.url)
     home = tmp_path / "a"
     assert run_kb("ingest", SAMPLE / "swarming.txt", env={**env, "KB_HOME": str(home)}).code == 0
     server = Server(home, env).wait_ready()
-    try:
-        with server.client() as http:
-            assert http.post("/v1/search", json={"query": "swarm"}).status_code == 200
-            redis.stop()
-            res = http.get("/readyz")
-            assert res.status_code == 503
-            assert "state" in res.json()["checks"] and "redis" in res.json()["checks"]["state"].lower()
-            assert http.post("/v1/search", json={"query": "swarm", "k": 2}).status_code == 503
-            redis.start()
-            wait_for(lambda: http.get("/readyz").status_code == 200, 20, "readiness after Redis came back")
-            res = http.post("/v1/search", json={"query": "when do bees swarm"})
-            assert res.status_code == 200 and res.json()["hits"]
-    finally:
-        server.stop()
+    yield server, redis, chroma
+    server.stop()
 
 
-def test_chroma_server_stopped_gives_503_with_the_reason_then_recovers(tmp_path, own_servers):
-    redis, chroma = own_servers
-    env = _env(redis.url, chroma.url)
-    home = tmp_path / "a"
-    assert run_kb("ingest", SAMPLE / "swarming.txt", env={**env, "KB_HOME": str(home)}).code == 0
-    server = Server(home, env).wait_ready()
-    try:
-        with server.client() as http:
-            query = {"query": "when do bees swarm", "mode": "dense"}
-            assert http.post("/v1/search", json=query).status_code == 200
-            chroma.stop()
-            res = http.post("/v1/search", json={**query, "query": "queen cells"})
-            assert res.status_code == 503, res.text
-            assert f"Chroma server at {chroma.url} is unreachable" in res.text
-            assert http.get("/readyz").json()["checks"]["store"].startswith("the Chroma server")
-            chroma.start()
-            wait_for(lambda: http.get("/readyz").status_code == 200, 20, "readiness after Chroma came back")
-            res = http.post("/v1/search", json={**query, "query": "queen cells"})
-            assert res.status_code == 200 and res.json()["hits"]
-    finally:
-        server.stop()
+def test_redis_restarted_instances_are_not_ready_then_recover_without_a_restart(serving):
+    server, redis, _ = serving
+    with server.client() as http:
+        assert http.post("/v1/search", json={"query": "swarm"}).status_code == 200
+        redis.stop()
+        res = http.get("/readyz")
+        assert res.status_code == 503
+        assert "state" in res.json()["checks"] and "redis" in res.json()["checks"]["state"].lower()
+        assert http.post("/v1/search", json={"query": "swarm", "k": 2}).status_code == 503
+        redis.start()
+        wait_for(lambda: http.get("/readyz").status_code == 200, 20, "readiness after Redis came back")
+        res = http.post("/v1/search", json={"query": "when do bees swarm"})
+        assert res.status_code == 200 and res.json()["hits"]
+
+
+def test_chroma_server_stopped_gives_503_with_the_reason_then_recovers(serving):
+    server, _, chroma = serving
+    with server.client() as http:
+        query = {"query": "when do bees swarm", "mode": "dense"}
+        assert http.post("/v1/search", json=query).status_code == 200
+        chroma.stop()
+        res = http.post("/v1/search", json={**query, "query": "queen cells"})
+        assert res.status_code == 503, res.text
+        assert f"Chroma server at {chroma.url} is unreachable" in res.text
+        assert http.get("/readyz").json()["checks"]["store"].startswith("the Chroma server")
+        chroma.start()
+        wait_for(lambda: http.get("/readyz").status_code == 200, 20, "readiness after Chroma came back")
+        res = http.post("/v1/search", json={**query, "query": "queen cells"})
+        assert res.status_code == 200 and res.json()["hits"]
