@@ -101,6 +101,22 @@ class Cluster:
         if answer:
             raise RuntimeError(f"set weight kb/{server} {weight}: {answer}")
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU time (user + system) of each running cluster process, and of this one (the load
+        generator), so far."""
+        tick = os.sysconf("SC_CLK_TCK")
+        used = {}
+        for pid_file in sorted((self.base / "run").glob("*.pid")):
+            try:
+                stat = Path(f"/proc/{pid_file.read_text().strip()}/stat").read_text()
+            except OSError:
+                continue  # killed
+            fields = stat.rsplit(")", 1)[1].split()
+            used[pid_file.stem] = (int(fields[11]) + int(fields[12])) / tick
+        mine = os.times()
+        used["load generator"] = mine.user + mine.system
+        return used
+
     def served_by(self, count: int = 6) -> list[str]:
         with httpx.Client(base_url=self.url, timeout=10) as http:
             return [http.get("/readyz").headers.get("x-kb-instance", "?") for _ in range(count)]
@@ -164,9 +180,15 @@ def measure_all(cluster: Cluster, queries: Queries, clients: list[int], total: i
                 raise SystemExit(f"{config}: the balancer sent requests to {seen}, not {want}")
             url = direct if config.startswith("direct") else cluster.url
             for n in clients:
+                before = cluster.cpu_seconds()
                 r = asyncio.run(_measure(url, n, total, searches))
-                results[f"{config}, round {round_}, {n}"] = r | {"config": config, "round": round_}
+                used = {k: v - before[k] for k, v in cluster.cpu_seconds().items() if k in before}
+                cpu = {k: round(v * 1000 / r["requests"], 2) for k, v in used.items()}
+                r |= {"config": config, "round": round_, "cpu_ms_per_search": cpu,
+                      "cores_busy": round(sum(used.values()) / r["seconds"], 2)}  # fmt: skip
+                results[f"{config}, round {round_}, {n}"] = r
                 _show("search", f"{config}, r{round_}", r)
+                print(f"{'':36}cores busy {r['cores_busy']}, CPU ms per search: {cpu}", flush=True)
     cluster.weight("serve-2", 1)
     return results
 
@@ -342,11 +364,16 @@ def log_problems(base: Path) -> dict[str, int]:
 
 
 def print_table(results: dict[str, dict], kill: dict[str, Any]) -> None:
-    print("\n| configuration | round | clients | searches | errors | req/s | p50 ms | p99 ms |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("\n| configuration | round | clients | searches | errors | req/s | p50 ms | p99 ms | cores busy "
+          "| CPU ms per search: kb serve / HAProxy / chroma / redis / load generator |")  # fmt: skip
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in sorted(results.values(), key=lambda r: (CONFIGS.index(r["config"]), r["clients"], r["round"])):
+        cpu = r["cpu_ms_per_search"]
+        serve = sum(v for k, v in cpu.items() if k.startswith("serve-"))
+        parts = " / ".join(f"{v:.2f}" for v in (serve, cpu.get("balancer", 0), cpu.get("chroma", 0),
+                                                 cpu.get("redis", 0), cpu.get("load generator", 0)))  # fmt: skip
         print(f"| {r['config']} | {r['round']} | {r['clients']} | {r['requests']} | {r['errors']} | "
-              f"{r['throughput']} | {r['p50_ms']} | {r['p99_ms']} |")  # fmt: skip
+              f"{r['throughput']} | {r['p50_ms']} | {r['p99_ms']} | {r['cores_busy']} | {parts} |")  # fmt: skip
     print()
     for config in CONFIGS:
         for n in sorted({r["clients"] for r in results.values()}):
