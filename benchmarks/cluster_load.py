@@ -2,7 +2,8 @@
 two `kb serve` instances, directly against one instance as the reference, and one instance
 SIGKILLed under load while ingest jobs are queued, in one run.
 
-    python benchmarks/cluster_load.py [--requests 1000] [--clients 8,32] [--json FILE]
+    python benchmarks/cluster_load.py [--requests 1000] [--clients 8,32] [--json FILE] [--logs DIR]
+    python benchmarks/cluster_load.py --quick    # the hash embedder: checks the run, no figures
 
 One cluster (scripts/cluster.py) in a temporary directory: redis-server, chroma run, two
 `kb serve`, one `kb worker` and HAProxy, all on 127.0.0.1, with the real embedding model. The
