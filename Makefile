@@ -6,8 +6,8 @@ PY     := $(VENV)/bin/python
 KB     := $(VENV)/bin/kb
 DEMO_HOME := .kb-demo
 
-.PHONY: demo test lint test-soak bench bench-quick bench-load bench-avx2 install install-dev system-deps cluster \
-	cluster-stop clean
+.PHONY: demo test lint test-soak bench bench-quick bench-load bench-cluster bench-avx2 install install-dev system-deps \
+	cluster cluster-stop clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -78,6 +78,12 @@ bench: $(VENV)/.installed-bench
 # kb serve under load: 1, 8 and 32 clients, micro-batching on and off (benchmarks/load.py).
 bench-load: $(VENV)/.installed-dev
 	$(PY) benchmarks/load.py $(BENCH_ARGS)
+
+# A local cluster under load (benchmarks/cluster_load.py): search through HAProxy with one and
+# two kb serve instances and directly against one, then one instance SIGKILLed mid-run while
+# ingest jobs are queued. Needs redis-server and haproxy (system-deps); about 3 minutes.
+bench-cluster: $(VENV)/.installed-dev system-deps
+	$(PY) benchmarks/cluster_load.py $(BENCH_ARGS)
 
 bench-quick: $(VENV)/.installed-bench
 	$(PY) benchmarks/run.py --quick $(BENCH_ARGS)
