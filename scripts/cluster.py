@@ -252,6 +252,9 @@ defaults
     retries 2
     option redispatch 1
     retry-on conn-failure empty-response
+    # HAProxy can send a request again only if it still holds all of it: buffering the body
+    # (a search's is a few hundred bytes) lets the request an instance died on go to another.
+    option http-buffer-request
 
 frontend kb
     bind {bind}
