@@ -82,14 +82,18 @@ def _measure(home: Path, corpus: Path, size: int, overlap: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="128,200,254", help="chunk_tokens values, comma-separated")
-    parser.add_argument("--overlaps", default="0,16,32,64", help="chunk_overlap values, comma-separated (each under half the size)")
+    parser.add_argument(
+        "--overlaps", default="0,16,32,64", help="chunk_overlap values, comma-separated (each under half the size)"
+    )
     parser.add_argument("--every", type=int, default=6, help="every N-th standard-library module as a distractor")
     parser.add_argument("--json", type=Path, help="also write the rows to this file")
     args = parser.parse_args()
     flags = subprocess.run("grep -o 'avx512_bf16\\|amx_bf16\\|avx2' /proc/cpuinfo | sort -u | tr '\\n' ' '",
                            shell=True, capture_output=True, text=True).stdout.strip()  # fmt: skip
     print(f"CPU flags: {flags or 'none of avx2, avx512_bf16, amx_bf16'}; {os.cpu_count()} cores")
-    settings = [(int(s), int(o)) for s in args.sizes.split(",") for o in args.overlaps.split(",") if 2 * int(o) < int(s)]
+    settings = [
+        (int(s), int(o)) for s in args.sizes.split(",") for o in args.overlaps.split(",") if 2 * int(o) < int(s)
+    ]
     rows = []
     with tempfile.TemporaryDirectory(prefix="kb-chunking-") as tmp:
         work = Path(tmp)

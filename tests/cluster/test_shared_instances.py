@@ -3,6 +3,7 @@ redis-server on loopback: what one writes, caches or learns, the other sees."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -75,6 +76,12 @@ def test_removal_and_deletion_through_one_instance_reach_the_other(instances, co
     a, b = instances("a"), instances("b")
     a.ingest([corpus])
     assert b.search(["varroa mites"], k=10, mode="keyword")[0]
+    # A file touched, not changed: A records its new mtime; B's mirror keeps the texts it has.
+    touched = corpus / "swarming.txt"
+    os.utime(touched, ns=(touched.stat().st_atime_ns, touched.stat().st_mtime_ns + 10**9))
+    assert a.ingest([corpus]).chunks_embedded == 0
+    assert {h.source for h in b.search(["swarm queen cells"], k=10, mode="keyword")[0]} >= {str(touched)}
+    assert b.manifest.get(str(touched)).mtime_ns == touched.stat().st_mtime_ns
     a.remove(corpus / "varroa_mites.html")
     sources = {h.source for h in b.search(["varroa mites"], k=10, mode="hybrid")[0]}
     assert str(corpus / "varroa_mites.html") not in sources

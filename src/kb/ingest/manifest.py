@@ -171,29 +171,34 @@ class Manifest:
 
     def put(self, rec: FileRecord, chunks: Sequence[Chunk | StoredChunk]) -> None:
         """Records a file and replaces its keyword rows, in one transaction."""
+        self.put_many([(rec, chunks)])
+
+    def put_many(self, files: Sequence[tuple[FileRecord, Sequence[Chunk | StoredChunk]]]) -> None:
+        """`put` for several files, in one transaction."""
         with self._db.transaction() as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO files(source, size, mtime_ns, sha256, chunker, model, chunk_ids, warnings, "
-                "ingested_at, chunk_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    rec.source,
-                    rec.size,
-                    rec.mtime_ns,
-                    rec.sha256,
-                    rec.chunker,
-                    rec.model,
-                    json.dumps(rec.chunk_ids),
-                    json.dumps(rec.warnings),
-                    rec.ingested_at,
-                    len(rec.chunk_ids),
-                ),
-            )
-            conn.execute("DELETE FROM chunks WHERE source = ?", (rec.source,))
-            rows = [(c if isinstance(c, StoredChunk) else StoredChunk.of(c)).row() for c in chunks]
-            # A chunk id is a hash of its source and content, so it belongs to this file alone;
-            # an equal id left over elsewhere would be another file's stale row.
-            conn.executemany("DELETE FROM chunks WHERE id = ?", [(r[0],) for r in rows])
-            conn.executemany(f"INSERT INTO chunks({_CHUNK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            for rec, chunks in files:
+                conn.execute(
+                    "INSERT OR REPLACE INTO files(source, size, mtime_ns, sha256, chunker, model, chunk_ids, "
+                    "warnings, ingested_at, chunk_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        rec.source,
+                        rec.size,
+                        rec.mtime_ns,
+                        rec.sha256,
+                        rec.chunker,
+                        rec.model,
+                        json.dumps(rec.chunk_ids),
+                        json.dumps(rec.warnings),
+                        rec.ingested_at,
+                        len(rec.chunk_ids),
+                    ),
+                )
+                conn.execute("DELETE FROM chunks WHERE source = ?", (rec.source,))
+                rows = [(c if isinstance(c, StoredChunk) else StoredChunk.of(c)).row() for c in chunks]
+                # A chunk id is a hash of its source and content, so it belongs to this file alone;
+                # an equal id left over elsewhere would be another file's stale row.
+                conn.executemany("DELETE FROM chunks WHERE id = ?", [(r[0],) for r in rows])
+                conn.executemany(f"INSERT INTO chunks({_CHUNK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
 
     def touch(self, source: str, size: int, mtime_ns: int) -> None:
         self._db.execute("UPDATE files SET size = ?, mtime_ns = ? WHERE source = ?", (size, mtime_ns, source))
