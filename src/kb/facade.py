@@ -81,7 +81,7 @@ class KnowledgeBase:
         if self.home.shared_store:
             from kb.ingest.shared_manifest import SharedManifest
 
-            return SharedManifest(kb_dir / MANIFEST, self.home._redis(), self.name)
+            return SharedManifest(kb_dir / MANIFEST, self.home.state_client(), self.name)
         return Manifest(kb_dir / MANIFEST, readonly=kb_dir.exists() and not os.access(kb_dir, os.W_OK))
 
     @property

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from kb.concurrency import drop, lazy
 from kb.config import Settings
 from kb.config.loading import validate_kb_name
-from kb.errors import KbNotFound, StoreError
+from kb.errors import ConfigError, KbNotFound, StoreError
 
 if TYPE_CHECKING:
     import redis
@@ -67,9 +67,11 @@ class Home:
 
         return connect(self.settings.state.url) if self.settings.state.url else None
 
-    def _redis(self) -> redis.Redis:
+    def state_client(self) -> redis.Redis:
+        """The Redis client, for the parts that exist only with shared state."""
         client = self.state
-        assert client is not None, "only called with state.url set"
+        if client is None:
+            raise ConfigError("this needs shared state: set state.url (KB_STATE_URL)")
         return client
 
     @lazy
@@ -178,7 +180,7 @@ class Home:
         if self.shared_store:
             from kb.ingest import shared_manifest
 
-            return shared_manifest.names(self._redis())
+            return shared_manifest.names(self.state_client())
         kbs = self.settings.kbs_dir
         if not kbs.is_dir():
             return []
@@ -188,7 +190,7 @@ class Home:
         if self.shared_store:
             from kb.ingest import shared_manifest
 
-            return shared_manifest.exists(self._redis(), name)
+            return shared_manifest.exists(self.state_client(), name)
         return (self.settings.kbs_dir / name / MANIFEST).is_file()
 
     def require(self, name: str) -> None:
@@ -226,7 +228,7 @@ class Home:
 
         assert settings.store.url is not None
         with self.write_lock(settings.kb, on_wait):
-            drop_shared(self._redis(), settings.kb)
+            drop_shared(self.state_client(), settings.kb)
             delete_remote(settings.store.url, settings.kb)
 
     def shared_problems(self) -> dict[str, str]:
@@ -261,7 +263,7 @@ class Home:
 
         timeout = self.settings.lock_timeout_s if timeout_s is None else timeout_s
         if self.shared_store:
-            return shared_write_lock(self._redis(), name, timeout, self.settings.state.lock_lease_s, on_wait)
+            return shared_write_lock(self.state_client(), name, timeout, self.settings.state.lock_lease_s, on_wait)
         return write_lock(self.settings_for(name).kb_dir, name, timeout, on_wait)
 
     def close(self) -> None:
