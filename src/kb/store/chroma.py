@@ -9,11 +9,12 @@ unreachable answers StoreError (503) naming it, and works again once it is back.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
@@ -30,17 +31,53 @@ COLLECTION_PREFIX = "kb_"
 # was created with (Chroma ignores a creation configuration then); a rebuild gets this.
 EF_SEARCH = 200
 
+
 # chromadb 1.5's local client is not safe for concurrent calls on one store: threads
 # querying together hung in its Rust bindings or crashed in the HNSW walk
-# (tests/reliability/test_threads.py; chroma-core/chroma#6979). Calls on one path are
-# serialized; a query takes a few milliseconds, so the cost is small.
-_PATH_LOCKS: dict[str, threading.Lock] = {}
-_PATH_LOCKS_GUARD = threading.Lock()
+# (tests/reliability/test_threads.py; chroma-core/chroma#6979), and a process that read a
+# store while another process wrote it crashed in a query (SIGSEGV in the same test, in CI;
+# chromadb's Rust bindings load the HNSW files another writer may be rewriting). So each
+# call on a local store holds, for its duration, a lock of this process (one call at a
+# time per path) and a file lock beside the store, shared for reads and exclusive for writes
+# and opening, so no process reads while another writes. A call takes milliseconds; a read
+# waits at most for one write batch.
+class _Access:
+    def __init__(self, path: Path) -> None:
+        self._thread = threading.Lock()
+        self._fd: int | None = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(path.parent / "chroma.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:  # a read-only home: no kb process can be writing it
+            self._fd = None
+
+    @contextlib.contextmanager
+    def __call__(self, write: bool = False) -> Iterator[None]:
+        with self._thread:
+            if self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_EX if write else fcntl.LOCK_SH)
+            try:
+                yield
+            finally:
+                if self._fd is not None:
+                    fcntl.flock(self._fd, fcntl.LOCK_UN)
 
 
-def _path_lock(path: Path) -> threading.Lock:
-    with _PATH_LOCKS_GUARD:
-        return _PATH_LOCKS.setdefault(str(path.resolve()), threading.Lock())
+_ACCESS: dict[str, _Access] = {}
+_ACCESS_GUARD = threading.Lock()
+
+
+def _access(path: Path) -> _Access:
+    with _ACCESS_GUARD:
+        key = str(path.resolve())
+        if key not in _ACCESS:
+            _ACCESS[key] = _Access(path)
+        return _ACCESS[key]
+
+
+def _unguarded(write: bool = False) -> contextlib.nullcontext:
+    """A Chroma server takes concurrent requests and looks after its own files."""
+    return contextlib.nullcontext()
 
 
 class ChromaStore:
@@ -50,13 +87,13 @@ class ChromaStore:
     def __init__(self, path: Path, name: str, url: str | None = None) -> None:
         self._url = url
         self._snapshot = None if url else readonly_snapshot(path)
-        # The server takes concurrent requests; only the local client needs them serialized.
-        self._lock: Any = contextlib.nullcontext() if url else _path_lock(path)
+        self._access: Callable[..., contextlib.AbstractContextManager[None]] = _unguarded if url else _access(path)
         self._path, self._name = path, name
         try:
             if not url:
                 path.mkdir(parents=True, exist_ok=True)
-            self._open()
+            with self._access(write=True):  # opening may create the collection
+                self._open()
         except Exception as exc:  # chromadb raises assorted internal types on a damaged store
             self._remove_snapshot()
             raise self._error(f"cannot open the vector store at {url or path}", exc, local_fix=True) from exc
@@ -90,12 +127,13 @@ class ChromaStore:
     def _searching(self, run: Callable[[], Any]) -> Any:
         """Runs a query; if it fails because another process deleted chunks after this one
         loaded the index ("Error finding id"), loads the store afresh and runs it once more."""
-        with self._lock:
+        with self._access():
             try:
                 return run()
             except Exception as exc:
                 if self._url or "error finding id" not in str(exc).lower():
                     raise self._error("searching the vector store failed", exc) from exc
+        with self._access(write=True):
             try:
                 cast(Any, self._client).close()
                 self._open()
@@ -107,7 +145,7 @@ class ChromaStore:
         for i in range(0, len(chunks), self._batch):
             part = chunks[i : i + self._batch]
             try:
-                with self._lock:
+                with self._access(write=True):
                     self._col.upsert(
                         ids=[c.id for c in part],
                         embeddings=vectors[i : i + self._batch],
@@ -121,7 +159,7 @@ class ChromaStore:
         # Chroma shares one system per path in a process, counted by reference: closing the
         # last client releases it, so a store reopened at the same path loads what other
         # processes wrote since (and a rebuilt store is not served from the old one).
-        with self._lock:
+        with self._access(write=True):  # closing may flush what this client wrote
             cast(Any, self._client).close()  # in chromadb >= 1.4, missing from its type stubs
         self._remove_snapshot()
 
@@ -134,7 +172,7 @@ class ChromaStore:
         found: set[str] = set()
         for i in range(0, len(ids), self._batch):
             try:
-                with self._lock:
+                with self._access():
                     found.update(self._col.get(ids=ids[i : i + self._batch], include=[])["ids"])
             except Exception as exc:
                 raise self._error("reading the vector store failed", exc) from exc
@@ -143,7 +181,7 @@ class ChromaStore:
     def delete(self, ids: list[str]) -> None:
         for i in range(0, len(ids), self._batch):
             try:
-                with self._lock:
+                with self._access(write=True):
                     self._col.delete(ids=ids[i : i + self._batch])
             except Exception as exc:
                 raise self._error("deleting from the vector store failed", exc) from exc
@@ -187,7 +225,7 @@ class ChromaStore:
         out = []
         for i in range(0, len(ids), self._batch):
             try:
-                with self._lock:
+                with self._access():
                     res = self._col.get(ids=ids[i : i + self._batch], include=["documents", "metadatas"])
             except Exception as exc:
                 raise self._error("reading the vector store failed", exc) from exc
@@ -209,13 +247,13 @@ class ChromaStore:
         return out
 
     def count(self) -> int:
-        with self._lock:
+        with self._access():
             return self._col.count()
 
     def ping(self) -> None:
         """Raises StoreError if the store cannot answer (readiness, kb doctor)."""
         try:
-            with self._lock:
+            with self._access():
                 self._client.heartbeat()
         except Exception as exc:
             raise self._error("the vector store does not answer", exc) from exc
@@ -225,7 +263,7 @@ class ChromaStore:
         found: set[str] = set()
         while True:
             try:
-                with self._lock:
+                with self._access():
                     part = self._col.get(include=[], limit=page, offset=len(found))["ids"]
             except Exception as exc:
                 raise self._error("reading the vector store failed", exc) from exc
