@@ -23,6 +23,7 @@ and in a read-only home, searches are dense, with a one-line notice.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -51,6 +52,10 @@ if TYPE_CHECKING:
 
 
 log = logging.getLogger("kb")
+
+
+def _unfenced() -> None:
+    pass
 
 
 def _ms(started: float) -> float:
@@ -155,17 +160,22 @@ class KnowledgeBase:
     ) -> Iterator[None]:
         """The write lock, then the gate: a thread waiting for the lock holds no gate, so a
         rebuild never waits for it."""
-        with self.home.write_lock(self.name, on_wait or self.on_wait, lock_timeout_s):
+        with self.home.write_lock(self.name, on_wait or self.on_wait, lock_timeout_s) as held:
             self._refresh_store()  # include what the previous writer (another process) committed
             with self._gate.shared():
                 self._writer = threading.current_thread()
+                if (shared := self._shared) is not None:
+                    shared.fence = held.check  # a lease lost on the way stops the next commit
                 try:
                     yield
                 finally:
                     if "store" in self.__dict__:
                         self._store_key = self.manifest.content_key()
-                    if (shared := self._shared) is not None:
-                        shared.mark_synced()  # the mirror has every commit: they were ours
+                    if shared is not None:
+                        shared.fence = _unfenced
+                        with contextlib.suppress(KbError):  # a lost lease: the next read syncs
+                            held.check()  # the mirror has every commit only while they were all ours
+                            shared.mark_synced()
                     self._writer = None
 
     @contextmanager

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from kb.ingest.chunking import Chunker
     from kb.jobs.queue import JobQueue
     from kb.jobs.store import JobStore
+    from kb.locking import Held
     from kb.metrics.store import Metrics
     from kb.providers.breaker import BreakerBoard
 
@@ -256,7 +257,7 @@ class Home:
 
     def write_lock(
         self, name: str, on_wait: Any = lambda message: None, timeout_s: float | None = None
-    ) -> AbstractContextManager[None]:
+    ) -> AbstractContextManager[Held]:
         """One writer per KB: across processes under this home, or across instances with a
         shared store (a lease on Redis)."""
         from kb.locking import shared_write_lock, write_lock

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kb.errors import LockTimeout, StoreError
 
@@ -27,7 +27,7 @@ LOCK_NAME = "write.lock"
 
 
 @contextmanager
-def write_lock(kb_dir: Path, kb: str, timeout_s: float, on_wait: Callable[[str], None]) -> Iterator[None]:
+def write_lock(kb_dir: Path, kb: str, timeout_s: float, on_wait: Callable[[str], None]) -> Iterator[Held]:
     from filelock import FileLock, Timeout
 
     try:
@@ -47,15 +47,44 @@ def write_lock(kb_dir: Path, kb: str, timeout_s: float, on_wait: Callable[[str],
     except OSError as exc:
         raise StoreError(f"cannot lock {kb_dir} for writing ({exc.strerror}); kb needs write access to it") from exc
     try:
-        yield
+        yield Held()
     finally:
         lock.release()
+
+
+class Held:
+    """What a writer holds. `check` raises if the lock is no longer this writer's: a file
+    lock cannot be lost while its process lives; a lease on Redis can (it expired while
+    Redis was out of reach for longer than the lease), and then another writer may start."""
+
+    def check(self) -> None:
+        pass
+
+
+class _Lease(Held):
+    def __init__(self, lock: Any, kb: str) -> None:
+        self._lock, self._kb = lock, kb
+
+    def check(self) -> None:
+        import redis as redis_lib
+
+        try:
+            owned = self._lock.owned()
+        except redis_lib.RedisError as exc:
+            raise StoreError(
+                f"cannot confirm the write lock on {self._kb!r} ({exc}); nothing more is committed"
+            ) from exc
+        if not owned:
+            raise LockTimeout(
+                f"the write lock on {self._kb!r} expired while this instance held it (its lease was not renewed in "
+                "time); nothing more is committed, and the next ingest resumes where this one stopped"
+            )
 
 
 @contextmanager
 def shared_write_lock(
     client: redis.Redis, kb: str, timeout_s: float, lease_s: float, on_wait: Callable[[str], None]
-) -> Iterator[None]:
+) -> Iterator[Held]:
     """The write lock for instances that share a KB through Redis: a lease of `lease_s`
     seconds, renewed every third of it while the holder lives. A holder that dies (SIGKILL,
     a lost machine) stops renewing, and its lease expires: the next writer waits at most
@@ -90,7 +119,7 @@ def shared_write_lock(
     renewer = threading.Thread(target=renew, name=f"kb-lease-{kb}", daemon=True)
     renewer.start()
     try:
-        yield
+        yield _Lease(lock, kb)
     finally:
         stop.set()
         renewer.join()

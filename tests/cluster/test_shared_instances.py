@@ -200,3 +200,32 @@ def test_dry_run_and_doctor_on_another_instance_read_the_shared_manifest(instanc
     repaired = b.doctor(repair=True)
     assert repaired.healthy, repaired.problems
     assert a.search(["swarm"], k=1, mode="dense")[0]
+
+
+def test_a_writer_whose_lease_expired_commits_nothing_more(instances, corpus, redis_url):
+    import redis
+
+    from kb.state import key
+
+    a, b = instances("a", ingest_batch=4), instances("b")
+    client = redis.Redis.from_url(redis_url)
+
+    class LoseTheLeaseAfterOneFile:
+        committed: list[str] = []
+
+        def start(self, total_files): ...
+        def planned(self, work_bytes): ...
+        def embedded(self, chunks): ...
+        def worked(self, work_bytes): ...
+        def finish(self): ...
+
+        def advance(self, path, chunks):
+            self.committed.append(path)
+            if len(self.committed) == 1:  # as if Redis had been out of reach past the lease
+                client.delete(key("kb", a.name, "write-lock"))
+
+    with pytest.raises(LockTimeout, match="expired while this instance held it"):
+        a.ingest([corpus], progress=LoseTheLeaseAfterOneFile())
+    assert len(b.documents()) == 1  # the file committed before the loss, and no other
+    report = b.ingest([corpus])  # the next writer resumes where that one stopped
+    assert not report.failed and len(b.documents()) == 3 and len(a.documents()) == 3

@@ -66,6 +66,9 @@ class SharedManifest(Manifest):
         self._redis = client
         self._kb = kb
         self._sync_lock = threading.Lock()
+        # Set by the writer holding the KB's lease: raises once the lease is lost, so a writer
+        # whose lease expired commits nothing more (another may have started).
+        self.fence: Callable[[], None] = lambda: None
         # Opening a KB's manifest creates the KB (as manifest.db does under KB_HOME): readers
         # check that it exists first. Its generation names this life of it, so a KB deleted and
         # created again never meets the answers cached for the old one.
@@ -99,21 +102,25 @@ class SharedManifest(Manifest):
         return int(self.get_meta("content_version") or 0)
 
     def bump_version(self) -> None:
+        self.fence()
         with translated(self._redis, "writing the content version"):
             self._redis.hincrby(meta_key(self._kb), "content_version", 1)
 
     # -- files: the mirror first, then Redis ----------------------------------------------
     def put(self, rec: FileRecord, chunks: Sequence[Chunk | StoredChunk]) -> None:
+        self.fence()
         super().put(rec, chunks)
         self._publish(rec)
 
     def touch(self, source: str, size: int, mtime_ns: int) -> None:
+        self.fence()
         super().touch(source, size, mtime_ns)
         rec = super().get(source)
         if rec is not None:
             self._publish(rec)
 
     def delete(self, source: str) -> None:
+        self.fence()
         super().delete(source)
         with translated(self._redis, "writing the manifest"):
             pipe = self._redis.pipeline(transaction=True)
