@@ -211,7 +211,8 @@ def test_a_writer_whose_lease_expired_commits_nothing_more(instances, corpus, re
     client = redis.Redis.from_url(redis_url)
 
     class LoseTheLeaseAfterOneFile:
-        committed: list[str] = []
+        def __init__(self) -> None:
+            self.committed: list[str] = []
 
         def start(self, total_files): ...
         def planned(self, work_bytes): ...
