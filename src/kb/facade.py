@@ -54,10 +54,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("kb")
 
 
-def _unfenced() -> None:
-    pass
-
-
 def _ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 2)
 
@@ -172,7 +168,7 @@ class KnowledgeBase:
                     if "store" in self.__dict__:
                         self._store_key = self.manifest.content_key()
                     if shared is not None:
-                        shared.fence = _unfenced
+                        shared.unfence()
                         with contextlib.suppress(KbError):  # a lost lease: the next read syncs
                             held.check()  # the mirror has every commit only while they were all ours
                             shared.mark_synced()

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from kb.concurrency import drop, lazy
 from kb.config import Settings
 from kb.config.loading import validate_kb_name
-from kb.errors import ConfigError, KbNotFound, StoreError
+from kb.errors import ConfigError, KbError, KbNotFound, StoreError
 
 if TYPE_CHECKING:
     import redis
@@ -235,8 +235,6 @@ class Home:
     def shared_problems(self) -> dict[str, str]:
         """What is wrong with the shared backends, by part (readiness, kb doctor): empty
         when all answer, or when there are none."""
-        from kb.errors import KbError
-
         problems: dict[str, str] = {}
         if self.state is not None:
             from kb.state import translated

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 import uuid
 
 import pytest
@@ -171,11 +170,10 @@ def test_one_writer_across_instances_and_a_dead_writers_lease_expires(instances,
         assert proc.stdout is not None and proc.stdout.readline().strip() == b"locked"
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
-        started = time.monotonic()
-        waiting = instances("d", lock_timeout_s=30)
+        # Within its lock timeout (LockTimeout otherwise), well short of the dead holder's 600 s.
+        waiting = instances("d", lock_timeout_s=15)
         report = waiting.ingest([corpus])
         assert not report.failed
-        assert time.monotonic() - started < 15
     finally:
         if proc.poll() is None:
             proc.kill()

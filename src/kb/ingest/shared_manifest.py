@@ -68,7 +68,7 @@ class SharedManifest(Manifest):
         self._sync_lock = threading.Lock()
         # Set by the writer holding the KB's lease: raises once the lease is lost, so a writer
         # whose lease expired commits nothing more (another may have started).
-        self.fence: Callable[[], None] = lambda: None
+        self.fence: Callable[[], None] = _unfenced
         # Opening a KB's manifest creates the KB (as manifest.db does under KB_HOME): readers
         # check that it exists first. Its generation names this life of it, so a KB deleted and
         # created again never meets the answers cached for the old one.
@@ -77,6 +77,9 @@ class SharedManifest(Manifest):
             pipe.hsetnx(meta_key(kb), "generation", _generation())
             pipe.sadd(catalogue_key(), kb)
             pipe.execute()
+
+    def unfence(self) -> None:
+        self.fence = _unfenced
 
     # -- shared meta --------------------------------------------------------------------
     def content_key(self) -> str:
@@ -209,6 +212,10 @@ def names(client: redis.Redis) -> list[str]:
 def exists(client: redis.Redis, kb: str) -> bool:
     with translated(client, "looking up the knowledge base"):
         return bool(client.sismember(catalogue_key(), kb))
+
+
+def _unfenced() -> None:
+    pass
 
 
 def _moved(old: FileRecord | None, new: FileRecord) -> bool:

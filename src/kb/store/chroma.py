@@ -250,14 +250,6 @@ class ChromaStore:
         with self._access():
             return self._col.count()
 
-    def ping(self) -> None:
-        """Raises StoreError if the store cannot answer (readiness, kb doctor)."""
-        try:
-            with self._access():
-                self._client.heartbeat()
-        except Exception as exc:
-            raise self._error("the vector store does not answer", exc) from exc
-
     def ids(self, page: int = 10_000) -> set[str]:
         """Every chunk id in the collection (kb doctor on a Chroma server)."""
         found: set[str] = set()
@@ -283,16 +275,35 @@ def _unreachable(exc: BaseException) -> bool:
 
 def ping_server(url: str) -> None:
     """Raises StoreError naming the server if the Chroma server at `url` does not answer
-    (readiness, kb doctor). One client per URL is kept between checks."""
+    (readiness, kb doctor)."""
+    _on_server(url, "the vector store does not answer", lambda client: client.heartbeat())
+
+
+def delete_remote(url: str, name: str) -> None:
+    """Drops a KB's collection on a Chroma server (`kb kbs delete`); gone already is fine."""
+
+    def delete(client: Any) -> None:
+        try:
+            client.delete_collection(COLLECTION_PREFIX + name)
+        except Exception as exc:
+            if "does not exist" not in str(exc).lower() and "not found" not in str(exc).lower():
+                raise
+
+    _on_server(url, "deleting the collection failed", delete)
+
+
+# One client per server URL for the calls above (a readiness check a second): a failed call
+# drops it, so the next one connects afresh.
+_servers: dict[str, Any] = {}
+
+
+def _on_server(url: str, what: str, call: Callable[[Any], Any]) -> Any:
     try:
         client = _servers.get(url) or _servers.setdefault(url, _http_client(url))
-        client.heartbeat()
+        return call(client)
     except Exception as exc:
         _servers.pop(url, None)
-        raise _server_error(url, "the vector store does not answer", exc) from exc
-
-
-_servers: dict[str, Any] = {}
+        raise _server_error(url, what, exc) from exc
 
 
 def _http_client(url: str) -> Any:
@@ -314,18 +325,6 @@ def _server_error(url: str, what: str, exc: Exception) -> StoreError:
             f"the Chroma server at {url} is unreachable ({exc}); start it (`chroma run`) or check store.url"
         )
     return StoreError(f"{what}: the Chroma server at {url} answered {exc}")
-
-
-def delete_remote(url: str, name: str) -> None:
-    """Drops a KB's collection on a Chroma server (`kb kbs delete`); gone already is fine."""
-    store = ChromaStore(Path(), name, url)
-    try:
-        store._client.delete_collection(COLLECTION_PREFIX + name)
-    except Exception as exc:
-        if "does not exist" not in str(exc).lower() and "not found" not in str(exc).lower():
-            raise store._error("deleting the collection failed", exc) from exc
-    finally:
-        store.close()
 
 
 def _str(value: Any) -> str | None:
