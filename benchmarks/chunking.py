@@ -18,11 +18,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
 import string
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,6 +31,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.corpus import prose_corpus  # noqa: E402
+from benchmarks.cpu import cpu_line  # noqa: E402
 
 _PUNCT = set(string.punctuation)
 
@@ -88,9 +87,7 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=6, help="every N-th standard-library module as a distractor")
     parser.add_argument("--json", type=Path, help="also write the rows to this file")
     args = parser.parse_args()
-    flags = subprocess.run("grep -o 'avx512_bf16\\|amx_bf16\\|avx2' /proc/cpuinfo | sort -u | tr '\\n' ' '",
-                           shell=True, capture_output=True, text=True).stdout.strip()  # fmt: skip
-    print(f"CPU flags: {flags or 'none of avx2, avx512_bf16, amx_bf16'}; {os.cpu_count()} cores")
+    print(cpu_line())
     settings = [
         (int(s), int(o)) for s in args.sizes.split(",") for o in args.overlaps.split(",") if 2 * int(o) < int(s)
     ]

@@ -47,6 +47,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.corpus import notes_corpus, prose_corpus  # noqa: E402
+from benchmarks.cpu import cpu_flags, cpu_line  # noqa: E402
 from benchmarks.load import Queries, _measure, _searches, _show, _words  # noqa: E402
 
 SCRIPT = ROOT / "scripts" / "cluster.py"
@@ -58,15 +59,6 @@ KILL_AFTER_S = 3.0  # of load before the SIGKILL
 AFTER_DROP_S = 5.0  # of load after HAProxy marks the instance DOWN
 KILL_DEADLINE_S = 60.0
 JOBS_DEADLINE_S = 300.0
-
-
-def cpu_flags() -> list[str]:
-    """What `grep -o 'avx512_bf16\\|amx_bf16\\|avx2' /proc/cpuinfo | sort -u` prints."""
-    try:
-        words = set(Path("/proc/cpuinfo").read_text().split())
-    except OSError:
-        return []
-    return sorted(words & {"avx2", "avx512_bf16", "amx_bf16"})
 
 
 @dataclass
@@ -450,7 +442,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="the hash embedder instead of the model, an eighth of the corpus: a check, not figures")  # fmt: skip
     args = parser.parse_args(argv)
     flags = cpu_flags()
-    print(f"CPU flags: {' '.join(flags) or '(none of avx2, avx512_bf16, amx_bf16)'}; {os.cpu_count()} cores; "
+    print(f"{cpu_line()}; "
           f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", flush=True)  # fmt: skip
     began = time.perf_counter()

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,6 +23,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from benchmarks.corpus import notes_corpus  # noqa: E402
+from benchmarks.cpu import cpu_line  # noqa: E402
 from tests.servers import ChromaServer, RedisServer  # noqa: E402
 
 
@@ -79,9 +79,7 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=400, help="note files in the KB")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
-    flags = subprocess.run("grep -o 'avx512_bf16\\|amx_bf16\\|avx2' /proc/cpuinfo | sort -u | tr '\\n' ' '",
-                           shell=True, capture_output=True, text=True).stdout.strip()  # fmt: skip
-    print(f"CPU flags: {flags or 'none of avx2, avx512_bf16, amx_bf16'}; {os.cpu_count()} cores")
+    print(cpu_line())
     with tempfile.TemporaryDirectory(prefix="kb-mirror-") as tmp:
         result = run(Path(tmp), args.files)
     for name, value in result.items():
