@@ -14,7 +14,8 @@ import pytest
 
 from kb import state
 from kb.cache import DiskCache, RedisCache
-from kb.jobs.store import RedisJobStore, SqliteJobStore
+from kb.jobs.redis_store import RedisJobStore
+from kb.jobs.store import SqliteJobStore
 from kb.metrics.store import MetricsStore, RedisMetricsStore
 from kb.providers.breaker import RedisBreakerBoard, SqliteBreakerBoard
 

@@ -118,7 +118,7 @@ class Home:
         from kb.jobs.store import SqliteJobStore
 
         if self.state is not None:
-            from kb.jobs.store import RedisJobStore
+            from kb.jobs.redis_store import RedisJobStore
 
             return RedisJobStore(self.state)
         return SqliteJobStore(self.path / "jobs.db")

@@ -79,3 +79,8 @@ def seconds(reply: tuple[int, int] | list) -> float:
     """The Redis server's TIME reply as a Unix timestamp. Leases, cooldowns and timestamps the
     instances compare are taken from the one clock they share rather than each machine's."""
     return int(reply[0]) + int(reply[1]) / 1_000_000
+
+
+def text(value: bytes | str) -> str:
+    """A Redis reply as text: the client returns bytes, since the cache stores pickles."""
+    return value.decode() if isinstance(value, bytes) else value

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 from kb.documents import Chunk, StoredChunk
 from kb.ingest.manifest import FileRecord, Manifest
-from kb.state import key, translated
+from kb.state import key, text, translated
 
 if TYPE_CHECKING:
     import redis
@@ -230,4 +230,4 @@ def _generation() -> str:
 
 
 def _text(value: bytes | str | None) -> str | None:
-    return value.decode() if isinstance(value, bytes) else value
+    return None if value is None else text(value)

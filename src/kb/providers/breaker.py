@@ -172,7 +172,7 @@ class RedisBreakerBoard(_Board):
     def states(self) -> dict[str, dict]:
         with shared.translated(self._client, "reading the circuit breakers"):
             raw = self._client.hgetall(self._key)
-        decoded = {(p.decode() if isinstance(p, bytes) else p): self._decode(v) for p, v in raw.items()}
+        decoded = {shared.text(p): self._decode(v) for p, v in raw.items()}
         return _public(dict(sorted(decoded.items())))
 
     def close(self) -> None:
