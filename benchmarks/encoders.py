@@ -151,6 +151,66 @@ class _OpenVino:
         return _run_batches(self.m, texts, forward, self.batch)
 
 
+class _OpenVinoInt8:
+    """Static int8 on OpenVINO: the standard-op graph with QuantizeLinear/DequantizeLinear
+    pairs (ONNX Runtime's `quantize_static`: int8 weights per channel, uint8 activations
+    with MinMax ranges from the first 256 chunks), which OpenVINO's CPU plugin runs as int8
+    matrix products. The two attention products stay fp32; `keep_down` also leaves the FFN
+    output projections in fp32, as _OrtInt8 does."""
+
+    def __init__(self, path: Path, work: Path, texts: list[str], keep_down: bool = False) -> None:
+        import onnx
+        import openvino as ov
+        from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+        from kb.embedding import onnx_graph
+        from kb.embedding.bert import BertModelFiles, length_batches
+
+        self.dtype = "openvino-int8"
+        self.m = BertModelFiles(path)
+        plain = work / "plain-int8-source.onnx"
+        plain.write_bytes(onnx_graph.build(self.m, fused=False))
+        graph = onnx.load(str(plain))
+        weights = {w.name for w in graph.graph.initializer}
+        products = [n for n in graph.graph.node if n.op_type == "MatMul"]
+        exclude = [n.name for n in products if n.input[1] not in weights]
+        exclude += [n.name for n in products if keep_down and n.input[1].endswith("down_w")]
+        ids, mask, _ = self.m.encode(texts[:256])
+        ids, mask = ids.astype(np.int32), mask.astype(np.int32)
+        feeds = iter(
+            [
+                {"input_ids": np.ascontiguousarray(ids[r, :w]), "attention_mask": np.ascontiguousarray(mask[r, :w])}
+                for r, w in length_batches(mask, 32)
+            ]
+        )
+
+        class Feeds(CalibrationDataReader):
+            def get_next(self):
+                return next(feeds, None)
+
+        file = work / f"int8-static-{keep_down}.onnx"
+        quantize_static(
+            str(plain),
+            str(file),
+            Feeds(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            op_types_to_quantize=["MatMul"],
+            nodes_to_exclude=exclude,
+        )
+        config = {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": len(os.sched_getaffinity(0))}
+        self.model = ov.Core().compile_model(str(file), "CPU", config)
+        self.request = self.model.create_infer_request()
+
+    def embed(self, texts):
+        def forward(ids, mask):
+            return self.request.infer({"input_ids": ids, "attention_mask": mask})[self.model.output(0)]
+
+        return _run_batches(self.m, texts, forward)
+
+
 def _run_batches(m, texts, forward, batch: int = 32):
     from kb.embedding.bert import length_batches
 
@@ -163,7 +223,7 @@ def _run_batches(m, texts, forward, batch: int = 32):
     return out
 
 
-def make_runtimes(names: list[str], path: Path, work: Path, bf16: bool) -> dict:
+def make_runtimes(names: list[str], path: Path, work: Path, bf16: bool, texts: list[str]) -> dict:
     from kb.embedding.onnx_bert import OnnxBertEmbedder
     from kb.embedding.torch_bert import TorchBertEmbedder
 
@@ -180,6 +240,8 @@ def make_runtimes(names: list[str], path: Path, work: Path, bf16: bool) -> dict:
         "openvino-fp32-b64": lambda: _OpenVino(path, work, "f32", batch=64),
         "openvino-fp32": lambda: _OpenVino(path, work, "f32"),
         "openvino-bf16": lambda: _OpenVino(path, work, "bf16"),
+        "openvino-int8": lambda: _OpenVinoInt8(path, work, texts),
+        "openvino-int8-keepdown": lambda: _OpenVinoInt8(path, work, texts, keep_down=True),
     }
     out = {}
     for name in names:
@@ -393,7 +455,7 @@ def main() -> None:
         "--runtimes",
         default="torch-fp32,torch-bf16,ort-fused,ort-plain,openvino-fp32,openvino-bf16,ort-int8,ort-int8-keepdown",
         help="comma-separated, the first is the reference for paired ratios; also ort-fused-b16, ort-fused-b64, "
-        "ort-int8-rr, openvino-fp32-b64",
+        "ort-int8-rr, openvino-fp32-b64, openvino-int8, openvino-int8-keepdown",
     )
     parser.add_argument("--no-stages", action="store_true")
     parser.add_argument("--no-startup", action="store_true")
@@ -422,7 +484,7 @@ def main() -> None:
         raw["chunking"] = chunk_stats(settings, corpus, WordPieces(path).count)
         print(f"tokens: {raw['tokens']}\nchunking: {raw['chunking']}", flush=True)
 
-        runtimes = make_runtimes(args.runtimes.split(","), path, work, cpu["onednn_bf16"])
+        runtimes = make_runtimes(args.runtimes.split(","), path, work, cpu["onednn_bf16"], texts)
         result = throughput(runtimes, texts, args.reps)
         reference = SentenceTransformerEmbedder(path, model_id(settings), "float32").embed(texts)
         queries = NumpyBertEmbedder(path, model_id(settings))
