@@ -312,7 +312,8 @@ def bench_search(work: Path, sizes: list[int]) -> None:
             f"5. index search at {n:,} chunks",
             goal,
             f"p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms (index alone, k=10: p50 {result['index_p50_ms']} ms, "
-            f"recall@10 {result['recall_at_10']} at ef_search {result['ef_search']}), RSS {result['max_rss_mb']} MB, "
+            f"recall@10 {result['recall_at_10_dist']} by distance, {result['recall_at_10']} by ids, at ef_search "
+            f"{result['ef_search']}), RSS {result['max_rss_mb']} MB, "
             f"disk {result['disk_mb']} MB, build {result['insert_s']} s",
             result["p50_ms"] <= 10 if n == 100_000 else None,
         )

@@ -25,6 +25,24 @@ def test_exact_top_kept_batch_by_batch_equals_brute_force():
     assert [set(r) for r in exact.ids.tolist()] == [set(r) for r in want.tolist()]
 
 
+def test_exact_top_reports_each_querys_tenth_distance():
+    rng = np.random.default_rng(1)
+    probe = search_sweep._unit(rng.standard_normal((5, 16)))
+    docs = search_sweep._unit(rng.standard_normal((40, 16)))
+    exact = search_sweep._ExactTop(probe)
+    exact.see(0, docs)
+    want = 1 - np.sort(probe @ docs.T, axis=1)[:, -search_sweep.K]
+    assert np.allclose(exact.tenth_distance, want)
+
+
+def test_an_equally_close_duplicate_is_a_hit_by_distance_but_not_by_id():
+    want = np.arange(10)  # the exact top 10 are c0..c9; the 10th lies at distance 0.30
+    ids = [f"c{i:08d}" for i in range(9)] + ["c00000042"]
+    # c42 duplicates c9 (same distance); a result farther than 0.30 + 1e-3 misses both ways
+    assert search_sweep.hits(ids, [0.1] * 9 + [0.30], want, 0.30) == (9, 10)
+    assert search_sweep.hits(ids, [0.1] * 9 + [0.302], want, 0.30) == (9, 9)
+
+
 def test_sweep_sets_each_ef_search_and_reports_recall(tmp_path):
     out = subprocess.run(
         [
@@ -50,6 +68,8 @@ def test_sweep_sets_each_ef_search_and_reports_recall(tmp_path):
     # Near-uniform vectors: ef 10 misses neighbours that ef 300 (a tenth of the store) finds.
     assert low["recall_at_10"] < high["recall_at_10"]
     assert high["recall_at_10"] >= 0.95
+    # every id in the exact top 10 is also within its distance
+    assert all(r["recall_at_10_dist"] >= r["recall_at_10"] for r in (low, high))
     assert low["first_query_ms"] > 0 and low["index_p50_ms"] > 0
 
 
