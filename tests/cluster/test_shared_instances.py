@@ -90,6 +90,17 @@ def test_removal_and_deletion_through_one_instance_reach_the_other(instances, co
         b.search(["varroa mites"], k=3)
 
 
+def test_a_kb_deleted_and_built_again_through_one_instance_is_searched_through_the_other(instances, corpus):
+    a, b = instances("a"), instances("b")
+    a.ingest([corpus])
+    assert b.search(["varroa mites"], k=3, mode="dense")[0]  # B now holds the collection
+    a.delete_knowledge_base(a.name)
+    a.ingest([corpus / "varroa_mites.html"])  # a new collection of the same name
+    for mode in ("dense", "hybrid"):
+        hits = b.search(["varroa mites"], k=3, mode=mode)[0]
+        assert {h.source for h in hits} == {str(corpus / "varroa_mites.html")}, mode
+
+
 def test_a_cached_answer_on_one_instance_is_a_hit_on_the_other_until_an_ingest(instances, corpus, tmp_path):
     a, b = instances("a"), instances("b")
     (corpus / "swarming.txt").rename(tmp_path / "swarming.txt")  # added later

@@ -104,7 +104,7 @@ class ChromaStore:
         fix = "`kb doctor --repair` rebuilds it" if local_fix else "run `kb doctor`"
         return StoreError(f"{what} ({exc}); {fix}")
 
-    def _open(self) -> None:
+    def _open(self, create: bool = True) -> None:
         import chromadb
         from chromadb.config import Settings as ChromaSettings
 
@@ -115,45 +115,53 @@ class ChromaStore:
                 path=str(self._snapshot or self._path),
                 settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False),
             )
-        # The space goes in the configuration too: next to the legacy metadata key, a
-        # configuration silently makes the space l2 (chromadb 1.5.9).
-        self._col = self._client.get_or_create_collection(
-            COLLECTION_PREFIX + self._name,
-            configuration={"hnsw": {"space": "cosine", "ef_search": EF_SEARCH}},
-            embedding_function=None,
-        )
+        name = COLLECTION_PREFIX + self._name
+        if create:
+            # The space goes in the configuration too: next to the legacy metadata key, a
+            # configuration silently makes the space l2 (chromadb 1.5.9).
+            self._col = self._client.get_or_create_collection(
+                name, configuration={"hnsw": {"space": "cosine", "ef_search": EF_SEARCH}}, embedding_function=None
+            )
+        else:
+            self._col = self._client.get_collection(name, embedding_function=None)
         self._batch = self._client.get_max_batch_size()
 
-    def _searching(self, run: Callable[[], Any]) -> Any:
-        """Runs a query; if it fails because another process deleted chunks after this one
-        loaded the index ("Error finding id"), loads the store afresh and runs it once more."""
-        with self._access():
+    def _call(self, what: str, method: str, write: bool = False, **arguments: Any) -> Any:
+        """Runs one method of the collection under the store's access lock. When it fails
+        because the collection this store opened is no longer the one there, the store looks
+        it up again and runs the call once more:
+        - locally, an index loaded before another process deleted chunks ("Error finding id");
+        - on a server, another instance deleted the KB and built it again: chromadb addresses
+          a collection by its id, and the new one has a new id ("... does not exist").
+        A read looks the collection up without creating it."""
+        with self._access(write=write):
             try:
-                return run()
+                return getattr(self._col, method)(**arguments)
             except Exception as exc:
-                if self._url or "error finding id" not in str(exc).lower():
-                    raise self._error("searching the vector store failed", exc) from exc
+                gone = "does not exist" if self._url else "error finding id"
+                if gone not in str(exc).lower():
+                    raise self._error(what, exc) from exc
         with self._access(write=True):
             try:
-                cast(Any, self._client).close()
-                self._open()
-                return run()
+                if not self._url:
+                    cast(Any, self._client).close()
+                self._open(create=write)
+                return getattr(self._col, method)(**arguments)
             except Exception as exc:
-                raise self._error("searching the vector store failed", exc) from exc
+                raise self._error(what, exc) from exc
 
     def add(self, chunks: list[Chunk], vectors: np.ndarray) -> None:
         for i in range(0, len(chunks), self._batch):
             part = chunks[i : i + self._batch]
-            try:
-                with self._access(write=True):
-                    self._col.upsert(
-                        ids=[c.id for c in part],
-                        embeddings=vectors[i : i + self._batch],
-                        documents=[c.text for c in part],
-                        metadatas=[c.metadata() for c in part],
-                    )
-            except Exception as exc:
-                raise self._error("writing to the vector store failed", exc) from exc
+            self._call(
+                "writing to the vector store failed",
+                "upsert",
+                write=True,
+                ids=[c.id for c in part],
+                embeddings=vectors[i : i + self._batch],
+                documents=[c.text for c in part],
+                metadatas=[c.metadata() for c in part],
+            )
 
     def close(self) -> None:
         # Chroma shares one system per path in a process, counted by reference: closing the
@@ -171,26 +179,22 @@ class ChromaStore:
     def existing(self, ids: list[str]) -> set[str]:
         found: set[str] = set()
         for i in range(0, len(ids), self._batch):
-            try:
-                with self._access():
-                    found.update(self._col.get(ids=ids[i : i + self._batch], include=[])["ids"])
-            except Exception as exc:
-                raise self._error("reading the vector store failed", exc) from exc
+            part = ids[i : i + self._batch]
+            found.update(self._call("reading the vector store failed", "get", ids=part, include=[])["ids"])
         return found
 
     def delete(self, ids: list[str]) -> None:
         for i in range(0, len(ids), self._batch):
-            try:
-                with self._access(write=True):
-                    self._col.delete(ids=ids[i : i + self._batch])
-            except Exception as exc:
-                raise self._error("deleting from the vector store failed", exc) from exc
+            part = ids[i : i + self._batch]
+            self._call("deleting from the vector store failed", "delete", write=True, ids=part)
 
     def query(self, vectors: np.ndarray, k: int) -> list[list[Hit]]:
-        res = self._searching(  # no count() first: see nearest()
-            lambda: self._col.query(
-                query_embeddings=vectors, n_results=k, include=["documents", "metadatas", "distances"]
-            )
+        res = self._call(  # no count() first: see nearest()
+            "searching the vector store failed",
+            "query",
+            query_embeddings=vectors,
+            n_results=k,
+            include=["documents", "metadatas", "distances"],
         )
         out = []
         empty: list = [[] for _ in res["ids"]]
@@ -214,8 +218,12 @@ class ChromaStore:
         hybrid search reads the texts of the few it keeps from the manifest. No count()
         first: it costs more than the query at 100k chunks (7 ms against 3), and chromadb 1.5
         answers an empty collection, or one smaller than `n`, with what it has."""
-        res = self._searching(
-            lambda: self._col.query(query_embeddings=vector[None], n_results=n, include=["distances"])
+        res = self._call(
+            "searching the vector store failed",
+            "query",
+            query_embeddings=vector[None],
+            n_results=n,
+            include=["distances"],
         )
         return [(cid, 1.0 - dist) for cid, dist in zip(res["ids"][0], (res["distances"] or [[]])[0])]
 
@@ -224,11 +232,8 @@ class ChromaStore:
         the keyword index of a KB from before it existed, without re-embedding)."""
         out = []
         for i in range(0, len(ids), self._batch):
-            try:
-                with self._access():
-                    res = self._col.get(ids=ids[i : i + self._batch], include=["documents", "metadatas"])
-            except Exception as exc:
-                raise self._error("reading the vector store failed", exc) from exc
+            part = ids[i : i + self._batch]
+            res = self._call("reading the vector store failed", "get", ids=part, include=["documents", "metadatas"])
             for cid, doc, meta in zip(res["ids"], res["documents"] or [], res["metadatas"] or []):
                 if not meta:
                     continue
@@ -247,18 +252,15 @@ class ChromaStore:
         return out
 
     def count(self) -> int:
-        with self._access():
-            return self._col.count()
+        return self._call("reading the vector store failed", "count")
 
     def ids(self, page: int = 10_000) -> set[str]:
         """Every chunk id in the collection (kb doctor on a Chroma server)."""
         found: set[str] = set()
         while True:
-            try:
-                with self._access():
-                    part = self._col.get(include=[], limit=page, offset=len(found))["ids"]
-            except Exception as exc:
-                raise self._error("reading the vector store failed", exc) from exc
+            part = self._call("reading the vector store failed", "get", include=[], limit=page, offset=len(found))[
+                "ids"
+            ]
             found.update(part)
             if len(part) < page:
                 return found
