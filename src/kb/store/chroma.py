@@ -258,9 +258,8 @@ class ChromaStore:
         """Every chunk id in the collection (kb doctor on a Chroma server)."""
         found: set[str] = set()
         while True:
-            part = self._call("reading the vector store failed", "get", include=[], limit=page, offset=len(found))[
-                "ids"
-            ]
+            res = self._call("reading the vector store failed", "get", include=[], limit=page, offset=len(found))
+            part = res["ids"]
             found.update(part)
             if len(part) < page:
                 return found
