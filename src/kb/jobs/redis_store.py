@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from kb import state as shared
 from kb.errors import Conflict, KbNotFound
-from kb.jobs.store import Job
+from kb.jobs.store import Job, job_from_fields
 
 if TYPE_CHECKING:
     import redis
@@ -131,27 +131,7 @@ def _from_hash(flat: list | dict) -> Job:
         fields = {shared.text(k): shared.text(v) for k, v in flat.items()}
     else:
         fields = {shared.text(flat[i]): shared.text(flat[i + 1]) for i in range(0, len(flat), 2)}
-
-    def number(name: str) -> float | None:
-        return float(fields[name]) if name in fields else None
-
-    return Job(
-        id=fields["id"],
-        kb=fields["kb"],
-        kind=fields["kind"],
-        state=fields["state"],
-        params=json.loads(fields["params"]),
-        created_at=float(fields["created_at"]),
-        started_at=number("started_at"),
-        finished_at=number("finished_at"),
-        runs=int(fields.get("runs", "0")),
-        worker=fields.get("worker"),
-        lease_until=number("lease_until"),
-        progress=json.loads(fields.get("progress", "{}")),
-        report=json.loads(fields["report"]) if "report" in fields else None,
-        error=fields.get("error"),
-        deliveries=json.loads(fields.get("deliveries", "[]")),
-    )
+    return job_from_fields(fields)
 
 
 class RedisJobStore:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -86,23 +87,34 @@ class Job:
         return out
 
 
-def _job(row: Any) -> Job:
+def job_from_fields(fields: Mapping[str, Any]) -> Job:
+    """A job from its stored fields: a jobs.db row, or a Redis hash decoded to text, where
+    numbers are strings and unset fields are absent."""
+
+    def number(name: str) -> float | None:
+        value = fields.get(name)
+        return None if value is None else float(value)
+
+    def decoded(name: str, default: Any) -> Any:
+        value = fields.get(name)
+        return json.loads(value) if value else default
+
     return Job(
-        id=row["id"],
-        kb=row["kb"],
-        kind=row["kind"],
-        state=row["state"],
-        params=json.loads(row["params"]),
-        created_at=row["created_at"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        runs=row["runs"],
-        worker=row["worker"],
-        lease_until=row["lease_until"],
-        progress=json.loads(row["progress"]),
-        report=json.loads(row["report"]) if row["report"] else None,
-        error=row["error"],
-        deliveries=json.loads(row["deliveries"]),
+        id=fields["id"],
+        kb=fields["kb"],
+        kind=fields["kind"],
+        state=fields["state"],
+        params=json.loads(fields["params"]),
+        created_at=float(fields["created_at"]),
+        started_at=number("started_at"),
+        finished_at=number("finished_at"),
+        runs=int(fields.get("runs") or 0),
+        worker=fields.get("worker"),
+        lease_until=number("lease_until"),
+        progress=decoded("progress", {}),
+        report=decoded("report", None),
+        error=fields.get("error"),
+        deliveries=decoded("deliveries", []),
     )
 
 
@@ -144,7 +156,7 @@ class SqliteJobStore:
         row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         if row is None:
             raise KbNotFound(f"there is no job {job_id!r}; `kb jobs` lists the jobs")
-        return _job(row)
+        return job_from_fields(dict(row))
 
     def recent(self, kb: str | None = None, state: str | None = None, limit: int = 100) -> list[Job]:
         clauses: list[str] = ["1 = 1"]
@@ -156,7 +168,7 @@ class SqliteJobStore:
             clauses.append("state = ?")
             params.append(state)
         sql = f"SELECT * FROM jobs WHERE {' AND '.join(clauses)} ORDER BY created_at DESC LIMIT ?"
-        return [_job(r) for r in self._db.execute(sql, (*params, limit))]
+        return [job_from_fields(dict(r)) for r in self._db.execute(sql, (*params, limit))]
 
     def claim(self, job_id: str, worker: str, lease_s: float) -> Job | None:
         """Takes the job for `worker` if it is queued or its lease ran out; None if another
