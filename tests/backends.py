@@ -7,6 +7,8 @@ machine with its own client (Redis) would: what one writes, the other must see.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,22 @@ from kb.jobs.redis_store import RedisJobStore
 from kb.jobs.store import SqliteJobStore
 from kb.metrics.store import MetricsStore, RedisMetricsStore
 from kb.providers.breaker import RedisBreakerBoard, SqliteBreakerBoard
+
+
+def together(work: Callable[..., Any], calls: list[tuple]) -> None:
+    """Runs `work(*args)` for each args in `calls`, each on its own thread, released at the
+    same moment (a barrier), and waits for all of them: instances racing for shared state."""
+    start = threading.Barrier(len(calls))
+
+    def run(*args: Any) -> None:
+        start.wait()
+        work(*args)
+
+    threads = [threading.Thread(target=run, args=args) for args in calls]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
 
 
 class Backend:

@@ -3,12 +3,12 @@ tests/providers/test_resilience.py, here what each board's storage must guarante
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
 
 from kb.errors import CircuitOpen, StoreError
+from tests.backends import together
 
 
 def test_a_provider_appears_closed_once_called_and_failures_are_counted(backend):
@@ -27,18 +27,12 @@ def test_a_provider_appears_closed_once_called_and_failures_are_counted(backend)
 
 def test_failures_from_many_instances_at_once_are_all_counted(backend):
     boards = [backend.breakers(failure_threshold=1000, cooldown_s=60) for _ in range(4)]
-    start = threading.Barrier(len(boards))
 
     def fail(board) -> None:
-        start.wait()
         for _ in range(25):
             board.failure("p")
 
-    threads = [threading.Thread(target=fail, args=(b,)) for b in boards]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    together(fail, [(b,) for b in boards])
     assert boards[0].states()["p"]["failures"] == 100  # no lost update
 
 
@@ -51,22 +45,16 @@ def test_instances_racing_for_the_half_open_probe_let_exactly_one_through(backen
         with pytest.raises(CircuitOpen, match="open"):
             b.acquire("p")
     time.sleep(0.35)
-    start = threading.Barrier(len(boards))
     outcomes: list[str] = []
 
     def probe(board) -> None:
-        start.wait()
         try:
             board.acquire("p")
             outcomes.append("probe")
         except CircuitOpen:
             outcomes.append("skipped")
 
-    threads = [threading.Thread(target=probe, args=(b,)) for b in boards]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    together(probe, [(b,) for b in boards])
     assert sorted(outcomes) == ["probe"] + ["skipped"] * 5
 
 

@@ -3,12 +3,12 @@ sure one worker at a time runs a job."""
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
 
 from kb.errors import Conflict, KbNotFound, StoreError
+from tests.backends import together
 
 
 def test_a_job_is_created_queued_and_read_back_by_another_instance(backend):
@@ -67,19 +67,13 @@ def test_only_the_worker_holding_a_job_writes_to_it(backend):
 
 def _race_to_claim(stores: list, job_id: str) -> list[str]:
     """Every store claims the job at once, each for its own worker; the workers that got it."""
-    start = threading.Barrier(len(stores))
     winners: list[str] = []
 
     def claim(store, worker: str) -> None:
-        start.wait()
         if store.claim(job_id, worker, 60) is not None:
             winners.append(worker)
 
-    threads = [threading.Thread(target=claim, args=(s, f"w{n}")) for n, s in enumerate(stores)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    together(claim, [(s, f"w{n}") for n, s in enumerate(stores)])
     return winners
 
 

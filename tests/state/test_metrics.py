@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
@@ -11,6 +10,7 @@ from kb.errors import StoreError
 from kb.metrics.stats import compute
 from kb.metrics.store import MetricsStore, RedisMetricsStore
 from kb.providers.base import Attempt
+from tests.backends import together
 
 T0 = 1_700_000_000.0
 
@@ -119,11 +119,7 @@ def test_concurrent_records_from_many_instances_are_all_kept(backend):
         for i in range(50):
             store.record(Event("search", f"kb{n}", 1.0, ts=T0 + i))
 
-    threads = [threading.Thread(target=write, args=(s, n)) for n, s in enumerate(stores)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    together(write, [(s, n) for n, s in enumerate(stores)])
     assert len(stores[0].events(None)) == 200
     assert len(stores[0].events("kb2")) == 50
 
