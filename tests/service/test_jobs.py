@@ -84,7 +84,7 @@ def test_ingest_is_accepted_at_once_and_done_in_the_background_with_a_signed_web
 
 
 def test_paths_outside_the_roots_are_refused(setup, tmp_path):
-    server, _, root, _ = setup
+    server, _, root, receiver = setup
     outside = tmp_path / "secret"
     outside.mkdir()
     (outside / "keys.md").write_text("# Keys\n\nnot for the server\n")
@@ -94,10 +94,13 @@ def test_paths_outside_the_roots_are_refused(setup, tmp_path):
             res = http.post("/v1/ingest", json={"paths": [path]})
             assert res.status_code == 403, (path, res.text)
             assert res.json()["error"]["kind"] == "forbidden" and "serve.roots" in res.json()["error"]["message"]
-        res = http.post(
-            "/v1/ingest", json={"paths": [str(root / "sample")], "callback_url": "http://169.254.169.254/x"}
-        )
-        assert res.status_code == 202  # the tests allow private receivers...
+        # the tests allow loopback receivers...
+        res = http.post("/v1/ingest", json={"paths": [str(root / "sample")], "callback_url": receiver.url + "/cb"})
+        assert res.status_code == 202, res.text
+        assert _finished(http, res.json()["job_id"])["state"] == "done"
+        wait_for(lambda: len(receiver.received) >= 2, 30, "the webhook and the signed callback")
+    assert sorted(r.path for r in receiver.received) == ["/hooks/kb", "/hooks/kb/cb"]
+    assert all(r.error is None for r in receiver.received)
     strict = Server(tmp_path / "strict-home", {**HASH, "KB_SERVE_ROOTS": str(root)}).wait_ready()
     try:
         with strict.client() as http:  # ...a server that does not refuses a link-local callback
@@ -105,6 +108,7 @@ def test_paths_outside_the_roots_are_refused(setup, tmp_path):
                 "/v1/ingest", json={"paths": [str(root / "sample")], "callback_url": "http://169.254.169.254/x"}
             )
             assert res.status_code == 400 and res.json()["error"]["kind"] == "webhook_error"
+            assert "169.254.169.254" in res.json()["error"]["message"]
             assert http.get("/v1/jobs").json()["jobs"] == []  # refused before anything was queued
     finally:
         strict.stop()
