@@ -1,4 +1,5 @@
-"""Shared fixtures. Every test gets its own KB_HOME; the real model loads once per session."""
+"""Shared fixtures. Every test gets its own KB_HOME; the real model loads once per session; no
+test reaches beyond loopback (the net of tests/net, in pytest and every process it starts)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,25 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
-from kb.config import load_settings
-from kb.facade import KnowledgeBase
-
 ROOT = Path(__file__).resolve().parent.parent
+NET_DIR = ROOT / "tests" / "net"
+sys.path.insert(0, str(NET_DIR))
+loopback_only = __import__("loopback_only")  # from NET_DIR, which is not a package
+loopback_only.install()
+# Processes the tests start inherit the net through tests/net/sitecustomize.py.
+os.environ["PYTHONPATH"] = os.pathsep.join([str(NET_DIR), *filter(None, [os.environ.get("PYTHONPATH")])])
+NET_LOG = loopback_only.LOG_ENV
+if not os.environ.get(NET_LOG):
+    os.environ[NET_LOG] = tempfile.mkstemp(prefix="kb-test-net-", suffix=".log")[1]
+
+from kb.config import load_settings  # noqa: E402
+from kb.facade import KnowledgeBase  # noqa: E402
+
 SAMPLE = ROOT / "sample_corpus"
 pytest_plugins = ("tests.servers", "tests.backends")  # redis_server, chroma_server, redis_url; backend
 
@@ -30,6 +42,37 @@ _SCRUB = (
     "OPENAI_BASE_URL",
     "KB_OPENAI_MODEL",
 )
+
+
+class NetWatch:
+    """The net's refusals during one test. A refusal the test did not `expect` fails it, even
+    when the process that tried swallowed the error."""
+
+    def __init__(self, log: Path) -> None:
+        self.log = log
+        self.start = log.stat().st_size if log.exists() else 0
+        self.expected: list[str] = []
+
+    def refusals(self) -> list[str]:
+        if not self.log.exists():
+            return []
+        with self.log.open("rb") as f:
+            f.seek(self.start)
+            return f.read().decode("utf-8", "replace").splitlines()
+
+    def expect(self, address: str) -> None:
+        self.expected.append(address)
+
+    def unexpected(self) -> list[str]:
+        return [line for line in self.refusals() if not any(a in line for a in self.expected)]
+
+
+@pytest.fixture(autouse=True)
+def loopback_net():
+    watch = NetWatch(Path(os.environ[NET_LOG]))
+    yield watch
+    if unexpected := watch.unexpected():
+        pytest.fail("the test tried to reach beyond loopback:\n" + "\n".join(unexpected), pytrace=False)
 
 
 @pytest.fixture(autouse=True)

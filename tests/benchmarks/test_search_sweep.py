@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -11,7 +12,7 @@ from benchmarks.run import _chunk_texts
 
 from benchmarks import search_sweep
 from kb.config import load_settings
-from tests.conftest import ROOT, SAMPLE
+from tests.conftest import NET_DIR, NET_LOG, ROOT, SAMPLE
 
 
 def test_exact_top_kept_batch_by_batch_equals_brute_force():
@@ -57,7 +58,12 @@ def test_sweep_sets_each_ef_search_and_reports_recall(tmp_path):
         capture_output=True,
         text=True,
         check=True,
-        env={"PYTHONPATH": f"{ROOT / 'src'}:{ROOT}", "PATH": "/usr/bin:/bin", "KB_HOME": str(tmp_path / "home")},
+        env={
+            "PYTHONPATH": f"{NET_DIR}:{ROOT / 'src'}:{ROOT}",
+            "PATH": "/usr/bin:/bin",
+            "KB_HOME": str(tmp_path / "home"),
+            NET_LOG: os.environ[NET_LOG],
+        },
     )
     lines = out.stdout.strip().splitlines()
     assert len(lines) == 1  # run.py reads the one JSON line

@@ -37,6 +37,7 @@ def _listed_ids(home: Path) -> set[str]:
 
 def _doctor(*args: str) -> dict:
     res = run_kb("doctor", "--json", *args, env=HASH)
+    assert res.out.strip(), f"kb doctor {' '.join(args)} printed no report (exit {res.code}): {res.err[-2000:]}"
     return json.loads(res.out)
 
 
