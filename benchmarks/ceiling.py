@@ -71,9 +71,12 @@ def batched_flops(lengths: list[int], batch: int, sort: bool, dims: tuple[int, i
 
 def gemm_peak(hidden: int, ffn: int, threads: int) -> dict[str, float]:
     """Best GFLOP/s of OpenVINO (fp32 hint) and torch on the encoder's weight products."""
-    import openvino as ov
-    import openvino.opset13 as ops
     import torch
+
+    from kb.embedding.openvino_bert import import_openvino
+
+    ov = import_openvino()
+    import openvino.opset13 as ops
 
     tokens = 32 * 128
     shapes = [(hidden, 3 * hidden), (hidden, hidden), (hidden, ffn), (ffn, hidden)]

@@ -129,10 +129,11 @@ class _OpenVino:
     """The standard-op graph on OpenVINO's CPU plugin (`precision` f32 or bf16)."""
 
     def __init__(self, path: Path, work: Path, precision: str, batch: int = 32) -> None:
-        import openvino as ov
-
         from kb.embedding import onnx_graph
         from kb.embedding.bert import BertModelFiles
+        from kb.embedding.openvino_bert import import_openvino
+
+        ov = import_openvino()
 
         self.dtype = f"openvino-{precision}"
         self.batch = batch
@@ -160,11 +161,13 @@ class _OpenVinoInt8:
 
     def __init__(self, path: Path, work: Path, texts: list[str], keep_down: bool = False) -> None:
         import onnx
-        import openvino as ov
         from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
         from kb.embedding import onnx_graph
         from kb.embedding.bert import BertModelFiles, length_batches
+        from kb.embedding.openvino_bert import import_openvino
+
+        ov = import_openvino()
 
         self.dtype = "openvino-int8"
         self.m = BertModelFiles(path)

@@ -111,7 +111,9 @@ print("torch capability:", torch.backends.cpu.get_cpu_capability(),
 import onnxruntime
 print("onnxruntime from:", onnxruntime.__file__)
 try:
-    import openvino as ov
+    from kb.embedding.openvino_bert import import_openvino
+
+    ov = import_openvino()
     print("openvino CPU capabilities:", ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
 except ImportError:
     print("openvino: not installed")

@@ -11,8 +11,10 @@ torch_bert.py; rows come back L2-normalised.
 
 from __future__ import annotations
 
+import sys
 import threading
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -29,9 +31,20 @@ _LOADED: dict[tuple[str, str], tuple[BertModelFiles, str, Any]] = {}
 _LOADING = threading.Lock()  # ingest jobs of two KBs may start at once: compile once
 
 
+def import_openvino() -> ModuleType:
+    """OpenVINO without its telemetry. `import openvino` alone sends a usage event to Google
+    Analytics and writes a client id under ~/intel (the openvino-telemetry package, on unless
+    a consent file or CI=true says otherwise); kb talks to no one it was not told to. Every
+    use of the package in OpenVINO falls back to its own no-op stub when it cannot be imported."""
+    sys.modules.setdefault("openvino_telemetry", None)  # type: ignore[arg-type]
+    import openvino
+
+    return openvino
+
+
 def supported_precision() -> str:
     """ "bfloat16" if OpenVINO's CPU plugin has bf16 kernels for this CPU, else "float32"."""
-    import openvino as ov
+    ov = import_openvino()
 
     capabilities = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
     return "bfloat16" if "BF16" in capabilities else "float32"
@@ -69,7 +82,7 @@ class OpenVinoBertEmbedder:
         return self._compiled
 
     def _read(self) -> tuple[BertModelFiles, str, Any]:
-        import openvino as ov
+        ov = import_openvino()
 
         dtype = supported_precision() if self._requested == "auto" else self._requested
         m = BertModelFiles(self._path)
