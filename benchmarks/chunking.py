@@ -43,25 +43,27 @@ def _normalise(text: str) -> str:
 
 
 def _measure(home: Path, corpus: Path, size: int, overlap: int) -> dict:
+    from kb import KnowledgeBase, SearchOptions
     from kb.config import load_settings
     from kb.evaluation import datasets
     from kb.evaluation.retrieval import evaluate
-    from kb.facade import KnowledgeBase
 
     kb = KnowledgeBase(load_settings(home=str(home), chunk_tokens=size, chunk_overlap=overlap))
     started = time.perf_counter()
     report = kb.ingest([corpus])
     seconds = time.perf_counter() - started
     assert not report.failed, report.failed
-    _, chunks, _ = kb.manifest.totals()
-    texts = [c.text for c in kb.manifest.chunks([i for r in kb.manifest.all() for i in r.chunk_ids]).values()]
+    _, chunks, _ = kb.access.manifest.totals()
+    texts = [
+        c.text for c in kb.access.manifest.chunks([i for r in kb.access.manifest.all() for i in r.chunk_ids]).values()
+    ]
     pieces = sum(kb.home.chunker.count(t) for t in texts)
     qa = datasets.load_qa(ROOT / "eval/sample/qa.jsonl")
     row: dict = {"chunk_tokens": size, "overlap": overlap, "chunks": chunks, "word_pieces": pieces,
                  "ingest_s": round(seconds, 2), "chunks_per_s": round(report.chunks_embedded / seconds, 1)}  # fmt: skip
     for mode in ("hybrid", "dense"):
         found, words = 0, 0
-        results = kb.search([item.question for item in qa], k=5, mode=mode, record=False)
+        results = kb.search_many([item.question for item in qa], SearchOptions(k=5, mode=mode), record=False)
         for item, hits in zip(qa, results):
             passages = _normalise(" ".join(h.text for h in hits))
             found += any(_normalise(a) in passages for a in item.answers)

@@ -284,17 +284,16 @@ def chunk_stats(settings, corpus: Path, count) -> dict:
     the chunks' word pieces with and without their heading line."""
     from dataclasses import replace
 
-    from kb.facade import KnowledgeBase
+    from kb import KnowledgeBase
     from kb.ingest import readers
     from kb.ingest.discovery import discover
+    from kb.options import IngestScope
 
     out = {}
     for overlap in (settings.chunk_overlap, 0):
         chunker = KnowledgeBase(replace(settings, chunk_overlap=overlap)).home.chunker
         chunks = [
-            c
-            for p in discover([corpus], None, None, False).files
-            for c in chunker.chunk(readers.read(p, p.read_bytes()))
+            c for p in discover(IngestScope.of([corpus])).files for c in chunker.chunk(readers.read(p, p.read_bytes()))
         ]
         out[overlap] = {
             "chunks": len(chunks),
@@ -311,16 +310,17 @@ def chunk_stats(settings, corpus: Path, count) -> dict:
 
 
 def stages(settings, corpus: Path, texts: list[str], encoder, work: Path) -> dict:
+    from kb import KnowledgeBase
     from kb.embedding import model_dir
     from kb.embedding.bert import BertModelFiles
-    from kb.facade import KnowledgeBase
     from kb.ingest import readers
     from kb.ingest.discovery import discover
-    from kb.store.chroma import ChromaStore
+    from kb.options import IngestScope
+    from kb.store.local import LocalChromaStore
 
     out = {}
     t = time.perf_counter()
-    files = discover([corpus], None, None, False).files
+    files = discover(IngestScope.of([corpus])).files
     chunker = KnowledgeBase(settings).home.chunker
     chunks = [c for p in files for c in chunker.chunk(readers.read(p, p.read_bytes()))]
     out["read_parse_chunk_s"] = time.perf_counter() - t
@@ -333,7 +333,7 @@ def stages(settings, corpus: Path, texts: list[str], encoder, work: Path) -> dic
     vectors = np.vstack([encoder.embed(texts[i : i + 1024]) for i in range(0, len(texts), 1024)])
     out["embed_s"] = time.perf_counter() - t
     out["forward_s"] = out["embed_s"] - out["tokenize_s"]
-    store = ChromaStore(work / "stage-store", "bench")
+    store = LocalChromaStore(work / "stage-store", "bench")
     t = time.perf_counter()
     for i in range(0, len(chunks), 1024):
         store.add(chunks[i : i + 1024], vectors[i : i + 1024])

@@ -82,8 +82,8 @@ def main() -> None:
             if item["context"]:
                 (docs / f"{item['context_id']}.txt").write_text(item["context"] + "\n", encoding="utf-8")
 
+        from kb import KnowledgeBase
         from kb.config import load_settings
-        from kb.facade import KnowledgeBase
 
         kb = KnowledgeBase(load_settings())
         kb.ingest([docs])

@@ -34,8 +34,8 @@ def _timed(fn) -> float:  # type: ignore[no-untyped-def]
 
 
 def run(work: Path, files: int) -> dict:
+    from kb import KnowledgeBase
     from kb.config import load_settings
-    from kb.facade import KnowledgeBase
 
     redis, chroma = RedisServer(work / "redis").start(), ChromaServer(work / "chroma").start()
     os.environ.update(KB_MODEL="hash", KB_STATE_URL=redis.url, KB_STORE_URL=chroma.url)
@@ -44,7 +44,7 @@ def run(work: Path, files: int) -> dict:
         notes_corpus(corpus, files)
         writer = KnowledgeBase(load_settings(home=str(work / "a")))
         ingest_ms = _timed(lambda: writer.ingest([corpus]))
-        docs, chunks, _ = writer.manifest.totals()
+        docs, chunks, _ = writer.access.manifest.totals()
         query = ["how does the module handle errors"]
         writer.search(query, k=5, mode="dense")
         search_ms = _timed(lambda: writer.search(query, k=5, mode="dense"))

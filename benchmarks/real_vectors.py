@@ -76,10 +76,10 @@ def _source_files() -> list[Path]:
 
 
 def main(out: Path, max_chunks: int | None = None, code: bool = False, chunk_tokens: int | None = None) -> None:
+    from kb import KnowledgeBase
     from kb.config import load_settings
     from kb.embedding import open_embedder
     from kb.errors import IngestError
-    from kb.facade import KnowledgeBase
     from kb.ingest import readers
 
     out.mkdir(parents=True, exist_ok=True)

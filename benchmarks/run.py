@@ -84,13 +84,14 @@ def bench_startup(work: Path, reps: int) -> None:
 
 # -- targets 1 and 2: ingest throughput --------------------------------------------------
 def _chunk_texts(settings, corpus: Path) -> list[str]:
-    from kb.facade import KnowledgeBase
+    from kb import KnowledgeBase
     from kb.ingest import readers
     from kb.ingest.discovery import discover
+    from kb.options import IngestScope
 
     chunker = KnowledgeBase(settings).home.chunker
     texts = []
-    for path in discover([corpus], None, None, False).files:
+    for path in discover(IngestScope.of([corpus])).files:
         texts += [c.embedding_text() for c in chunker.chunk(readers.read(path, path.read_bytes()))]
     return texts
 
@@ -117,11 +118,11 @@ def _quality(texts: list[str], reference, candidate, query_encoder) -> dict:
 def bench_ingest(work: Path, quick: bool, llamaindex: bool) -> None:
     import numpy as np
 
+    from kb import KnowledgeBase
     from kb.config import load_settings
     from kb.embedding import ingest_runtime, model_dir, model_id, open_embedder
     from kb.embedding.sentence import SentenceTransformerEmbedder
     from kb.embedding.torch_bert import TorchBertEmbedder
-    from kb.facade import KnowledgeBase
 
     print("ingest", flush=True)
     corpus = work / "prose"
@@ -289,15 +290,15 @@ def bench_reingest(work: Path, quick: bool) -> None:
 # -- target 5: search latency --------------------------------------------------------------
 def bench_search(work: Path, sizes: list[int]) -> None:
     print("search", flush=True)
+    from kb import KnowledgeBase
     from kb.config import load_settings
-    from kb.facade import KnowledgeBase
 
     kb = KnowledgeBase(load_settings(home=str(work / "startup")))
-    kb.search(["warm up"], 5)
+    kb.search("warm up", 5)
     warm = []
     for i in range(50):
         t = time.perf_counter()
-        kb.search([f"which flowers give bees nectar in month {i}"], 5)  # new query: encoder + index
+        kb.search(f"which flowers give bees nectar in month {i}", 5)  # new query: encoder + index
         warm.append((time.perf_counter() - t) * 1000)
     RAW["search_warm_sample_ms"] = warm
     row("5. warm kb.search, new query, sample KB (encode + index)", "-", f"p50 {statistics.median(warm):.1f} ms", None)

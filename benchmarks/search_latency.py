@@ -4,7 +4,7 @@
 
 Builds a knowledge base of N chunks without a neural model: chunk texts are 150-word windows
 of real English prose (the standard library's docstrings, benchmarks/corpus.py), committed
-through Manifest.put (which writes the keyword index) and ChromaStore.add with synthetic
+through SqliteManifest.put (which writes the keyword index) and LocalChromaStore.add with synthetic
 clustered unit vectors (as search_sweep.py) in place of embeddings. Queries are embedded by
 the hash embedder (KB_MODEL=hash, microseconds), so the figures are the retrieval itself:
 Chroma, FTS5, fusion and reading the kept texts. Two query sets: `phrase`, 3-8 consecutive
@@ -52,14 +52,14 @@ def _unit(rows: np.ndarray) -> np.ndarray:
 def build(home: Path, n: int, words: list[str]) -> float:
     from kb.config import load_settings
     from kb.documents import Chunk
-    from kb.ingest.manifest import FileRecord, Manifest
-    from kb.store.chroma import ChromaStore
+    from kb.ingest.manifest import FileRecord, SqliteManifest
+    from kb.store.local import LocalChromaStore
 
     settings = load_settings(home=str(home), model="hash")
     started = time.perf_counter()
-    manifest = Manifest(settings.kb_dir / "manifest.db")
+    manifest = SqliteManifest(settings.kb_dir / "manifest.db")
     manifest.set_meta("model", "hash")
-    store = ChromaStore(settings.kb_dir / "chroma", settings.kb)
+    store = LocalChromaStore(settings.kb_dir / "chroma", settings.kb)
     rng = np.random.default_rng(7)
     centres = _unit(rng.standard_normal((256, DIM)))
     batch = 4000
@@ -85,8 +85,8 @@ def build(home: Path, n: int, words: list[str]) -> float:
 def measure(home: Path, queries: int, words: list[str], kind: str) -> dict:
     from collections import Counter
 
+    from kb import KnowledgeBase
     from kb.config import load_settings
-    from kb.facade import KnowledgeBase
     from kb.retrieval.keyword import terms
 
     os.environ["KB_HOME"] = str(home)
@@ -104,17 +104,17 @@ def measure(home: Path, queries: int, words: list[str], kind: str) -> dict:
     modes = ("dense", "hybrid", "keyword")
     for mode in modes:  # warm: the index into memory, the connections open
         for _ in range(10):
-            kb.search([query()], 5, mode=mode)
+            kb.search(query(), 5, mode=mode)
     times: dict[str, list[float]] = {m: [] for m in modes}
     for i in range(queries):
         order = modes if i % 2 else modes[::-1]
         for mode in order:
             q = query()  # new for every call: the query-embedding cache never answers
             t = time.perf_counter()
-            kb.search([q], 5, mode=mode)
+            kb.search(q, 5, mode=mode)
             times[mode].append((time.perf_counter() - t) * 1000)
     sample = [query() for _ in range(200)]
-    keyword_side = sum(bool(kb.rare_terms.choose(terms(q), kb.manifest.content_key())) for q in sample)
+    keyword_side = sum(bool(kb.access.rare_terms.choose(terms(q), kb.access.manifest.content_key())) for q in sample)
     kb.close()
     out: dict = {"queries_with_a_keyword_side": round(keyword_side / len(sample), 2)}
     for mode, ms in times.items():

@@ -2,19 +2,19 @@
 
     python benchmarks/search_sweep.py N STORE_DIR [QUERIES] [--ef EF[,EF...]] [--vectors DIR] [--reuse]
 
-Fills a kb ChromaStore with N synthetic unit vectors (clustered around 256 centres, seed
+Fills a kb LocalChromaStore with N synthetic unit vectors (clustered around 256 centres, seed
 7), or with the first N rows of DIR/docs.npy (`--vectors`, from real_vectors.py; its
 queries.npy are the queries). `--reuse`: STORE_DIR already holds exactly these vectors,
 as ids c00000000…; nothing is written. Then, per ef_search (`--ef`, set on the
 collection; none: the collection's own), for QUERIES query vectors it times
 
-- ChromaStore.query at k=5, the call `kb search` makes (p50_ms, p99_ms);
+- LocalChromaStore.query at k=5, the call `kb search` makes (p50_ms, p99_ms);
 - the bare index query at k=10 with ids and distances only, as hybrid search asks it
   (index_p50_ms, index_p99_ms), and its recall@10 against exact search (NumPy brute force
   over the same vectors), counted two ways: by ids (recall_at_10), and by distance as
   ann-benchmarks counts it (recall_at_10_dist: a result is a hit if it is no farther than
   the exact 10th neighbour plus 1e-3, so an equally close duplicate is not a miss);
-- the first query of a fresh ChromaStore, which loads the index (first_query_ms).
+- the first query of a fresh LocalChromaStore, which loads the index (first_query_ms).
 
 Prints one JSON line; its top-level figures are the first ef's, `by_ef` has them all.
 """
@@ -105,9 +105,9 @@ def hits(ids: list[str], distances: list[float], want: np.ndarray, tenth: float)
 
 
 def _measure(store_dir: str, probe: np.ndarray, exact: _ExactTop, ef: int | None) -> dict:
-    from kb.store.chroma import ChromaStore
+    from kb.store.local import LocalChromaStore
 
-    store = ChromaStore(Path(store_dir), "sweep")
+    store = LocalChromaStore(Path(store_dir), "sweep")
     col = store._col  # the bare index query: what hybrid search asks for, without the kb layer
     if ef is not None:
         # After the store opens (it may set its own ef) and before the first query, which
@@ -146,11 +146,11 @@ def _measure(store_dir: str, probe: np.ndarray, exact: _ExactTop, ef: int | None
 
 def main(n: int, store_dir: str, queries: int, efs: list[int], vectors: Path | None, reuse: bool) -> None:
     from kb.documents import Chunk
-    from kb.store.chroma import ChromaStore
+    from kb.store.local import LocalChromaStore
 
     batches, probe = _real(vectors, n, queries) if vectors else _synthetic(n, queries)
     exact = _ExactTop(probe)
-    store = None if reuse else ChromaStore(Path(store_dir), "sweep")
+    store = None if reuse else LocalChromaStore(Path(store_dir), "sweep")
     started = time.perf_counter()
     i = 0
     for batch in batches:

@@ -25,8 +25,8 @@ NET_LOG = loopback_only.LOG_ENV
 if not os.environ.get(NET_LOG):
     os.environ[NET_LOG] = tempfile.mkstemp(prefix="kb-test-net-", suffix=".log")[1]
 
+from kb import KnowledgeBase  # noqa: E402
 from kb.config import load_settings  # noqa: E402
-from kb.facade import KnowledgeBase  # noqa: E402
 
 SAMPLE = ROOT / "sample_corpus"
 pytest_plugins = ("tests.servers", "tests.backends")  # redis_server, chroma_server, redis_url; backend

@@ -17,8 +17,8 @@ import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
+from kb import KnowledgeBase
 from kb.config import load_settings
-from kb.facade import KnowledgeBase
 from tests.conftest import ROOT, SAMPLE, run_kb
 
 TOOLS = {"search", "ask", "list_documents"}
@@ -97,11 +97,12 @@ def test_search_ask_and_list_give_what_the_facade_gives_hash_embedder(tmp_path, 
     notes = _ingest(_write(tmp_path / "notes", NOTES), kb="notes")
     other = _ingest(_write(tmp_path / "other", {"wax.md": "# Wax\n\nBeeswax candles burn cleanly.\n"}))
     query, question = "varroa mites oxalic acid treatment", "When is oxalic acid used?"
-    expected_hits = [h.to_json(query) for h in notes.search([query], 2)[0]]
+    expected_hits = [h.to_json(query) for h in notes.search(query, 2)]
     assert all(h["score"] > 0 for h in expected_hits)  # no ties, so the order is the same in every process
     expected_answer = notes.ask(question, use_cache=False).to_json()
-    expected_docs, other_docs = notes.documents(), other.documents()
-    wax_hits = [h.to_json("candles") for h in other.search(["candles"], 1)[0]]
+    expected_docs = [d.to_json() for d in notes.documents()]
+    other_docs = [d.to_json() for d in other.documents()]
+    wax_hits = [h.to_json("candles") for h in other.search("candles", 1)]
     notes.close()
     other.close()
 
@@ -161,8 +162,8 @@ def test_errors_are_one_line_tool_errors_and_the_server_keeps_serving_hash_embed
     assert all("\n" not in m and "Traceback" not in m and not m.startswith("Error executing") for m in messages)
     assert messages[0] == (
         f"knowledge base 'typo' does not exist in {kb_home} (existing: default); "
-        "create it with `kb --kb typo ingest PATH`, or pick one with --kb"
-    )  # kb's own message, word for word
+        "call list_documents without `kb` for the default knowledge base, or name an existing one"
+    )  # kb's own message, with the remedy in the assistant's terms: no shell command
     assert messages[1].startswith("the question is empty")
     assert messages[2].startswith("invalid knowledge base name '../etc'")
     assert messages[3] == (
@@ -302,8 +303,7 @@ def test_in_process_a_bug_is_one_line_and_blocking_calls_leave_the_loop_free(kb_
     finally:
         kbs.close()
     assert results["broken"].is_error and _text(results["broken"]) == (
-        "internal error (ZeroDivisionError: integer division or modulo by zero); "
-        "rerun with `kb --debug mcp` and report it"
+        "internal error (ZeroDivisionError: integer division or modulo by zero); the server's log has the details"
     )
     assert _text(results["list_documents"]).startswith("knowledge base 'default' does not exist")
     assert _text(results["blocking"]) == "released"

@@ -1,4 +1,4 @@
-"""Two small tools that let one KnowledgeBase serve many threads.
+"""Two small tools that let one object (a knowledge base's access, the home) serve many threads.
 
 `lazy` opens an adapter on first use, once, even when threads race for it (Python 3.12
 removed the lock that functools.cached_property had). `Gate` lets any number of

@@ -21,14 +21,20 @@ are renamed `*.broken-<time>` so they can be inspected.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kb.ingest.discovery import is_gone
 
 if TYPE_CHECKING:
-    from kb.facade import KnowledgeBase
+    from kb.access import KbAccess
+    from kb.ingest.manifest import FileRecord
+    from kb.ingest.pipeline import IngestReport
+
+# Re-ingests files under the write lock the repair already holds (KnowledgeBase gives its own).
+Reingest = Callable[[list[Path]], "IngestReport"]
 
 
 @dataclass
@@ -38,7 +44,7 @@ class Problem:
     source: str | None = None
     ids: list[str] = field(default_factory=list, repr=False)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         out["chunks"] = len(out.pop("ids"))
         return out
@@ -52,13 +58,13 @@ class DoctorReport:
     chunks_in_store: int | None = None
     problems: list[Problem] = field(default_factory=list)
     repaired: list[str] = field(default_factory=list)
-    quality: list[dict] = field(default_factory=list)
+    quality: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def healthy(self) -> bool:
         return not self.problems
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "kb": self.kb,
             "healthy": self.healthy,
@@ -71,10 +77,7 @@ class DoctorReport:
         }
 
 
-def diagnose(kb: KnowledgeBase) -> DoctorReport:
-    from kb.store.chroma import COLLECTION_PREFIX
-    from kb.store.guard import probe_index
-
+def diagnose(kb: KbAccess) -> DoctorReport:
     report = DoctorReport(kb.settings.kb)
     manifest_db = kb.settings.kb_dir / "manifest.db"
     records = None
@@ -89,12 +92,7 @@ def diagnose(kb: KnowledgeBase) -> DoctorReport:
             records = None
     else:
         records = []
-    store_ids: list[str] | None
-    why: str | None
-    if kb.home.shared_store:  # a Chroma server looks after its own index; unreachable is an error
-        store_ids, why = sorted(kb.store.ids()), None
-    else:
-        store_ids, why = probe_index(kb.settings.kb_dir / "chroma", COLLECTION_PREFIX + kb.settings.kb)
+    store_ids, why = kb.index_health()
     if why:
         report.problems.append(Problem("index", why))
     if records is None:
@@ -131,7 +129,7 @@ def diagnose(kb: KnowledgeBase) -> DoctorReport:
     return report
 
 
-def _keyword_problems(kb: KnowledgeBase, records: list) -> list[Problem]:
+def _keyword_problems(kb: KbAccess, records: list[FileRecord]) -> list[Problem]:
     manifest = kb.manifest
     if not manifest.keyword_schema() or not manifest.keyword_ready():
         return [Problem("keyword_index", "the keyword index is not built yet (hybrid search falls back to dense)")]
@@ -149,13 +147,16 @@ def _keyword_problems(kb: KnowledgeBase, records: list) -> list[Problem]:
     return out
 
 
-def repair(kb: KnowledgeBase, report: DoctorReport) -> DoctorReport:
+def repair(kb: KbAccess, report: DoctorReport, reingest: Reingest) -> DoctorReport:
     """Fixes what `diagnose` found, then diagnoses again. The caller (KnowledgeBase.doctor)
     holds the write lock and the gate, from before the diagnosis to the end."""
     kinds = {p.kind for p in report.problems}
     if not kinds:
         return report
-    done = _rebuild(kb, kinds) if kinds & {"manifest", "index"} else _fix_in_place(kb, report)
+    if kinds & {"manifest", "index"}:
+        done = _rebuild(kb, kinds, reingest)
+    else:
+        done = _fix_in_place(kb, report, reingest)
     if "keyword_index" in kinds and not kinds & {"manifest", "index"}:
         # After the other repairs, so re-ingested files are in the store it is rebuilt from.
         done.append(f"rebuilt the keyword index from {kb.build_keyword_index()} stored chunk texts")
@@ -164,9 +165,9 @@ def repair(kb: KnowledgeBase, report: DoctorReport) -> DoctorReport:
     return after
 
 
-def _rebuild(kb: KnowledgeBase, kinds: set[str]) -> list[str]:
+def _rebuild(kb: KbAccess, kinds: set[str], reingest: Reingest) -> list[str]:
     """Moves the damaged files aside and re-ingests every known source."""
-    from kb.store.chroma import stored_sources
+    from kb.store.local import stored_sources
 
     stamp = time.strftime("%Y%m%d-%H%M%S")
     chroma_dir = kb.settings.kb_dir / "chroma"
@@ -176,7 +177,7 @@ def _rebuild(kb: KnowledgeBase, kinds: set[str]) -> list[str]:
         sources = stored_sources(chroma_dir)
     else:
         sources = [r.source for r in kb.manifest.all()]
-    kb._drop_adapters()
+    kb.drop_adapters()
     for name in ("manifest.db", "manifest.db-wal", "manifest.db-shm", "chroma"):
         path = kb.settings.kb_dir / name
         if path.exists() and (name == "chroma" or "manifest" in kinds):
@@ -184,7 +185,7 @@ def _rebuild(kb: KnowledgeBase, kinds: set[str]) -> list[str]:
     if "manifest" not in kinds:
         _forget_all(kb)
     gone = [s for s in sources if is_gone(s)]
-    result = kb._ingest_locked([Path(s) for s in sources if not is_gone(s)])
+    result = reingest([Path(s) for s in sources if not is_gone(s)])
     done = [
         f"rebuilt the {'manifest and ' if 'manifest' in kinds else ''}index from "
         f"{result.added + result.updated} source files (damaged files kept as *.broken-{stamp})"
@@ -199,10 +200,10 @@ def _rebuild(kb: KnowledgeBase, kinds: set[str]) -> list[str]:
     return done
 
 
-def _fix_in_place(kb: KnowledgeBase, report: DoctorReport) -> list[str]:
+def _fix_in_place(kb: KbAccess, report: DoctorReport, reingest: Reingest) -> list[str]:
     done: list[str] = []
-    reingest = []
-    with kb._write_mark():
+    again = []
+    with kb.write_mark():
         for p in report.problems:
             if p.kind == "orphan_chunks":
                 kb.store.delete(p.ids)
@@ -215,15 +216,15 @@ def _fix_in_place(kb: KnowledgeBase, report: DoctorReport) -> list[str]:
                 if p.kind == "missing_source":
                     done.append(f"removed {p.source} (its file is gone)")
                 elif not is_gone(p.source):
-                    reingest.append(Path(p.source))
+                    again.append(Path(p.source))
         kb.manifest.bump_version()
-        if reingest:
-            result = kb._ingest_locked(reingest)
+        if again:
+            result = reingest(again)
             done.append(f"re-ingested {result.added} files with missing chunks")
     return done
 
 
-def _forget_all(kb: KnowledgeBase) -> None:
+def _forget_all(kb: KbAccess) -> None:
     for record in kb.manifest.all():
         kb.manifest.delete(record.source)
     kb.manifest.bump_version()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -43,7 +44,7 @@ class Chunk:
         # matches questions that name the section's subject.
         return f"{self.heading}\n{self.text}" if self.heading else self.text
 
-    def metadata(self) -> dict:
+    def metadata(self) -> dict[str, Any]:
         meta = {"source": self.source, "ordinal": self.ordinal}
         if self.heading:
             meta["heading"] = self.heading
@@ -73,7 +74,7 @@ class StoredChunk:
         lines = f"{chunk.lines[0]}-{chunk.lines[1]}" if chunk.lines else None
         return cls(chunk.id, chunk.source, chunk.text, chunk.heading, chunk.page, lines, chunk.locator)
 
-    def row(self) -> tuple:
+    def row(self) -> tuple[str, str, str | None, int | None, str | None, str | None, str]:
         return (self.id, self.source, self.heading, self.page, self.lines, self.locator, self.text)
 
 
@@ -110,7 +111,7 @@ class Hit:
         )
 
     @classmethod
-    def from_store(cls, rank: int, score: float, chunk_id: str, text: str, meta: dict) -> Hit:
+    def from_store(cls, rank: int, score: float, chunk_id: str, text: str, meta: dict[str, Any]) -> Hit:
         return cls(
             rank=rank,
             score=round(score, 4),
@@ -124,7 +125,7 @@ class Hit:
             similarity=round(score, 4),
         )
 
-    def to_json(self, query: str) -> dict:
+    def to_json(self, query: str) -> dict[str, Any]:
         """A hit as every front-end shows it (`kb search --json`, /v1/search, MCP): a stable
         contract, documented in README."""
         return {

@@ -2,8 +2,12 @@
 
     KbError                      anything kb reports to a user
     ├── ConfigError              bad settings, unknown provider kind, wrong model for a KB
-    ├── InputError               a question or query kb refuses (empty, too long, binary)
-    ├── KbNotFound               a knowledge base (or job, document) that does not exist
+    ├── InputError               a question, query or argument kb refuses (empty, too long, binary)
+    ├── NotFound                 something named that does not exist
+    │   ├── KbNotFound           a knowledge base
+    │   ├── JobNotFound          a background job
+    │   └── DocumentNotFound     a document (or folder) that is not in the knowledge base
+    ├── EmptyKb                  a knowledge base without documents, asked a question
     ├── Conflict                 the request does not fit the current state (retrying a running job)
     ├── Forbidden                a path outside the service's allowed roots
     ├── IngestError              a file that cannot be read or parsed
@@ -21,29 +25,86 @@
         └── AllProvidersFailed   every link of the chain failed; carries the attempts
 
 Third-party exceptions are translated into these at the adapter that meets them
-(`raise ... from exc`), so nothing above the adapters knows vendor types. Every message
-says what to do next.
+(`raise ... from exc`), so nothing above the adapters knows vendor types.
+
+An error carries data, not a front-end's words: its `kind` (snake case, stable), a message
+that says what is wrong, `details` (the knowledge base, the path, the field...) and, when
+there is one, a `remedy` naming what would fix it. Each front-end words the remedy its own
+way (`kb.cli.advice`: the command to run; the HTTP service: the route; MCP: the tool), so an
+HTTP client is never told to type a shell command.
 """
 
 from __future__ import annotations
 
+import re
+from typing import Any, ClassVar, Literal
+
+Remedy = Literal[
+    "create_kb",  # details: kb — the knowledge base does not exist yet: ingest into it, or pick another
+    "add_documents",  # details: kb — it exists but holds nothing
+    "list_documents",  # details: kb — a document named that it does not hold
+    "list_jobs",  # a job id that does not exist
+    "repair",  # details: kb — a damaged index or manifest that a repair rebuilds
+    "diagnose",  # details: kb — something a health check would explain
+    "model_changed",  # details: kb, built_with, configured
+    "write_once",  # details: path — a read-only file from an older kb that one write would migrate
+    "providers",  # no provider answered: check the configured chain and its stats
+]
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
 
 class KbError(Exception):
-    """Base class; the CLI prints str(error) as one line and exits with `exit_code`."""
+    """Base class. `str(error)` is the message alone; front-ends add the remedy."""
 
-    exit_code = 1
+    kind: ClassVar[str] = "kb_error"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "kind" not in cls.__dict__:
+            cls.kind = _snake(cls.__name__)
+
+    def __init__(self, message: str, *, remedy: Remedy | None = None, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.remedy = remedy
+        self.details: dict[str, Any] = details
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind, "message": self.message}
+        if self.details:
+            out["details"] = self.details
+        return out
 
 
 class ConfigError(KbError):
-    exit_code = 2
+    pass
 
 
 class InputError(KbError):
-    exit_code = 2
+    """`details["field"]` names the argument when there is one (front-ends name it their way)."""
 
 
-class KbNotFound(KbError):
-    exit_code = 2
+class NotFound(KbError):
+    pass
+
+
+class KbNotFound(NotFound):
+    pass
+
+
+class JobNotFound(NotFound):
+    pass
+
+
+class DocumentNotFound(NotFound):
+    pass
+
+
+class EmptyKb(KbError):
+    kind = "kb_empty"
 
 
 class Conflict(KbError):
@@ -51,7 +112,7 @@ class Conflict(KbError):
 
 
 class Forbidden(KbError):
-    exit_code = 2
+    pass
 
 
 class IngestError(KbError):
@@ -67,35 +128,35 @@ class LockTimeout(StoreError):
 
 
 class WebhookError(KbError):
-    exit_code = 2
-
-    def __init__(self, message: str, *, retryable: bool = False) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, retryable: bool = False, **details: Any) -> None:
+        super().__init__(message, **details)
         self.retryable = retryable
 
 
 class ProviderError(KbError):
-    retryable = False
-    kind = "error"
+    """`failure` names it in attempt records and metrics (timeout, rate_limited...)."""
 
-    def __init__(self, message: str, *, provider: str = "") -> None:
-        super().__init__(message)
+    retryable = False
+    failure = "error"
+
+    def __init__(self, message: str, *, provider: str = "", **details: Any) -> None:
+        super().__init__(message, **details)
         self.provider = provider
 
 
 class ProviderTimeout(ProviderError):
     retryable = True
-    kind = "timeout"
+    failure = "timeout"
 
 
 class ProviderUnavailable(ProviderError):
     retryable = True
-    kind = "unavailable"
+    failure = "unavailable"
 
 
 class RateLimited(ProviderError):
     retryable = True
-    kind = "rate_limited"
+    failure = "rate_limited"
 
     def __init__(self, message: str, *, provider: str = "", retry_after: float | None = None) -> None:
         super().__init__(message, provider=provider)
@@ -103,21 +164,21 @@ class RateLimited(ProviderError):
 
 
 class ProviderRejected(ProviderError):
-    kind = "rejected"
+    failure = "rejected"
 
 
 class BadResponse(ProviderError):
     retryable = True
-    kind = "bad_response"
+    failure = "bad_response"
 
 
 class CircuitOpen(ProviderError):
-    kind = "circuit_open"
+    failure = "circuit_open"
 
 
 class AllProvidersFailed(ProviderError):
-    kind = "all_failed"
+    failure = "all_failed"
 
-    def __init__(self, message: str, attempts: list | None = None) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, attempts: list[Any] | None = None) -> None:
+        super().__init__(message, remedy="providers")
         self.attempts = attempts or []

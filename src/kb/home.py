@@ -2,44 +2,40 @@
 
 That is the answer and query-embedding cache, the metrics store, the breaker board, the
 job records and queue, the encoders and the chunker (one model for the home), and the
-catalogue of knowledge bases (`kbs/NAME/`). Each adapter opens on first use, once, even
-when threads race for it. When the home is read-only, the parts that would write degrade
+storage of the knowledge bases (kb/access: the catalogue, the write lock, access to one).
+Each adapter opens on first use, once, even when threads race for it. When the home is read-only, the parts that would write degrade
 (no cache, a per-process breaker board, no metrics) so that searching still works.
 
 With `state.url` set, the shared parts live on Redis instead (kb/state.py), so that every
 instance behind a load balancer sees one cache, one board, one set of metrics and jobs; with
-`store.url` too, the catalogue is Redis's as well, and `kbs/NAME/` holds only this
-instance's mirror of each KB's manifest (ingest/shared_manifest.py).
+`store.url` too, the storage is shared (access/shared.py), and `kbs/NAME/` holds only this
+instance's mirror of each KB's manifest. Which backend serves each part is decided here and
+nowhere else.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import shutil
-import time
-from contextlib import AbstractContextManager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from kb.concurrency import drop, lazy
 from kb.config import Settings
 from kb.config.loading import validate_kb_name
-from kb.errors import ConfigError, KbError, KbNotFound, StoreError
+from kb.errors import ConfigError, KbError, StoreError
 
 if TYPE_CHECKING:
     import redis
 
+    from kb.access import KbAccess, Storage
     from kb.cache import Cache
     from kb.embedding import Embedder
     from kb.ingest.chunking import Chunker
     from kb.jobs.queue import JobQueue
     from kb.jobs.store import JobStore
-    from kb.locking import Held
     from kb.metrics.store import Metrics
     from kb.providers.breaker import BreakerBoard
-
-MANIFEST = "manifest.db"
 
 
 class Home:
@@ -56,11 +52,6 @@ class Home:
         return os.access(existing, os.W_OK)
 
     # -- shared adapters ----------------------------------------------------------------
-    @property
-    def shared_store(self) -> bool:
-        """Whether KBs live on a Chroma server, with their manifests on Redis."""
-        return bool(self.settings.store.url)
-
     @lazy
     def state(self) -> redis.Redis | None:
         """The Redis client of `state.url`, or None for the embedded default."""
@@ -173,66 +164,48 @@ class Home:
         with contextlib.suppress(StoreError):  # a full disk, a file turned read-only: the answer still goes out
             store.record(event)
 
-    # -- the catalogue ------------------------------------------------------------------
+    def stats(self, kb: str | None, since: str | None = None) -> dict[str, Any]:
+        """The `kb stats` figures of one knowledge base, or (kb=None) of every one."""
+        from kb.metrics.stats import compute, parse_since
+
+        start = parse_since(since)
+        store = self.metrics
+        low = self.settings.low_match
+        if store is None:
+            return compute([], [], self.breakers.states(), [] if start else None, low)
+        baseline = store.top1_before(kb, start) if start else None
+        return compute(store.events(kb, start), store.attempts(kb, start), self.breakers.states(), baseline, low)
+
+    # -- where the knowledge bases live ----------------------------------------------------
+    @lazy
+    def storage(self) -> Storage:
+        """Local folders, or a Chroma server with the manifests on Redis (store.url): chosen
+        here, once; everything above works through the `Storage` and `KbAccess` it opens."""
+        if self.settings.store.url:
+            from kb.access.shared import SharedStorage
+
+            return SharedStorage(self.settings, self.state_client())
+        from kb.access.local import LocalStorage
+
+        return LocalStorage(self.settings)
+
     def settings_for(self, name: str) -> Settings:
         return replace(self.settings, kb=validate_kb_name(name))
 
-    def names(self) -> list[str]:
-        if self.shared_store:
-            from kb.ingest import shared_manifest
+    def open(self, name: str) -> KbAccess:
+        """Access to the knowledge base `name` (creating nothing)."""
+        return self.storage.open(self.settings_for(name), lambda: self.model_id)
 
-            return shared_manifest.names(self.state_client())
-        kbs = self.settings.kbs_dir
-        if not kbs.is_dir():
-            return []
-        return sorted(d.name for d in kbs.iterdir() if (d / MANIFEST).is_file() and not d.name.startswith("."))
+    def names(self) -> list[str]:
+        return self.storage.names()
 
     def exists(self, name: str) -> bool:
-        if self.shared_store:
-            from kb.ingest import shared_manifest
-
-            return shared_manifest.exists(self.state_client(), name)
-        return (self.settings.kbs_dir / name / MANIFEST).is_file()
+        return self.storage.exists(name)
 
     def require(self, name: str) -> None:
-        if self.exists(name):
-            return
-        existing = self.names()
-        known = f"existing: {', '.join(existing)}" if existing else "there are none yet"
-        raise KbNotFound(
-            f"knowledge base {name!r} does not exist in {self.path} ({known}); "
-            f"create it with `kb --kb {name} ingest PATH`, or pick one with --kb"
-        )
+        self.storage.require(name)
 
-    def delete(self, name: str, on_wait: Any = lambda message: None) -> None:
-        """Removes a knowledge base and everything in it, under its write lock."""
-        self.require(name)
-        settings = self.settings_for(name)
-        trash = settings.kbs_dir / f".deleted-{name}-{time.time_ns()}"
-        if self.shared_store:
-            self._delete_shared(settings, on_wait)
-            if settings.kb_dir.exists():  # this instance's mirror
-                settings.kb_dir.rename(trash)
-                shutil.rmtree(trash, ignore_errors=True)
-            return
-        with self.write_lock(name, on_wait):
-            try:
-                settings.kb_dir.rename(trash)  # one step: a reader sees the KB whole or gone
-            except OSError as exc:
-                raise StoreError(f"cannot delete {settings.kb_dir} ({exc.strerror})") from exc
-        shutil.rmtree(trash, ignore_errors=True)
-
-    def _delete_shared(self, settings: Settings, on_wait: Any) -> None:
-        """The KB leaves the catalogue first, so no instance starts on it; then its vectors go."""
-        from kb.ingest.shared_manifest import drop_shared
-        from kb.store.chroma import delete_remote
-
-        assert settings.store.url is not None
-        with self.write_lock(settings.kb, on_wait):
-            drop_shared(self.state_client(), settings.kb)
-            delete_remote(settings.store.url, settings.kb)
-
-    def shared_problems(self) -> dict[str, str]:
+    def problems(self) -> dict[str, str]:
         """What is wrong with the shared backends, by part (readiness, kb doctor): empty
         when all answer, or when there are none."""
         problems: dict[str, str] = {}
@@ -244,26 +217,8 @@ class Home:
                     self.state.ping()
             except KbError as exc:
                 problems["state"] = str(exc)
-        if self.settings.store.url:
-            from kb.store.chroma import ping_server
-
-            try:
-                ping_server(self.settings.store.url)
-            except KbError as exc:
-                problems["store"] = str(exc)
+        problems.update(self.storage.problems())
         return problems
-
-    def write_lock(
-        self, name: str, on_wait: Any = lambda message: None, timeout_s: float | None = None
-    ) -> AbstractContextManager[Held]:
-        """One writer per KB: across processes under this home, or across instances with a
-        shared store (a lease on Redis)."""
-        from kb.locking import shared_write_lock, write_lock
-
-        timeout = self.settings.lock_timeout_s if timeout_s is None else timeout_s
-        if self.shared_store:
-            return shared_write_lock(self.state_client(), name, timeout, self.settings.state.lock_lease_s, on_wait)
-        return write_lock(self.settings_for(name).kb_dir, name, timeout, on_wait)
 
     def close(self) -> None:
         for name in ("cache", "metrics", "breakers", "jobs", "queue", "state"):

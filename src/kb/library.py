@@ -1,17 +1,29 @@
-"""The knowledge bases of one KB_HOME, each opened once and shared by a long-lived process.
+"""`Library`: the knowledge bases of one KB_HOME and what concerns them all — the catalogue,
+background jobs, the cache and the home-wide stats.
 
-The HTTP service, the MCP server and the job worker serve many knowledge bases from one
-process: they hold one Library, which hands out one KnowledgeBase per name (thread-safe,
-sharing the home's cache, metrics, breakers and encoders).
+Long-lived front-ends (the HTTP service, the MCP server, the job worker) hold one Library,
+which hands out one thread-safe KnowledgeBase per name, all sharing the home's cache,
+metrics, breakers and encoders. The CLI holds one for a command.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
 
 from kb.config import Settings
-from kb.facade import KnowledgeBase
 from kb.home import Home
+from kb.knowledge_base import KnowledgeBase
+from kb.options import IngestScope, JobState, PathLike, scope_of
+
+if TYPE_CHECKING:
+    from kb.ingest.pipeline import IngestReport, Progress
+    from kb.jobs.store import Job
+    from kb.results import KbSummary
+
+JOB_LOCK_TIMEOUT_S = 24 * 3600  # a job waits for another job of its KB rather than fail
 
 
 class Library:
@@ -20,7 +32,16 @@ class Library:
         self.home = Home(settings, batch_queries)
         self._kbs: dict[str, KnowledgeBase] = {}
         self._lock = threading.Lock()
+        self.on_wait: Callable[[str], None] = lambda message: None
+        self.on_notice: Callable[[str], None] | None = None
 
+    def __enter__(self) -> Library:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    # -- knowledge bases ------------------------------------------------------------------------
     def kb(self, name: str | None = None) -> KnowledgeBase:
         """The knowledge base `name` (default: the configured one). Opening one creates
         nothing, and reads of one that does not exist raise KbNotFound. Only existing
@@ -31,16 +52,74 @@ class Library:
             kb = self._kbs.get(name)
             if kb is None:
                 kb = KnowledgeBase(settings, self.home)
+                kb.on_wait = self.on_wait
+                if self.on_notice is not None:
+                    kb.on_notice = self.on_notice
                 if self.home.exists(name):
                     self._kbs[name] = kb
             return kb
 
-    def forget(self, name: str) -> None:
-        """Drops a deleted knowledge base's instance."""
+    def names(self) -> list[str]:
+        return self.home.names()
+
+    def knowledge_bases(self) -> list[KbSummary]:
+        """Every knowledge base of the home, with its counts."""
+        from kb.results import KbSummary
+
+        out = []
+        for name in self.home.names():
+            base = self.kb(name)
+            info = base.info()
+            out.append(KbSummary(name, info.documents, info.chunks, info.bytes))
+        return out
+
+    def delete(self, name: str) -> None:
+        """Deletes a knowledge base with everything in it (waits for its writer)."""
+        self.home.require(name)
         with self._lock:
             kb = self._kbs.pop(name, None)
         if kb is not None:
-            kb.close()
+            kb.close()  # waits for its running operations
+        self.home.storage.delete(name, self.on_wait)
+
+    def stats(self, since: str | None = None) -> dict[str, Any]:
+        """The `kb stats` figures of every knowledge base of the home."""
+        return self.home.stats(None, since)
+
+    def clear_cache(self) -> int:
+        """Drops every cached answer and query embedding of the home."""
+        return self.home.cache.clear()
+
+    # -- background jobs --------------------------------------------------------------------------
+    def enqueue_ingest(
+        self, kb: str | None, paths: IngestScope | Sequence[PathLike], callback_url: str | None = None
+    ) -> Job:
+        """Records an ingest job and queues it for a worker (`kb worker`, `kb serve
+        --worker`); returns the job at once. Paths are made absolute here: the worker runs
+        elsewhere. The job exists before any worker can see it."""
+        name = (kb or "").strip() or self.settings.kb
+        self.home.settings_for(name)  # a malformed name is refused before anything is queued
+        job = self.home.jobs.create(name, "ingest", scope_of(paths).absolute(), callback_url)
+        self.home.queue.submit(job.id)
+        return job
+
+    def jobs(self, kb: str | None = None, state: JobState | None = None, limit: int = 100) -> list[Job]:
+        """The most recent jobs, newest first: of one knowledge base, or (kb=None) of all."""
+        return self.home.jobs.recent(kb, state, limit)
+
+    def job(self, job_id: str) -> Job:
+        """One job: its state, progress, ingest report and webhook deliveries."""
+        return self.home.jobs.get(job_id)
+
+    def retry_job(self, job_id: str) -> Job:
+        """Queues a done or failed job again."""
+        job = self.home.jobs.requeue(job_id)
+        self.home.queue.submit(job.id)
+        return job
+
+    def run_ingest(self, job: Job, progress: Progress) -> IngestReport:
+        """Runs an ingest job's work (the worker's part): waits for another job of its KB."""
+        return self.kb(job.kb).ingest(job.scope, progress=progress, lock_timeout_s=JOB_LOCK_TIMEOUT_S)
 
     def close(self) -> None:
         with self._lock:

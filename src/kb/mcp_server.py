@@ -1,6 +1,6 @@
 """`kb mcp`: the knowledge bases of a KB_HOME served over the Model Context Protocol.
 
-A front-end like the CLI: each tool parses its arguments, calls one KnowledgeBase method
+A front-end like the CLI: each tool parses its arguments, calls one method of the core
 and renders the result, as structured content (the same JSON objects as `kb search
 --json`, `kb ask --json` and `kb list --json`) plus text a chat client can show.
 
@@ -8,9 +8,9 @@ and renders the result, as structured content (the same JSON objects as `kb sear
   opened on first use; tools take an optional `kb` naming another KB of the home.
 - The tools are plain functions: the SDK (MCPServer) runs synchronous tools on a worker
   thread (`anyio.to_thread.run_sync`), so a search or an answer never blocks the event
-  loop, and calls run side by side on the thread-safe facade.
+  loop, and calls run side by side on the thread-safe core.
 - Every failure is a tool error (`is_error`) carrying one line: kb's own message for a
-  KbError, a one-line summary for arguments that do not fit the input schema, and
+  KbError, with its remedy in the assistant's terms (the tools and their arguments), a one-line summary for arguments that do not fit the input schema, and
   "internal error (...)" for a bug. The server keeps serving.
 - Only protocol messages reach stdout: the SDK's stdio transport points fd 1 at stderr
   while it serves, and library logging goes through kb.logs.
@@ -30,13 +30,15 @@ from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field, ValidationError
 from typing_extensions import TypedDict
 
-from kb import __version__
 from kb.config import Settings
 from kb.errors import KbError
 from kb.library import Library
+from kb.options import SearchOptions
+from kb.results import DocumentInfo
+from kb.version import __version__
 
 # -- the structured results (the tools' output schemas) ----------------------------------
-# The objects themselves come from Hit.to_json, Answer.to_json and KnowledgeBase.documents.
+# The objects themselves come from Hit.to_json, Answer.to_json and DocumentInfo.to_json.
 
 
 class HitJson(TypedDict):
@@ -135,11 +137,11 @@ def answer_text(answer: Any) -> str:
     return "\n".join(lines)
 
 
-def documents_text(kb: str, rows: list[dict]) -> str:
+def documents_text(kb: str, rows: list[DocumentInfo]) -> str:
     if not rows:
-        return f"Knowledge base {kb!r} has no documents yet; add some with `kb --kb {kb} ingest PATH`."
+        return f"Knowledge base {kb!r} has no documents yet; they are added on the server kb runs on."
     lines = [f"{_count(len(rows), 'document')} in knowledge base {kb!r}:"]
-    lines += [f"- {r['source']} ({r['chunks']} chunks, ingested {r['ingested_at']})" for r in rows]
+    lines += [f"- {r.source} ({r.chunks} chunks, ingested {r.ingested_at})" for r in rows]
     return "\n".join(lines)
 
 
@@ -148,6 +150,20 @@ def _result(text: str, data: dict) -> CallToolResult:
 
 
 # -- errors ------------------------------------------------------------------------------
+def error_message(exc: KbError) -> str:
+    """kb's message, with the remedy in terms of this server's tools."""
+    remedy = {
+        "create_kb": "call list_documents without `kb` for the default knowledge base, or name an existing one",
+        "add_documents": "documents are added on the server kb runs on",
+        "list_documents": "list_documents shows what is",
+        "repair": "the server's index needs a repair by whoever runs kb",
+        "diagnose": "whoever runs kb can check the knowledge base",
+        "model_changed": "use another knowledge base",
+        "providers": "the model providers of the server did not answer; try again later",
+    }.get(exc.remedy or "")
+    return f"{exc}; {remedy}" if remedy else str(exc)
+
+
 def validation_message(tool: str, exc: ValidationError) -> str:
     """Arguments that do not fit the input schema, in one line."""
     problems = []
@@ -171,11 +187,10 @@ class KbServer(MCPServer[Any]):
             if isinstance(cause, ValidationError):
                 raise ToolError(validation_message(name, cause)) from cause
             if isinstance(cause, KbError):
-                raise ToolError(str(cause)) from cause
+                raise ToolError(error_message(cause)) from cause
             if cause is not None and not isinstance(cause, ToolError):
-                if self.settings.debug:  # kb --debug mcp
-                    traceback.print_exception(cause, file=sys.stderr)
-                message = f"internal error ({type(cause).__name__}: {cause}); rerun with `kb --debug mcp` and report it"
+                traceback.print_exception(cause, file=sys.stderr)  # the server's log: stderr
+                message = f"internal error ({type(cause).__name__}: {cause}); the server's log has the details"
                 raise ToolError(message) from cause
             raise
 
@@ -225,7 +240,7 @@ def build(settings: Settings, debug: bool = False) -> tuple[KbServer, Library]:
         things up, to quote, or to collect material before answering yourself; use `ask` for a
         ready answer with citations."""
         base = kbs.kb(kb)
-        hits = base.search([query], k, mode, unique_sources)[0]
+        hits = base.search(query, options=SearchOptions().merged(k=k, mode=mode, unique_sources=unique_sources))
         data = {"kb": base.name, "query": query, "hits": [h.to_json(query) for h in hits]}
         return _result(search_text(base.name, query, hits), data)
 
@@ -243,7 +258,8 @@ def build(settings: Settings, debug: bool = False) -> tuple[KbServer, Library]:
         the numbered sources after it. The answer comes from the configured language model,
         or, without one, from the passages' most relevant sentences. Use it for questions about
         the content of the documents; use `search` to read the passages themselves."""
-        answer = kbs.kb(kb).ask(question, top_k=top_k, mode=mode, unique_sources=unique_sources)
+        options = SearchOptions().merged(k=top_k, mode=mode, unique_sources=unique_sources)
+        answer = kbs.kb(kb).ask(question, options=options)
         return _result(answer_text(answer), answer.to_json())
 
     def list_documents(kb: Annotated[str | None, KB_ARG] = None) -> Annotated[CallToolResult, DocumentList]:
@@ -252,7 +268,7 @@ def build(settings: Settings, debug: bool = False) -> tuple[KbServer, Library]:
         covers or which files a question could be answered from."""
         base = kbs.kb(kb)
         rows = base.documents()
-        return _result(documents_text(base.name, rows), {"kb": base.name, "documents": rows})
+        return _result(documents_text(base.name, rows), {"kb": base.name, "documents": [r.to_json() for r in rows]})
 
     reading = ToolAnnotations(read_only_hint=True, open_world_hint=False)
     for tool, title in (

@@ -51,8 +51,9 @@ class Database:
             self._migrate(conn)
         elif self.version(conn) < (len(self._migrations) if readable_from is None else readable_from):
             raise StoreError(
-                f"{path} was written by an older kb and must be upgraded, which needs write access; "
-                "run any kb command that writes (e.g. `kb ingest`) once with write access to it"
+                f"{path} was written by an older kb and must be upgraded, which needs write access",
+                remedy="write_once",
+                path=str(path),
             )
 
     # -- connections ----------------------------------------------------------------

@@ -10,8 +10,8 @@ import signal
 
 import pytest
 
+from kb import KnowledgeBase
 from kb.config import load_settings
-from kb.facade import KnowledgeBase
 from tests.conftest import SAMPLE, run_kb
 from tests.servers import ChromaServer, RedisServer
 from tests.service.processes import Server, Worker, wait_for
@@ -52,8 +52,8 @@ def _shared_state(tmp_path, env: dict[str, str], kb: str = "default") -> tuple[d
         instance = KnowledgeBase(load_settings(home=str(tmp_path / "inspector"), kb=kb))
         try:
             instance.documents()  # syncs the mirror
-            records = {r.source: r.chunk_ids for r in instance.manifest.all()}
-            return records, instance.store.ids()
+            records = {r.source: r.chunk_ids for r in instance.access.manifest.all()}
+            return records, instance.access.store.ids()
         finally:
             instance.close()
             instance.home.close()

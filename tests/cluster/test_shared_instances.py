@@ -13,9 +13,9 @@ import uuid
 
 import pytest
 
+from kb import KnowledgeBase
 from kb.config import load_settings
 from kb.errors import KbNotFound, LockTimeout
-from kb.facade import KnowledgeBase
 from tests.conftest import SAMPLE
 
 
@@ -61,10 +61,10 @@ def test_ingest_through_one_instance_is_found_through_the_other(instances, corpu
     report = a.ingest([corpus])
     assert report.chunks_embedded > 0 and not report.failed
     for mode in ("dense", "keyword", "hybrid"):
-        hits = b.search(["how many eggs does a queen lay in a day"], k=3, mode=mode)[0]
+        hits = b.search("how many eggs does a queen lay in a day", k=3, mode=mode)
         assert hits, mode
         assert hits[0].source.endswith("bee_biology.md"), (mode, hits[0].source)
-    assert {d["source"] for d in b.documents()} == {str(p) for p in corpus.iterdir()}
+    assert {d.source for d in b.documents()} == {str(p) for p in corpus.iterdir()}
     assert b.home.names() == [a.name]
     # B's mirror is its own SQLite under its own home, built from the server's texts.
     assert (b.settings.kb_dir / "manifest.db").is_file()
@@ -74,30 +74,32 @@ def test_ingest_through_one_instance_is_found_through_the_other(instances, corpu
 def test_removal_and_deletion_through_one_instance_reach_the_other(instances, corpus):
     a, b = instances("a"), instances("b")
     a.ingest([corpus])
-    assert b.search(["varroa mites"], k=10, mode="keyword")[0]
+    assert b.search("varroa mites", k=10, mode="keyword")
     # A file touched, not changed: A records its new mtime; B's mirror keeps the texts it has.
     touched = corpus / "swarming.txt"
     os.utime(touched, ns=(touched.stat().st_atime_ns, touched.stat().st_mtime_ns + 10**9))
     assert a.ingest([corpus]).chunks_embedded == 0
-    assert {h.source for h in b.search(["swarm queen cells"], k=10, mode="keyword")[0]} >= {str(touched)}
-    assert b.manifest.get(str(touched)).mtime_ns == touched.stat().st_mtime_ns
+    assert {h.source for h in b.search("swarm queen cells", k=10, mode="keyword")} >= {str(touched)}
+    assert b.access.manifest.get(str(touched)).mtime_ns == touched.stat().st_mtime_ns
     a.remove(corpus / "varroa_mites.html")
-    sources = {h.source for h in b.search(["varroa mites"], k=10, mode="hybrid")[0]}
+    sources = {h.source for h in b.search("varroa mites", k=10, mode="hybrid")}
     assert str(corpus / "varroa_mites.html") not in sources
     assert len(b.documents()) == 2
-    a.delete_knowledge_base(a.name)
+    a.access.close()  # as Library.delete does: its adapters go first
+    a.home.storage.delete(a.name)
     with pytest.raises(KbNotFound):
-        b.search(["varroa mites"], k=3)
+        b.search("varroa mites", k=3)
 
 
 def test_a_kb_deleted_and_built_again_through_one_instance_is_searched_through_the_other(instances, corpus):
     a, b = instances("a"), instances("b")
     a.ingest([corpus])
-    assert b.search(["varroa mites"], k=3, mode="dense")[0]  # B now holds the collection
-    a.delete_knowledge_base(a.name)
+    assert b.search("varroa mites", k=3, mode="dense")  # B now holds the collection
+    a.access.close()  # as Library.delete does: its adapters go first
+    a.home.storage.delete(a.name)
     a.ingest([corpus / "varroa_mites.html"])  # a new collection of the same name
     for mode in ("dense", "hybrid"):
-        hits = b.search(["varroa mites"], k=3, mode=mode)[0]
+        hits = b.search("varroa mites", k=3, mode=mode)
         assert {h.source for h in hits} == {str(corpus / "varroa_mites.html")}, mode
 
 
@@ -161,7 +163,7 @@ def test_one_writer_across_instances_and_a_dead_writers_lease_expires(instances,
     a = instances("a")
     b = instances("b", lock_timeout_s=0.5)
     a.ingest([corpus])
-    with a.home.write_lock(a.name), pytest.raises(LockTimeout, match="another kb instance"):
+    with a.home.storage.write_lock(a.name), pytest.raises(LockTimeout, match="another kb instance"):
         b.ingest([corpus])
     # A writer killed while holding the lock: its lease (2 s here) runs out, B goes ahead.
     holder = textwrap.dedent(f"""
@@ -169,7 +171,7 @@ def test_one_writer_across_instances_and_a_dead_writers_lease_expires(instances,
         from kb.config import load_settings
         from kb.home import Home
         home = Home(load_settings(home={str(tmp_path / "c")!r}, kb={kb_name!r}))
-        with home.write_lock({kb_name!r}):
+        with home.storage.write_lock({kb_name!r}):
             print("locked", flush=True)
             time.sleep(600)
         """)
@@ -202,13 +204,13 @@ def test_dry_run_and_doctor_on_another_instance_read_the_shared_manifest(instanc
     assert report.healthy, report.problems
     assert report.chunks_in_store == report.chunks_in_manifest > 0
     # A chunk lost from the Chroma server is found by any instance, and repaired by re-ingesting.
-    record = next(r for r in b.manifest.all() if r.source.endswith("swarming.txt"))
-    a.store.delete(record.chunk_ids[:1])
+    record = next(r for r in b.access.manifest.all() if r.source.endswith("swarming.txt"))
+    a.access.store.delete(record.chunk_ids[:1])
     report = b.doctor()
     assert [p.kind for p in report.problems] == ["missing_chunks"]
     repaired = b.doctor(repair=True)
     assert repaired.healthy, repaired.problems
-    assert a.search(["swarm"], k=1, mode="dense")[0]
+    assert a.search("swarm", k=1, mode="dense")
 
 
 def test_a_writer_whose_lease_expired_commits_nothing_more(instances, corpus, redis_url):

@@ -117,7 +117,7 @@ def test_a_kb_ingested_on_a_graph_runtime_is_searched_by_the_numpy_query_encoder
     query_side = NumpyBertEmbedder(model_dir(kb.settings), model_id(kb.settings)).embed(texts)
     cosines = (stored * query_side).sum(axis=1) / np.linalg.norm(stored, axis=1)
     assert cosines.min() >= 0.999, cosines.min()
-    hits = kb.search(["How many eggs can a queen lay in one day?"], 3)[0]
+    hits = kb.search("How many eggs can a queen lay in one day?", 3)
     assert "bee_biology.md" in [h.source.rsplit("/", 1)[-1] for h in hits]
 
 

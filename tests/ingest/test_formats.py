@@ -427,7 +427,7 @@ def test_hash_embedder_every_format_is_ingested_and_hits_carry_locators(tmp_path
         "weights plot": ("weights.ipynb", "cell 5"),
     }
     for query, (name, locator) in wanted.items():
-        top = kb.search([query], 1)[0][0]
+        top = kb.search(query, 1)[0]
         assert (Path(top.source).name, top.locator, top.location()) == (name, locator, locator), query
     again = make_kb(model="hash").ingest([tmp_path / "kept"])
     assert again.unchanged == 7 and again.chunks_added == 0

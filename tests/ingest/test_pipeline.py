@@ -5,6 +5,7 @@ import os
 
 import pytest
 
+from kb.cli import advice
 from kb.errors import ConfigError
 from tests.conftest import run_kb
 from tests.pdfs import write_pdf
@@ -30,8 +31,8 @@ def test_hash_embedder_incremental_reingest(tmp_path, make_kb):
     kb = make_kb(model="hash")
     first = kb.ingest([docs])
     assert (first.added, first.files_seen, first.failed) == (3, 3, [])
-    total = kb.store.count()
-    assert total == first.chunks_added == kb.info()["chunks"]
+    total = kb.access.store.count()
+    assert total == first.chunks_added == kb.info().chunks
 
     second = make_kb(model="hash").ingest([docs])
     assert (second.unchanged, second.added, second.updated, second.chunks_added) == (3, 0, 0, 0)
@@ -41,11 +42,11 @@ def test_hash_embedder_incremental_reingest(tmp_path, make_kb):
     kb3 = make_kb(model="hash")
     third = kb3.ingest([docs])
     assert (third.updated, third.removed, third.unchanged) == (1, 1, 1)
-    sources = {d["source"] for d in kb3.documents()}
+    sources = {d.source for d in kb3.documents()}
     assert sources == {str(docs / "a.md"), str(docs / "c.pdf")}
-    hits = kb3.search(["apricots"], 10)[0]
+    hits = kb3.search("apricots", 10)
     assert all("bananas" not in h.text and "apples" not in h.text for h in hits)
-    assert kb3.store.count() == kb3.info()["chunks"]
+    assert kb3.access.store.count() == kb3.info().chunks
 
 
 def test_hash_embedder_unchanged_files_never_load_the_model(tmp_path, make_kb):
@@ -83,8 +84,10 @@ def test_hash_embedder_model_mismatch_is_a_config_error(tmp_path, make_kb):
     make_kb(model="hash").ingest([docs])
     with pytest.raises(ConfigError, match="built with the model hash"):
         make_kb().ingest([docs])
-    with pytest.raises(ConfigError, match="KB_MODEL"):
-        make_kb().search(["apples"])
+    with pytest.raises(ConfigError) as info:
+        make_kb().search("apples")
+    assert info.value.remedy == "model_changed" and info.value.details["built_with"] == "hash"
+    assert "set KB_MODEL back" in advice.message(info.value)  # the CLI's words for it
 
 
 def test_hash_embedder_remove_and_separate_kbs(tmp_path, make_kb):
@@ -98,7 +101,7 @@ def test_hash_embedder_remove_and_separate_kbs(tmp_path, make_kb):
 
 
 def test_real_model_pdf_page_numbers_in_hits(sample_kb):
-    hits = sample_kb.search(["How do I diagnose nosema with a microscope?"], 3)[0]
+    hits = sample_kb.search("How do I diagnose nosema with a microscope?", 3)
     assert hits[0].source.endswith("bee_health_field_manual.pdf")
     assert hits[0].page == 3
 
@@ -117,7 +120,7 @@ def test_hash_embedder_heading_only_markdown_is_indexed_not_failed(tmp_path, mak
     kb = make_kb(model="hash")
     report = kb.ingest([docs])
     assert (report.added, report.failed) == (1, [])
-    [hit] = kb.search(["alpha notes"], k=1)[0]
+    hit = kb.search("alpha notes", k=1)[0]
     assert hit.text == "Alpha notes" and hit.source.endswith("alpha.md")
 
 

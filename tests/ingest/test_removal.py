@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 
+from kb import IngestScope
 from tests.conftest import run_kb
 
 HASH = {"KB_MODEL": "hash"}
@@ -23,16 +24,16 @@ def _docs(tmp_path):
 
 
 def _names(kb) -> list[str]:
-    return sorted(os.path.basename(d["source"]) for d in kb.documents())
+    return sorted(os.path.basename(d.source) for d in kb.documents())
 
 
 def test_filters_narrow_what_is_read_never_what_is_kept_hash_embedder(tmp_path, make_kb):
     docs = _docs(tmp_path)
     kb = make_kb(model="hash")
-    kb.ingest([docs], hidden=True)
+    kb.ingest(IngestScope.of([docs], hidden=True))
     assert _names(kb) == ["a.md", "b.txt", "c.md", "d.md"]
     for options in ({"include": ["*.md"]}, {"exclude": ["sub"]}, {"hidden": False}, {"include": ["nothing*"]}):
-        report = kb.ingest([docs], **options)
+        report = kb.ingest(IngestScope.of([docs], **options))
         assert (report.removed, report.removed_sources) == (0, []), options
         assert _names(kb) == ["a.md", "b.txt", "c.md", "d.md"], options
 
@@ -42,17 +43,17 @@ def test_only_files_that_are_gone_are_removed_hash_embedder(tmp_path, make_kb):
     kb = make_kb(model="hash")
     kb.ingest([docs])
     (docs / "b.txt").unlink()
-    report = kb.ingest([docs], include=["*.md"])
+    report = kb.ingest(IngestScope.of([docs], include=["*.md"]))
     assert report.removed_sources == [str(docs / "b.txt")]
     assert _names(kb) == ["a.md", "c.md"]
-    assert kb.search(["bananas"], k=3)[0] == [] or all("b.txt" not in h.source for h in kb.search(["bananas"], k=3)[0])
+    assert kb.search("bananas", k=3) == [] or all("b.txt" not in h.source for h in kb.search("bananas", k=3))
 
 
 def test_prune_mirrors_the_filtered_view_and_lists_what_it_removes_hash_embedder(tmp_path, make_kb):
     docs = _docs(tmp_path)
     kb = make_kb(model="hash")
-    kb.ingest([docs], hidden=True)
-    report = kb.ingest([docs], include=["*.md"], exclude=["sub"], prune=True)
+    kb.ingest(IngestScope.of([docs], hidden=True))
+    report = kb.ingest(IngestScope.of([docs], include=["*.md"], exclude=["sub"], prune=True))
     assert sorted(report.removed_sources) == [
         str(docs / ".hidden" / "d.md"),
         str(docs / "b.txt"),

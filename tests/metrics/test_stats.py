@@ -1,5 +1,7 @@
 import pytest
 
+from kb import Library
+from kb.config import load_settings
 from kb.errors import InputError
 from kb.metrics.stats import drift, parse_since, percentile
 
@@ -29,7 +31,7 @@ def test_hash_embedder_stats_figures(tmp_path, make_kb, cli):
     (tmp_path / "n.md").write_text("# Notes\n\nApples are red and sweet.\n\nBananas are yellow.\n")
     kb = make_kb(model="hash")
     kb.ingest([tmp_path])
-    kb.search(["apples", "bananas"])
+    kb.search_many(["apples", "bananas"])
     kb.ask("Which fruit is red?")
     kb.ask("which fruit is red")
     stats = make_kb(model="hash").stats()
@@ -73,7 +75,7 @@ def test_hash_embedder_stats_cover_one_kb_and_old_metrics_files_are_migrated(tmp
     (tmp_path / "n.md").write_text("# Notes\n\nApples are red and sweet.\n")
     for name in ("alpha", "beta"):
         make_kb(model="hash", kb=name).ingest([tmp_path])
-    make_kb(model="hash", kb="alpha").search(["apples"])
+    make_kb(model="hash", kb="alpha").search("apples")
 
     alpha = make_kb(model="hash", kb="alpha").stats()
     assert alpha["requests"] == {"ask": 10, "ingest": 1, "search": 1}
@@ -82,7 +84,7 @@ def test_hash_embedder_stats_cover_one_kb_and_old_metrics_files_are_migrated(tmp
     beta = make_kb(model="hash", kb="beta").stats()
     assert beta["requests"] == {"ask": 10, "ingest": 1}
     assert beta["providers"].get("primary", {}).get("attempts", 0) == 0
-    everything = make_kb(model="hash").stats(all_kbs=True)
+    everything = Library(load_settings(model="hash")).stats()
     assert everything["requests"] == {"ask": 20, "ingest": 2, "search": 1}
     assert sqlite3.connect(kb_home / "metrics.db").execute("PRAGMA user_version").fetchone()[0] == 3
 
@@ -95,8 +97,8 @@ def test_hash_embedder_totals_do_not_parse_chunk_lists_and_old_manifests_are_mig
     )
     kb = make_kb(model="hash")
     kb.ingest([tmp_path])
-    docs, chunks, _ = kb.manifest.totals()
-    assert docs == 1 and chunks == len(kb.manifest.get(str(tmp_path / "a.md")).chunk_ids) > 3
+    docs, chunks, _ = kb.access.manifest.totals()
+    assert docs == 1 and chunks == len(kb.access.manifest.get(str(tmp_path / "a.md")).chunk_ids) > 3
     kb.close()
     # Make the file look like a schema-1 manifest: no chunk_count column, no version.
     path = kb.settings.kb_dir / "manifest.db"
@@ -106,5 +108,5 @@ def test_hash_embedder_totals_do_not_parse_chunk_lists_and_old_manifests_are_mig
     db.commit()
     db.close()
     again = make_kb(model="hash")
-    assert again.manifest.totals()[:2] == (docs, chunks)
-    assert again.info()["chunks"] == chunks
+    assert again.access.manifest.totals()[:2] == (docs, chunks)
+    assert again.info().chunks == chunks

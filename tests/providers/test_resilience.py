@@ -4,6 +4,7 @@ import time
 
 import pytest
 
+from kb.cli import advice
 from kb.config import ProviderSettings
 from kb.errors import AllProvidersFailed, CircuitOpen, ProviderRejected, RateLimited
 from kb.providers.base import Completion
@@ -103,7 +104,8 @@ def test_all_failed_lists_attempts(fake_openai):
     fake_openai.mode = "401"
     with pytest.raises(AllProvidersFailed) as info:
         Fallback([_retrying(fake_openai.url)]).complete(_request())
-    assert info.value.attempts[0].error == "rejected" and "config.toml" in str(info.value)
+    assert info.value.attempts[0].error == "rejected" and info.value.remedy == "providers"
+    assert "config.toml" in advice.message(info.value)  # what the CLI says to do
 
 
 def test_an_empty_answer_is_a_failure_of_that_link(fake_openai):

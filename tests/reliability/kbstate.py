@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from kb.ingest.manifest import Manifest
+from kb.ingest.manifest import SqliteManifest
 
 
 def manifest_records(home: Path, kb: str = "default") -> dict:
-    manifest = Manifest(home / "kbs" / kb / "manifest.db")
+    manifest = SqliteManifest(home / "kbs" / kb / "manifest.db")
     try:
         return {r.source: r for r in manifest.all()}
     finally:

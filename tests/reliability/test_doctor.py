@@ -4,6 +4,7 @@ SQLite; hash embedder so that rebuilding takes seconds)."""
 from __future__ import annotations
 
 import json
+import os
 import random
 from pathlib import Path
 
@@ -176,12 +177,12 @@ def test_doctor_repair_waits_for_a_running_ingest_and_keeps_its_chunks_hash_embe
     import sys
     import threading
 
+    from kb import KnowledgeBase
     from kb.config import load_settings
-    from kb.facade import KnowledgeBase
 
     (built / "late.md").write_text("# Late\n\nA note written while doctor runs, about propolis and wax.\n")
     kb = KnowledgeBase(load_settings(model="hash"))
-    real_store = kb.store
+    real_store = kb.access.store
     doctor: dict = {}
 
     class PausingStore:  # the real store; it only holds the ingest still between store and manifest
@@ -191,7 +192,7 @@ def test_doctor_repair_waits_for_a_running_ingest_and_keeps_its_chunks_hash_embe
         def add(self, chunks, vectors):
             real_store.add(chunks, vectors)
             proc = subprocess.Popen([sys.executable, "-m", "kb", "doctor", "--repair", "--json"],
-                                    env={**__import__("os").environ, **HASH}, stdout=subprocess.PIPE,
+                                    env={**os.environ, **HASH}, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, text=True)  # fmt: skip
             waiting = threading.Event()
 
@@ -204,14 +205,14 @@ def test_doctor_repair_waits_for_a_running_ingest_and_keeps_its_chunks_hash_embe
             assert waiting.wait(60), "doctor never waited for the running ingest"
             doctor["proc"] = proc
 
-    kb.__dict__["store"] = PausingStore()
+    kb.access.__dict__["store"] = PausingStore()
     report = kb.ingest([built])
     assert report.added == 1
     out, _ = doctor["proc"].communicate(timeout=120)
     result = json.loads(out)
     assert doctor["proc"].returncode == 0 and result["healthy"], result
     assert result["repaired"] == []
-    late = kb.manifest.get(str(built / "late.md"))
+    late = kb.access.manifest.get(str(built / "late.md"))
     assert late is not None and real_store.existing(late.chunk_ids) == set(late.chunk_ids)
     kb.close()
 
@@ -221,14 +222,14 @@ def test_a_long_lived_process_meets_another_writers_crash_with_a_clear_error_has
     its next search loads the index anew, so it probes it first instead of crashing."""
     import sqlite3
 
+    from kb import KnowledgeBase
     from kb.config import load_settings
     from kb.errors import StoreError
-    from kb.facade import KnowledgeBase
 
     corpus = _big_corpus(tmp_path / "docs")
     assert run_kb("ingest", corpus, env=HASH).code == 0
     kb = KnowledgeBase(load_settings(model="hash"))
-    assert kb.search(["honey"])[0]
+    assert kb.search("honey")
     kb_dir = kb_home / "kbs" / "default"
     # What another writer leaves when it is killed after committing part of its work: its
     # mark, an index it was rewriting, and a manifest that moved on.
@@ -237,8 +238,9 @@ def test_a_long_lived_process_meets_another_writers_crash_with_a_clear_error_has
     (kb_dir / "write.unfinished").write_text("999999")
     with sqlite3.connect(kb_dir / "manifest.db") as db:
         db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'content_version'")
-    with pytest.raises(StoreError, match=r"kb doctor --repair"):
-        kb.search(["honey"])
+    with pytest.raises(StoreError, match="the vector index is damaged") as info:
+        kb.search("honey")
+    assert info.value.remedy == "repair"  # the CLI says `kb doctor --repair`
     kb.close()
     code, report = _doctor("--repair")
     assert code == 0 and report["healthy"], report

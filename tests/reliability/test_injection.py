@@ -4,8 +4,8 @@ close its passage early, and the answer's citations are checked against what was
 
 from __future__ import annotations
 
+from kb import KnowledgeBase
 from kb.config import load_settings
-from kb.facade import KnowledgeBase
 from tests.conftest import provider_config, write_config
 
 PLANTED = (

@@ -9,8 +9,8 @@ import statistics
 
 import pytest
 
+from kb import KnowledgeBase
 from kb.config import load_settings
-from kb.facade import KnowledgeBase
 from tests.conftest import SAMPLE, provider_config, write_config
 
 ASKS = 100

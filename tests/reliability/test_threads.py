@@ -12,8 +12,8 @@ import threading
 import time
 from pathlib import Path
 
+from kb import KnowledgeBase
 from kb.config import load_settings
-from kb.facade import KnowledgeBase
 from tests.conftest import run_kb
 
 HASH = {"KB_MODEL": "hash", "KB_INGEST_BATCH": "4"}
@@ -45,7 +45,7 @@ CHURN = textwrap.dedent(
     import sys, time, shutil
     from pathlib import Path
     from kb.config import load_settings
-    from kb.facade import KnowledgeBase
+    from kb import KnowledgeBase
     sys.path.insert(0, sys.argv[3])
     from tests.reliability.test_threads import _write
 
@@ -104,7 +104,7 @@ def test_eight_threads_share_one_kb_while_another_process_writes_hash_embedder(t
         while time.monotonic() < deadline:
             try:
                 if kind == "search":
-                    check_hits(kb.search(["frames and brood in the hive"], k=8)[0])
+                    check_hits(kb.search("frames and brood in the hive", k=8))
                 elif kind == "ask":
                     answer = kb.ask("What did the survey count?", use_cache=False)
                     assert answer.answer and answer.provider == "extractive"
@@ -113,8 +113,8 @@ def test_eight_threads_share_one_kb_while_another_process_writes_hash_embedder(t
                     assert kb.stats()["requests"]
                 else:
                     docs = kb.documents()
-                    assert {d["source"] for d in docs} <= set(allowed)
-                    assert all(d["chunks"] > 0 for d in docs)
+                    assert {d.source for d in docs} <= set(allowed)
+                    assert all(d.chunks > 0 for d in docs)
             except Exception as exc:  # collected, so one failure does not hide the others
                 with lock:
                     errors.append(f"{kind}: {type(exc).__name__}: {exc}")
@@ -134,9 +134,9 @@ def test_eight_threads_share_one_kb_while_another_process_writes_hash_embedder(t
     assert all(n >= 5 for n in counts.values()), counts
 
     # Once the writer is done, this same long-lived instance sees exactly what it committed.
-    final = {d["source"]: d["chunks"] for d in kb.documents()}
+    final = {d.source: d.chunks for d in kb.documents()}
     assert set(final) == set(allowed)
-    hits = kb.search([f"c{i} {VERSIONS[0]} survey" for i in range(1)], k=50)[0]
+    hits = kb.search(f"c0 {VERSIONS[0]} survey", k=50)
     assert {h.source for h in hits} & {str(churn / f"c{i}.md") for i in range(8)}
     kb.close()
 
@@ -148,13 +148,13 @@ def test_a_long_lived_reader_sees_what_another_process_ingests_hash_embedder(tmp
     (docs / "a.md").write_text("# A\n\nApples are red and grow on trees.\n")
     assert run_kb("ingest", docs, env={"KB_MODEL": "hash"}).code == 0
     kb = KnowledgeBase(load_settings())
-    assert [h.source for h in kb.search(["apples"], k=5)[0]] == [str(docs / "a.md")]
+    assert [h.source for h in kb.search("apples", k=5)] == [str(docs / "a.md")]
     (docs / "z.md").write_text("# Z\n\nZucchini grow in the summer garden.\n")
     assert run_kb("ingest", docs, env={"KB_MODEL": "hash"}).code == 0
-    hits = kb.search(["zucchini summer garden"], k=5)[0]
+    hits = kb.search("zucchini summer garden", k=5)
     assert hits and hits[0].source == str(docs / "z.md")
     assert run_kb("remove", docs / "z.md", env={"KB_MODEL": "hash"}).code == 0
-    assert all(h.source != str(docs / "z.md") for h in kb.search(["zucchini summer garden"], k=5)[0])
+    assert all(h.source != str(docs / "z.md") for h in kb.search("zucchini summer garden", k=5))
     kb.close()
 
 
@@ -164,9 +164,9 @@ def test_closing_one_kb_leaves_another_in_the_same_process_working_hash_embedder
     first, second = (KnowledgeBase(load_settings(kb=name)) for name in ("one", "two"))
     for kb in (first, second):
         kb.ingest([tmp_path / "a.md"])
-        assert kb.search(["apples"])[0]
+        assert kb.search("apples")
     first.close()
-    assert second.search(["apples"])[0]
+    assert second.search("apples")
     second.close()
 
 
@@ -193,7 +193,7 @@ def test_close_waits_for_running_operations_and_later_ones_reopen_hash_embedder(
     def search() -> None:
         while not stop.is_set():
             try:
-                assert kb.search(["red apples"], k=3)[0]
+                assert kb.search("red apples", k=3)
             except Exception as exc:
                 errors.append(f"{type(exc).__name__}: {exc}")
 
@@ -207,4 +207,4 @@ def test_close_waits_for_running_operations_and_later_ones_reopen_hash_embedder(
     for t in threads:
         t.join(timeout=60)
     assert errors == [], errors[:5]
-    assert kb.search(["red apples"], k=3)[0]
+    assert kb.search("red apples", k=3)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from kb import KnowledgeBase, SearchOptions
 from kb.config import load_settings
-from kb.facade import KnowledgeBase
 from kb.locking import write_lock
 from kb.retrieval.keyword import match_expression
 from tests.conftest import SAMPLE
@@ -66,7 +66,7 @@ def _keyword_ids(home: Path) -> set[str]:
 
 
 def _manifest_ids(kb: KnowledgeBase) -> set[str]:
-    return {i for r in kb.manifest.all() for i in r.chunk_ids}
+    return {i for r in kb.access.manifest.all() for i in r.chunk_ids}
 
 
 @pytest.fixture
@@ -85,9 +85,9 @@ def test_keyword_mode_finds_a_rare_code_that_dense_misses_real_model(sample_kb, 
     note = _note_with_code(tmp_path / "extra")
     assert sample_kb.ingest([note.parent]).added == len(PARTS)
 
-    [dense] = sample_kb.search([CODE], 5, mode="dense")
-    [keyword] = sample_kb.search([CODE], 5, mode="keyword")
-    [hybrid] = sample_kb.search([CODE], 5, mode="hybrid")
+    dense = sample_kb.search(CODE, 5, mode="dense")
+    keyword = sample_kb.search(CODE, 5, mode="keyword")
+    hybrid = sample_kb.search(CODE, 5, mode="hybrid")
 
     assert dense[0].source != str(note)  # what the embeddings alone miss
     assert keyword[0].source == str(note) and CODE in keyword[0].text
@@ -110,7 +110,7 @@ HOSTILE = [
 @pytest.mark.parametrize("mode", ["keyword", "hybrid"])
 def test_hostile_fts_queries_never_error_hash_embedder(hash_kb, mode):
     kb, _ = hash_kb
-    results = kb.search(HOSTILE, 5, mode=mode)
+    results = kb.search_many(HOSTILE, SearchOptions(k=5, mode=mode))
     assert len(results) == len(HOSTILE)
     by_query = dict(zip(HOSTILE, results))
     assert by_query["NEAR(queen eggs)"]  # the words still count, as plain words
@@ -126,20 +126,20 @@ def test_match_expression_quotes_words_only():
 
 def test_keyword_search_stems_and_matches_headings_hash_embedder(hash_kb):
     kb, _corpus = hash_kb
-    [hits] = kb.search(["swarms controlled"], 3, mode="keyword")  # stems: swarm, control
+    hits = kb.search("swarms controlled", 3, mode="keyword")  # stems: swarm, control
     assert hits and hits[0].source.endswith("swarming.txt")
 
 
 def test_a_removed_file_loses_its_keyword_rows_on_reingest_hash_embedder(hash_kb, kb_home):
     kb, corpus = hash_kb
     gone = corpus / "swarming.txt"
-    ids = set(kb.manifest.get(str(gone)).chunk_ids)
+    ids = set(kb.access.manifest.get(str(gone)).chunk_ids)
     assert ids <= _keyword_ids(kb_home)
     gone.unlink()
     assert kb.ingest([corpus]).removed == 1
     assert not ids & _keyword_ids(kb_home)
     assert _keyword_ids(kb_home) == _manifest_ids(kb)
-    assert all(not h.source.endswith("swarming.txt") for h in kb.search(["swarm"], 10, mode="keyword")[0])
+    assert all(not h.source.endswith("swarming.txt") for h in kb.search("swarm", 10, mode="keyword"))
 
 
 def test_an_updated_file_replaces_its_keyword_rows_hash_embedder(hash_kb, kb_home):
@@ -148,7 +148,7 @@ def test_an_updated_file_replaces_its_keyword_rows_hash_embedder(hash_kb, kb_hom
     path.write_text(path.read_text() + f"\n\nZebrawood\n---------\n\nA timber some hives are made of, code {CODE}.\n")
     assert kb.ingest([corpus]).updated == 1
     assert _keyword_ids(kb_home) == _manifest_ids(kb)
-    [hits] = kb.search(["zebrawood"], 3, mode="keyword")
+    hits = kb.search("zebrawood", 3, mode="keyword")
     assert len(hits) == 1 and hits[0].source == str(path)
 
 
@@ -176,7 +176,7 @@ def test_an_old_kb_gets_its_keyword_index_on_first_search_without_reembedding_ha
     _old_kb(tmp_path, kb_home)
     kb = KnowledgeBase(load_settings(model="hash"))
     monkeypatch.setattr(type(kb.home), "embedder", property(lambda self: pytest.fail("re-embedded")))
-    [hits] = kb.search([CODE], 3, mode="keyword")
+    hits = kb.search(CODE, 3, mode="keyword")
     assert hits and hits[0].source.endswith("part_0.md")
     assert _keyword_ids(kb_home) == _manifest_ids(kb)
     assert _manifest(kb_home).execute("PRAGMA user_version").fetchone()[0] == 3
@@ -198,10 +198,10 @@ def test_an_old_kb_searches_densely_with_a_notice_while_another_process_writes_h
     notices: list[str] = []
     kb.on_notice = notices.append
     with write_lock(kb.settings.kb_dir, "default", 0, lambda message: None):
-        [hits] = kb.search(["queen eggs"], 3)  # hybrid by default: cannot build, falls back
+        hits = kb.search("queen eggs", 3)  # hybrid by default: cannot build, falls back
     assert hits and hits[0].source.endswith("bees.md") and hits[0].similarity is not None
     assert len(notices) == 1 and "embeddings alone" in notices[0] and "\n" not in notices[0]
-    [hits] = kb.search([CODE], 3, mode="keyword")  # the lock is free: built now
+    hits = kb.search(CODE, 3, mode="keyword")  # the lock is free: built now
     assert hits[0].source.endswith("part_0.md")
     kb.close()
 
@@ -209,8 +209,8 @@ def test_an_old_kb_searches_densely_with_a_notice_while_another_process_writes_h
 def test_unique_sources_gives_one_passage_per_document_hash_embedder(hash_kb):
     kb, _ = hash_kb
     for mode in ("hybrid", "dense", "keyword"):
-        [every] = kb.search(["queen bees honey brood"], 8, mode=mode)
-        [unique] = kb.search(["queen bees honey brood"], 8, mode=mode, unique_sources=True)
+        every = kb.search("queen bees honey brood", 8, mode=mode)
+        unique = kb.search("queen bees honey brood", 8, mode=mode, unique_sources=True)
         assert len({h.source for h in every}) < len(every), mode  # the filter has work to do
         assert len({h.source for h in unique}) == len(unique) >= 5, mode
         assert [h.rank for h in unique] == list(range(1, len(unique) + 1))
@@ -218,7 +218,7 @@ def test_unique_sources_gives_one_passage_per_document_hash_embedder(hash_kb):
 
 def test_unknown_mode_is_an_input_error_hash_embedder(hash_kb, cli):
     res = cli("search", "queen", "--mode", "fuzzy")
-    assert res.code != 0 and "unknown search mode 'fuzzy'" in res.err and "Traceback" not in res.err
+    assert res.code != 0 and "--mode 'fuzzy' is not a search mode" in res.err and "Traceback" not in res.err
 
 
 def test_cli_modes_and_json_fields_hash_embedder(hash_kb, cli, monkeypatch):
@@ -246,8 +246,8 @@ def test_the_answer_cache_keys_on_mode_and_unique_sources_hash_embedder(hash_kb)
 
 def test_the_drift_monitor_records_the_dense_top1_similarity_hash_embedder(hash_kb):
     kb, _ = hash_kb
-    [dense] = kb.search(["varroa mites"], 5, mode="dense")
-    kb.search(["varroa mites"], 5, mode="hybrid")
+    dense = kb.search("varroa mites", 5, mode="dense")
+    kb.search("varroa mites", 5, mode="hybrid")
     events = kb.home.metrics.events("default", None)
     assert [e["top1"] for e in events[-2:]] == [dense[0].score, dense[0].score]
 

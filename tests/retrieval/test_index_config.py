@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from kb.documents import Chunk
-from kb.store.chroma import COLLECTION_PREFIX, EF_SEARCH, ChromaStore
+from kb.store import COLLECTION_PREFIX, EF_SEARCH
+from kb.store.local import LocalChromaStore
 
 
 def _plain(path: Path, name: str):
@@ -24,7 +25,7 @@ def _chunks(n: int) -> list[Chunk]:
 
 
 def test_a_new_store_is_cosine_with_the_measured_ef_search(tmp_path):
-    store = ChromaStore(tmp_path / "chroma", "t")
+    store = LocalChromaStore(tmp_path / "chroma", "t")
     store.add(_chunks(2), np.array([[1, 0, 0, 0], [1, 1, 0, 0]], dtype=np.float32))
     # cosine: [2, 0, 0, 0] is at distance 0 from [1, 0, 0, 0] (l2 would say 1)
     assert [round(s, 4) for _, s in store.nearest(np.array([2, 0, 0, 0], dtype=np.float32), 2)] == [1.0, 0.7071]
@@ -46,6 +47,6 @@ def test_a_store_from_an_older_kb_stays_cosine(tmp_path):
     old.add(ids=["a", "b"], embeddings=np.array([[1, 0, 0, 0], [1, 1, 0, 0]], dtype=np.float32))
     client.close()
 
-    store = ChromaStore(tmp_path / "chroma", "t")
+    store = LocalChromaStore(tmp_path / "chroma", "t")
     assert [round(s, 4) for _, s in store.nearest(np.array([2, 0, 0, 0], dtype=np.float32), 2)] == [1.0, 0.7071]
     store.close()

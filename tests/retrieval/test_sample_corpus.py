@@ -27,11 +27,11 @@ QUESTIONS = [
 
 @pytest.fixture(scope="module")
 def results(sample_home):
+    from kb import KnowledgeBase, SearchOptions
     from kb.config import load_settings
-    from kb.facade import KnowledgeBase
 
     kb = KnowledgeBase(load_settings(home=str(sample_home)))
-    return kb.search([q for q, _ in QUESTIONS], 3)
+    return kb.search_many([q for q, _ in QUESTIONS], SearchOptions(k=3))
 
 
 @pytest.mark.parametrize("i", range(len(QUESTIONS)), ids=[q for q, _ in QUESTIONS])

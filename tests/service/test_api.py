@@ -105,9 +105,9 @@ def test_ask_gives_the_same_answer_as_the_cli_and_streams(served):
         ("post", "/v1/search", {"query": "bees", "kb": "../etc"}, 400, "config_error"),
         ("post", "/v1/ask", {"question": "x" * 5000}, 400, "input_error"),
         ("post", "/v1/ask", {"question": "bees?", "provider": "nope"}, 400, "config_error"),
-        ("get", "/v1/jobs/job_nope", None, 404, "kb_not_found"),
+        ("get", "/v1/jobs/job_nope", None, 404, "job_not_found"),
         ("get", "/v1/nothing-here", None, 404, "not_found"),
-        ("delete", "/v1/documents?source=/no/such/file.md", None, 404, "kb_not_found"),
+        ("delete", "/v1/documents?source=/no/such/file.md", None, 404, "document_not_found"),
         ("get", "/v1/stats?since=yesterday", None, 400, "input_error"),
     ],
 )
@@ -119,7 +119,12 @@ def test_errors_carry_kind_message_and_status(served, method, path, body, status
     error = res.json()["error"]
     assert error["kind"] == kind and error["message"]
     if kind == "kb_not_found" and "typo" in str(body):
-        assert error["message"] == _cli(home, "--kb", "typo", "search", "bees").err.strip().removeprefix("error: ")
+        # The same error as the CLI's, each with the remedy in its own terms: no shell command over HTTP.
+        cli = _cli(home, "--kb", "typo", "search", "bees").err.strip().removeprefix("error: ")
+        core = f"knowledge base 'typo' does not exist in {home} (existing: default)"
+        assert cli.startswith(core + "; create it with `kb --kb typo ingest PATH`")
+        assert error["message"].startswith(core + "; create it by ingesting into it (POST /v1/ingest")
+        assert "`kb" not in error["message"] and error["details"] == {"kb": "typo", "existing": ["default"]}
 
 
 def test_bodies_over_the_limit_are_refused_with_413(tmp_path):

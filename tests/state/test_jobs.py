@@ -7,13 +7,16 @@ import time
 
 import pytest
 
-from kb.errors import Conflict, KbNotFound, StoreError
+from kb.errors import Conflict, JobNotFound, StoreError
+from kb.options import IngestScope
 from tests.backends import together
+
+SCOPE = IngestScope.of(["/data"])
 
 
 def test_a_job_is_created_queued_and_read_back_by_another_instance(backend):
     jobs = backend.jobs()
-    job = jobs.create("bees", "ingest", {"paths": ["/data/notes"], "prune": False})
+    job = jobs.create("bees", "ingest", IngestScope.of(["/data/notes"]))
     assert job.id.startswith("job_") and job.state == "queued" and job.created_at == pytest.approx(time.time(), abs=5)
     got = backend.jobs().get(job.id)
     assert got == job  # every field, None and empty ones too
@@ -22,22 +25,22 @@ def test_a_job_is_created_queued_and_read_back_by_another_instance(backend):
 
 def test_unknown_jobs(backend):
     jobs = backend.jobs()
-    with pytest.raises(KbNotFound, match="no job 'job_nope'"):
+    with pytest.raises(JobNotFound, match="no job 'job_nope'"):
         jobs.get("job_nope")
-    with pytest.raises(KbNotFound, match="no job 'job_nope'"):
+    with pytest.raises(JobNotFound, match="no job 'job_nope'"):
         jobs.requeue("job_nope")
     assert jobs.claim("job_nope", "w1", 60) is None
     assert jobs.renew("job_nope", "w1", 60) is False
     assert jobs.finish("job_nope", "w1", "done", None, None) is False
     jobs.progress("job_nope", "w1", {"files_done": 1})
     jobs.add_delivery("job_nope", {"event": "job.done"})
-    with pytest.raises(KbNotFound):
+    with pytest.raises(JobNotFound):
         jobs.get("job_nope")  # none of those created it
 
 
 def test_a_job_runs_through_claim_progress_and_finish(backend):
     jobs = backend.jobs()
-    job = jobs.create("bees", "ingest", {"paths": ["/x"]})
+    job = jobs.create("bees", "ingest", IngestScope.of(["/x"]))
     claimed = jobs.claim(job.id, "host:1", 60)
     assert claimed is not None and claimed.state == "running" and claimed.worker == "host:1" and claimed.runs == 1
     assert claimed.lease_until == pytest.approx(time.time() + 60, abs=5)
@@ -55,7 +58,7 @@ def test_a_job_runs_through_claim_progress_and_finish(backend):
 
 def test_only_the_worker_holding_a_job_writes_to_it(backend):
     jobs = backend.jobs()
-    job = jobs.create("bees", "ingest", {})
+    job = jobs.create("bees", "ingest", SCOPE)
     jobs.claim(job.id, "w1", 60)
     assert jobs.claim(job.id, "w2", 60) is None  # the lease is live
     assert jobs.renew(job.id, "w2", 60) is False
@@ -80,7 +83,7 @@ def _race_to_claim(stores: list, job_id: str) -> list[str]:
 def test_workers_racing_to_claim_a_job_never_both_get_it(backend):
     stores = [backend.jobs() for _ in range(6)]  # one each, as workers on several machines
     for _ in range(5):
-        job = stores[0].create("bees", "ingest", {})
+        job = stores[0].create("bees", "ingest", SCOPE)
         winners = _race_to_claim(stores, job.id)
         assert len(winners) == 1
         assert stores[1].get(job.id).worker == winners[0] and stores[1].get(job.id).runs == 1
@@ -88,8 +91,8 @@ def test_workers_racing_to_claim_a_job_never_both_get_it(backend):
 
 def test_a_job_whose_lease_ran_out_is_listed_and_another_worker_takes_it_over(backend):
     jobs = backend.jobs()
-    job = jobs.create("bees", "ingest", {})
-    other = jobs.create("bees", "ingest", {})
+    job = jobs.create("bees", "ingest", SCOPE)
+    other = jobs.create("bees", "ingest", SCOPE)
     jobs.claim(job.id, "dead", 0.2)
     jobs.claim(other.id, "alive", 60)
     assert jobs.expired() == []
@@ -110,7 +113,7 @@ def test_a_job_whose_lease_ran_out_is_listed_and_another_worker_takes_it_over(ba
 
 def test_retry_requeues_a_finished_job_only(backend):
     jobs = backend.jobs()
-    job = jobs.create("bees", "ingest", {})
+    job = jobs.create("bees", "ingest", SCOPE)
     with pytest.raises(Conflict, match="is queued"):
         jobs.requeue(job.id)
     jobs.claim(job.id, "w1", 60)
@@ -133,7 +136,7 @@ def test_retry_requeues_a_finished_job_only(backend):
 
 def test_deliveries_are_appended_in_order(backend):
     jobs = backend.jobs()
-    job = jobs.create("bees", "ingest", {})
+    job = jobs.create("bees", "ingest", SCOPE)
     first = {"event": "job.done", "url": "http://127.0.0.1:9/hook", "delivered": False, "attempts": [{"status": 500}]}
     second = {"event": "job.done", "url": "http://127.0.0.1:9/hook", "delivered": True, "attempts": []}
     jobs.add_delivery(job.id, first)
@@ -145,30 +148,30 @@ def test_recent_lists_the_newest_first_by_kb_and_state(backend):
     jobs = backend.jobs()
     made = []
     for i in range(7):
-        made.append(jobs.create("bees" if i % 2 == 0 else "wasps", "ingest", {"n": i}))
+        made.append(jobs.create("bees" if i % 2 == 0 else "wasps", "ingest", IngestScope.of([f"/n{i}"])))
         time.sleep(0.002)
     jobs.claim(made[2].id, "w", 60)
-    assert [j.params["n"] for j in jobs.recent()] == [6, 5, 4, 3, 2, 1, 0]
-    assert [j.params["n"] for j in jobs.recent(limit=3)] == [6, 5, 4]
-    assert [j.params["n"] for j in jobs.recent(kb="bees")] == [6, 4, 2, 0]
-    assert [j.params["n"] for j in jobs.recent(kb="bees", state="queued", limit=2)] == [6, 4]
-    assert [j.params["n"] for j in jobs.recent(state="running")] == [2]
+    assert [int(str(j.scope.paths[0])[2:]) for j in jobs.recent()] == [6, 5, 4, 3, 2, 1, 0]
+    assert [int(str(j.scope.paths[0])[2:]) for j in jobs.recent(limit=3)] == [6, 5, 4]
+    assert [int(str(j.scope.paths[0])[2:]) for j in jobs.recent(kb="bees")] == [6, 4, 2, 0]
+    assert [int(str(j.scope.paths[0])[2:]) for j in jobs.recent(kb="bees", state="queued", limit=2)] == [6, 4]
+    assert [int(str(j.scope.paths[0])[2:]) for j in jobs.recent(state="running")] == [2]
     assert jobs.recent(kb="nobody") == []
 
 
 def test_redis_recent_pages_through_more_jobs_than_one_read(redis_backend):
     jobs = redis_backend.jobs()
     for i in range(250):
-        jobs.create("bees" if i < 5 else "wasps", "ingest", {"n": i})
-    assert [j.params["n"] for j in jobs.recent(kb="bees", limit=10)] == [4, 3, 2, 1, 0]
+        jobs.create("bees" if i < 5 else "wasps", "ingest", IngestScope.of([f"/n{i}"]))
+    assert [int(str(j.scope.paths[0])[2:]) for j in jobs.recent(kb="bees", limit=10)] == [4, 3, 2, 1, 0]
     assert len(jobs.recent(limit=240)) == 240
 
 
 def test_redis_down_is_a_store_error_naming_the_server_then_works_again(redis_backend, redis_outage, redis_server):
     jobs = redis_backend.jobs()
-    job = jobs.create("bees", "ingest", {})
+    job = jobs.create("bees", "ingest", SCOPE)
     redis_outage.stop()
-    calls = (lambda: jobs.create("bees", "ingest", {}), lambda: jobs.get(job.id), lambda: jobs.claim(job.id, "w", 60),
+    calls = (lambda: jobs.create("bees", "ingest", SCOPE), lambda: jobs.get(job.id), lambda: jobs.claim(job.id, "w", 60),
              jobs.expired, lambda: jobs.recent())  # fmt: skip
     for call in calls:
         with pytest.raises(StoreError, match=f"shared state at {redis_server.url} is unreachable"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from kb.answering.citations import Citation
 from kb.providers.base import Attempt, Usage
@@ -16,13 +17,13 @@ class Answer:
     provider: str
     model: str
     usage: Usage
-    latency_ms: dict
+    latency_ms: dict[str, float]
     attempts: list[Attempt] = field(default_factory=list)
     cached: bool = False
     dropped_citations: list[int] = field(default_factory=list)
     top1: float | None = None
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "question": self.question,
             "answer": self.answer,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from kb.documents import Hit
 
@@ -20,10 +21,24 @@ _CODE = re.compile(r"(?ms)^[ \t]*(```|~~~).*?(?:^[ \t]*\1[^\n]*$|\Z)|(`+)[^\n]*?
 
 @dataclass
 class Citation:
+    """Passage `n` of the answer's sources, which the answer cites as [n]."""
+
     n: int
     hit: Hit
 
-    def to_json(self) -> dict:
+    @property
+    def source(self) -> str:
+        return self.hit.source
+
+    @property
+    def chunk_id(self) -> str:
+        return self.hit.chunk_id
+
+    @property
+    def text(self) -> str:
+        return self.hit.text
+
+    def to_json(self) -> dict[str, Any]:
         return {
             "n": self.n,
             "source": self.hit.source,
@@ -40,7 +55,7 @@ def verify(text: str, passages: list[Hit], given: int) -> tuple[str, list[Citati
     cited: set[int] = set()
     dropped: list[int] = []
 
-    def check(match: re.Match) -> str:
+    def check(match: re.Match[str]) -> str:
         numbers = [int(x) for x in match.group("numbers").split(",")]
         good = [n for n in numbers if 1 <= n <= given]
         dropped.extend(n for n in numbers if n not in good)

@@ -1,1 +1,1 @@
-"""The command-line front-end: parse → call one facade method → render."""
+"""The command-line front-end: parse → call one method of the core (a KnowledgeBase or the Library) → render."""

@@ -12,10 +12,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kb.options import SEARCH_MODES
+
 PROVIDER_KINDS = ("openai", "extractive", "llamacpp")
 EMBED_DTYPES = ("auto", "openvino", "onnx", "float32", "bfloat16")
 WEBHOOK_EVENTS = ("job.done", "job.failed")
-SEARCH_MODES = ("hybrid", "dense", "keyword")
 # The model reads 256 word pieces, two of which are its [CLS] and [SEP] markers.
 MODEL_WINDOW = 256
 MAX_CHUNK_TOKENS = MODEL_WINDOW - 2

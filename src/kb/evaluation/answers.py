@@ -19,7 +19,7 @@ from kb.metrics.stats import percentile
 
 if TYPE_CHECKING:
     from kb.answering.answer import Answer
-    from kb.facade import KnowledgeBase
+    from kb.knowledge_base import KnowledgeBase
 
 Progress = Callable[[int, int], None]  # (questions done, total)
 
@@ -78,16 +78,16 @@ def evaluate(
     progress: Progress | None = None,
 ) -> tuple[dict, list[dict]]:
     """(summary, one row per question)."""
-    corpus = CorpusIds([d["source"] for d in kb.documents()])
+    corpus = CorpusIds([d.source for d in kb.documents()])
     golds = {item.doc: corpus.source(item.doc) for item in items if item.doc is not None}
     # Latency is reported warm: the model and the store are loaded before the first
     # question, as in a long-running process, so the first answer does not carry the load.
-    kb.search([items[0].question], k=1, record=False)
+    kb.search(items[0].question, k=1, record=False)
     rows = []
     for done, item in enumerate(items, start=1):
         answer, error = None, None
         try:
-            answer = kb.ask(item.question, top_k=top_k, provider=provider, use_cache=False)
+            answer = kb.ask(item.question, top_k, provider=provider, use_cache=False)
         except ProviderError as exc:
             error = str(exc)
         rows.append(_score(item, answer, golds.get(item.doc) if item.doc else None, error, corpus))

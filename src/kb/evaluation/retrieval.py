@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING
 from kb.errors import InputError
 from kb.evaluation.corpus import CorpusIds
 from kb.evaluation.metrics import mean, ranking_scores, relevant
+from kb.options import SEARCH_MODES, SearchMode, SearchOptions
 
 if TYPE_CHECKING:
     from kb.documents import Hit
-    from kb.facade import KnowledgeBase
+    from kb.knowledge_base import KnowledgeBase
 
-MODES = ("hybrid", "dense", "keyword")
+MODES = SEARCH_MODES
 METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr@10")
 DOCUMENTS = 100  # the deepest cut-off reported (Recall@100)
 TOP_PASSAGES = 50  # pooled for the cut-off-10 figures (see above)
@@ -79,7 +80,7 @@ def pool(hits: list[Hit], depth: int = DOCUMENTS) -> list[str]:
 
 
 def _search(
-    kb: KnowledgeBase, mode: str, texts: list[str], depths: tuple[int, int], progress: Progress | None
+    kb: KnowledgeBase, mode: SearchMode, texts: list[str], depths: tuple[int, int], progress: Progress | None
 ) -> tuple[list[list[str]], list[list[str]], float]:
     """(documents from the top passages, from the deep passages, seconds of the top searches)."""
     top: list[list[str]] = []
@@ -89,9 +90,9 @@ def _search(
         batch = texts[start : start + BATCH]
         # The deep search first: it loads the model and leaves the query embeddings in the
         # cache, so the timed search measures each mode's ranking, not the first mode's load.
-        deep.extend(pool(hits) for hits in kb.search(batch, k=depths[1], mode=mode, record=False))
+        deep.extend(pool(hits) for hits in kb.search_many(batch, SearchOptions(k=depths[1], mode=mode), record=False))
         started = time.perf_counter()
-        top.extend(pool(hits) for hits in kb.search(batch, k=depths[0], mode=mode, record=False))
+        top.extend(pool(hits) for hits in kb.search_many(batch, SearchOptions(k=depths[0], mode=mode), record=False))
         seconds += time.perf_counter() - started
         if progress:
             progress(mode, len(top), len(texts))
@@ -102,17 +103,17 @@ def evaluate(
     kb: KnowledgeBase,
     queries: dict[str, str],
     qrels: dict[str, dict[str, int]],
-    modes: list[str],
+    modes: list[SearchMode],
     progress: Progress | None = None,
 ) -> RetrievalReport:
     """Scores each of `modes` (searches are not recorded in `kb stats`)."""
-    corpus = CorpusIds([d["source"] for d in kb.documents()])
+    corpus = CorpusIds([d.source for d in kb.documents()])
     judged, unknown = _judgements(qrels, corpus)
     if unknown and len(unknown) == len({d for docs in qrels.values() for d, g in docs.items() if g > 0}):
         raise InputError(
             f"no relevant corpus id of the qrels names a document of knowledge base {kb.name!r} "
             f"(e.g. {unknown[0]!r}); ids are file names without extension or paths relative to the ingested "
-            "folder — is this the right --kb?"
+            "folder: is this the right knowledge base?"
         )
     ids = [qid for qid in queries if relevant(judged.get(qid, {}))]
     report = RetrievalReport(
@@ -124,7 +125,7 @@ def evaluate(
     )
     if not ids:
         raise InputError("no query of the queries file has a relevant judgement in the qrels; check the query ids")
-    chunks = max(1, kb.info()["chunks"])
+    chunks = max(1, kb.info().chunks)
     depths = (min(TOP_PASSAGES, chunks), min(DEEP_PASSAGES, chunks))
     texts = [queries[qid] for qid in ids]
     for mode in modes:

@@ -4,11 +4,13 @@ skipped unless asked for, symlinks followed without ever visiting a folder twice
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from pathlib import Path
 
 from kb.ingest.readers import reader_for
+from kb.options import IngestScope
 
 
 @dataclass
@@ -20,7 +22,7 @@ class Found:
     held: list[Path] = field(default_factory=list)  # set aside by the caller this time: kept, not read
 
 
-def _matches(rel: str, name: str, patterns: list[str]) -> bool:
+def _matches(rel: str, name: str, patterns: Sequence[str]) -> bool:
     return any(fnmatch(rel, p) or fnmatch(name, p) for p in patterns)
 
 
@@ -53,13 +55,11 @@ def is_gone(source: str) -> bool:
     return False
 
 
-def discover(
-    paths: list[Path], include: list[str] | None = None, exclude: list[str] | None = None, hidden: bool = False
-) -> Found:
+def discover(scope: IngestScope) -> Found:
     found = Found()
     seen_dirs: set[tuple[int, int]] = set()
     seen_files: set[tuple[int, int]] = set()
-    include, exclude = include or [], exclude or []
+    paths, include, exclude, hidden = scope.paths, scope.include, scope.exclude, scope.hidden
 
     def consider(path: Path, rel: str) -> None:
         if not _utf8(str(path)):

@@ -15,14 +15,9 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from kb.ingest import readers
 from kb.ingest.chunking import Chunker
-
-if TYPE_CHECKING:
-    from kb.config import Settings
-    from kb.ingest.planning import IngestPlan
 
 PDF_SAMPLE_PAGES = 8
 RATIO_SAMPLE_CHARS = 4000
@@ -88,38 +83,3 @@ def calibrate(embed: Callable[[list[str]], object], texts: list[str], max_tokens
     started = time.perf_counter()
     embed(passages)
     return n / max(time.perf_counter() - started, 1e-6)
-
-
-def estimate_time(result: IngestPlan, settings: Settings, model_id: str) -> None:
-    """Fills in the plan's time estimate: from this machine's past ingests with this model
-    if there are any, else from embedding a few chunk-sized passages of the files now."""
-    from kb.errors import StoreError
-    from kb.metrics.store import MetricsStore
-
-    if not result.chunks_estimate:
-        return
-    past = None
-    path = settings.home / "metrics.db"
-    if path.exists():
-        try:
-            store = MetricsStore(path, untouched=True)
-            try:
-                past = store.ingest_rate(model_id)
-            finally:
-                store.close()
-        except StoreError:  # unreadable or from an older kb: calibrate instead
-            past = None
-    if past is not None:
-        result.chunks_per_s, runs = past
-        result.rate_source = "past ingests"
-        result.rate_detail = f"{runs} past ingest(s) with this model on this KB_HOME, end to end"
-    else:
-        from kb.embedding import open_embedder
-
-        # Not home.embedder: a dry run must not leave the graph runtimes' cache behind.
-        encoder = open_embedder(settings, store_graph=False)
-        result.chunks_per_s = calibrate(encoder.embed, result.texts, settings.chunk_tokens)
-        result.rate_source = "calibration"
-        result.rate_detail = "32 passages embedded just now; the encoder only, reading and storing add to it"
-    result.seconds_estimate = float(f"{result.chunks_estimate / result.chunks_per_s:.3g}")
-    result.chunks_per_s = float(f"{result.chunks_per_s:.3g}")

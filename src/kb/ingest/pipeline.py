@@ -10,13 +10,14 @@ batch is stored, so an interrupted run keeps everything finished before the inte
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from collections import deque
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kb import logs
 from kb.documents import Chunk
@@ -25,6 +26,10 @@ from kb.ingest import readers
 from kb.ingest.chunking import Chunker
 from kb.ingest.discovery import Found, discover, is_gone
 from kb.ingest.manifest import FileRecord, Manifest
+from kb.options import IngestScope
+
+if TYPE_CHECKING:
+    from kb.store import VectorStore
 
 READ_AHEAD = 64  # files parsed ahead of the encoder
 
@@ -59,17 +64,17 @@ class IngestReport:
     updated: int = 0
     unchanged: int = 0
     removed: int = 0
-    failed: list[dict] = field(default_factory=list)
+    failed: list[dict[str, str]] = field(default_factory=list)
     chunks_added: int = 0
     chunks_removed: int = 0
     seconds: float = 0.0
-    skipped: list[dict] = field(default_factory=list)
-    warnings: list[dict] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    warnings: list[dict[str, str]] = field(default_factory=list)
     removed_sources: list[str] = field(default_factory=list)
     chunks_embedded: int = 0  # encoded in this run: less than chunks_added when a killed run's batches are reused
     held: list[str] = field(default_factory=list)  # left as they were this time (watch: still being written)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
     @property
@@ -117,14 +122,20 @@ def _prepare(path: Path, old_digest: str | None, chunker: Chunker) -> _Prepared:
     return _Prepared(digest, chunks, doc.warnings)
 
 
-def _read_ahead(items: list, chunker: Chunker, depth: int = READ_AHEAD):
+# A file to read: its path, its stat and its record from the last run (None if new).
+_ToRead = tuple[Path, os.stat_result, FileRecord | None]
+
+
+def _read_ahead(
+    items: list[_ToRead], chunker: Chunker, depth: int = READ_AHEAD
+) -> Iterator[tuple[_ToRead, Callable[[], _Prepared]]]:
     """Yields (item, result) in order, reading and parsing up to `depth` files ahead on one
     thread while the caller encodes: torch releases the GIL, so parsing overlaps it.
     `result()` returns the _Prepared or raises the file's IngestError."""
     if not items:
         return
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kb-read") as pool:
-        window: deque = deque()
+        window: deque[tuple[_ToRead, Future[_Prepared]]] = deque()
         for item in items:
             path, _, old = item
             window.append((item, pool.submit(_prepare, path, old.sha256 if old else None, chunker)))
@@ -165,8 +176,8 @@ class IngestPipeline:
     def __init__(
         self,
         manifest: Manifest,
-        store: Callable,
-        embed: Callable,
+        store: Callable[[], VectorStore],
+        embed: Callable[[list[str]], Any],
         chunker: Callable[[], Chunker],
         model_id: str,
         progress: Progress | None = None,
@@ -184,19 +195,11 @@ class IngestPipeline:
         self.report = IngestReport()
         self._pending: list[_Pending] = []
 
-    def run(
-        self,
-        paths: list[Path],
-        include: list[str] | None = None,
-        exclude: list[str] | None = None,
-        hidden: bool = False,
-        prune: bool = False,
-        hold: frozenset[str] = frozenset(),
-    ) -> IngestReport:
+    def run(self, scope: IngestScope, hold: frozenset[str] = frozenset()) -> IngestReport:
         """`hold`: files to leave as they are this time, neither read nor removed (a watched
         file still being written)."""
         started = time.perf_counter()
-        found = discover(paths, include, exclude, hidden)
+        found = discover(scope)
         if hold:
             found.held = [p for p in found.files if str(p) in hold]
             found.files = [p for p in found.files if str(p) not in hold]
@@ -225,13 +228,13 @@ class IngestPipeline:
             if sum(len(p.fresh) for p in self._pending) >= self.batch:
                 self._flush()
         self._flush()
-        for source in to_remove(found, self.manifest, prune):
+        for source in to_remove(found, self.manifest, scope.prune):
             self._remove(source)
         self.progress.finish()
         self.report.seconds = round(time.perf_counter() - started, 3)
         return self.report
 
-    def _check(self, path: Path):
+    def _check(self, path: Path) -> _ToRead | None:
         """Stat and manifest only: None if the file is known unchanged, else what reading needs."""
         try:
             st = path.stat()
@@ -245,7 +248,7 @@ class IngestPipeline:
             return None
         return path, st, old
 
-    def _plan(self, path: Path, st, old: FileRecord | None, prepared: _Prepared) -> None:
+    def _plan(self, path: Path, st: os.stat_result, old: FileRecord | None, prepared: _Prepared) -> None:
         source = str(path)
         if old is not None and old.sha256 == prepared.digest:
             self.manifest.touch(source, st.st_size, st.st_mtime_ns)

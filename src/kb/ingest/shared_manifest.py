@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kb.documents import Chunk, StoredChunk
-from kb.ingest.manifest import FileRecord, Manifest
+from kb.ingest.manifest import FileRecord, SqliteManifest
 from kb.state import key, text, translated
 
 if TYPE_CHECKING:
@@ -59,10 +59,13 @@ def _record(raw: bytes | str) -> FileRecord:
     return FileRecord(**json.loads(raw))
 
 
-class SharedManifest(Manifest):
+class MirroredManifest:
+    """A `Manifest` whose truth is on Redis: writes go to the local mirror, then to Redis;
+    reads are the mirror's, which `sync` keeps up to date."""
+
     def __init__(self, path: Path, client: redis.Redis, kb: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        super().__init__(path)
+        self.mirror = SqliteManifest(path)
         self._redis = client
         self._kb = kb
         self._sync_lock = threading.Lock()
@@ -81,6 +84,56 @@ class SharedManifest(Manifest):
     def unfence(self) -> None:
         self.fence = _unfenced
 
+    # -- the mirror's own, read locally -------------------------------------------------
+    @property
+    def readonly(self) -> bool:
+        return self.mirror.readonly
+
+    def close(self) -> None:
+        self.mirror.close()
+
+    def integrity(self) -> str:
+        return self.mirror.integrity()
+
+    def get(self, source: str) -> FileRecord | None:
+        return self.mirror.get(source)
+
+    def all(self) -> list[FileRecord]:
+        return self.mirror.all()
+
+    def sources_under(self, folder: str) -> list[str]:
+        return self.mirror.sources_under(folder)
+
+    def keyword_schema(self) -> bool:
+        return self.mirror.keyword_schema()
+
+    def keyword_ready(self) -> bool:
+        return self.mirror.keyword_ready()
+
+    def rebuild_keyword_index(self, chunks: list[StoredChunk]) -> None:
+        self.mirror.rebuild_keyword_index(chunks)
+
+    def keyword_search(self, match: str, limit: int) -> list[tuple[str, float]]:
+        return self.mirror.keyword_search(match, limit)
+
+    def keyword_count(self, word: str, cap: int) -> int:
+        return self.mirror.keyword_count(word, cap)
+
+    def chunks(self, ids: list[str]) -> dict[str, StoredChunk]:
+        return self.mirror.chunks(ids)
+
+    def keyword_problems(self) -> list[str]:
+        return self.mirror.keyword_problems()
+
+    def keyword_ids(self) -> set[str]:
+        return self.mirror.keyword_ids()
+
+    def has_documents(self) -> bool:
+        return self.mirror.has_documents()
+
+    def totals(self) -> tuple[int, int, int]:
+        return self.mirror.totals()
+
     # -- shared meta --------------------------------------------------------------------
     def content_key(self) -> str:
         with translated(self._redis, "reading the content version"):
@@ -89,14 +142,14 @@ class SharedManifest(Manifest):
 
     def get_meta(self, name: str) -> str | None:
         if name not in _SHARED_META:
-            return super().get_meta(name)
+            return self.mirror.get_meta(name)
         with translated(self._redis, "reading the manifest"):
             value = self._redis.hget(meta_key(self._kb), name)
         return _text(value)
 
     def set_meta(self, name: str, value: str) -> None:
         if name not in _SHARED_META:
-            super().set_meta(name, value)
+            self.mirror.set_meta(name, value)
             return
         with translated(self._redis, "writing the manifest"):
             self._redis.hset(meta_key(self._kb), name, value)
@@ -112,19 +165,19 @@ class SharedManifest(Manifest):
     # -- files: the mirror first, then Redis ----------------------------------------------
     def put(self, rec: FileRecord, chunks: Sequence[Chunk | StoredChunk]) -> None:
         self.fence()
-        super().put(rec, chunks)
+        self.mirror.put(rec, chunks)
         self._publish(rec)
 
     def touch(self, source: str, size: int, mtime_ns: int) -> None:
         self.fence()
-        super().touch(source, size, mtime_ns)
-        rec = super().get(source)
+        self.mirror.touch(source, size, mtime_ns)
+        rec = self.mirror.get(source)
         if rec is not None:
             self._publish(rec)
 
     def delete(self, source: str) -> None:
         self.fence()
-        super().delete(source)
+        self.mirror.delete(source)
         with translated(self._redis, "writing the manifest"):
             pipe = self._redis.pipeline(transaction=True)
             pipe.hdel(files_key(self._kb), source)
@@ -140,7 +193,7 @@ class SharedManifest(Manifest):
             pipe.hincrby(meta_key(self._kb), "records", 1)
             pipe.execute()
 
-    # -- the mirror ---------------------------------------------------------------------
+    # -- keeping the mirror in step -----------------------------------------------------
     def _records_key(self) -> str:
         """Moves with every change of the shared records (and with the content key)."""
         with translated(self._redis, "reading the manifest"):
@@ -148,40 +201,40 @@ class SharedManifest(Manifest):
         return ":".join(_text(v) or "0" for v in values)
 
     def is_synced(self) -> bool:
-        return super().get_meta(_SYNCED) == self._records_key()
+        return self.mirror.get_meta(_SYNCED) == self._records_key()
 
     def mark_synced(self) -> None:
         """Records that the mirror holds what the shared manifest holds now (a writer, whose
         own commits made both, calls this before it lets go of the lock)."""
-        super().set_meta(_SYNCED, self._records_key())
+        self.mirror.set_meta(_SYNCED, self._records_key())
 
     def sync(self, stored: Callable[[list[str]], list[StoredChunk]]) -> int:
         """Brings the mirror up to date with Redis; returns how many files changed. `stored`
         reads chunk texts from the vector store. Safe to repeat: it converges on Redis's state."""
         with self._sync_lock:
             target = self._records_key()  # before the records: a write meanwhile means one more sync
-            if super().get_meta(_SYNCED) == target:
+            if self.mirror.get_meta(_SYNCED) == target:
                 return 0
             with translated(self._redis, "reading the manifest"):
                 remote = {_text(s) or "": _record(raw) for s, raw in self._redis.hgetall(files_key(self._kb)).items()}
-            local = {r.source: r for r in super().all()}
+            local = {r.source: r for r in self.mirror.all()}
             gone = local.keys() - remote.keys()
             for source in gone:
-                super().delete(source)
+                self.mirror.delete(source)
             changed = [rec for source, rec in remote.items() if local.get(source) != rec]
             # The texts of every changed file in a few large reads, not one per file.
             fetch = [i for rec in changed if _moved(local.get(rec.source), rec) for i in rec.chunk_ids]
             texts = {c.id: c for c in stored(fetch)} if fetch else {}
             for start in range(0, len(changed), _SYNC_BATCH):
                 part = changed[start : start + _SYNC_BATCH]
-                super().put_many([(rec, self._texts(rec, local.get(rec.source), texts)) for rec in part])
-            super().set_meta("keyword_index", "ready")
-            super().set_meta(_SYNCED, target)
+                self.mirror.put_many([(rec, self._texts(rec, local.get(rec.source), texts)) for rec in part])
+            self.mirror.set_meta("keyword_index", "ready")
+            self.mirror.set_meta(_SYNCED, target)
             return len(gone) + len(changed)
 
     def _texts(self, rec: FileRecord, old: FileRecord | None, fetched: dict[str, StoredChunk]) -> list[StoredChunk]:
         if not _moved(old, rec):  # same chunks, new size or mtime: the mirror has the texts
-            return list(self.chunks(rec.chunk_ids).values())
+            return list(self.mirror.chunks(rec.chunk_ids).values())
         return [fetched[i] for i in rec.chunk_ids if i in fetched]
 
     # -- the write mark (store/guard.py's, for a shared store) -----------------------------

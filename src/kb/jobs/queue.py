@@ -6,25 +6,28 @@ worker and forgets it, so a worker that dies mid-job would lose it: the job's le
 job store is what brings it back (runner.py re-submits jobs whose lease ran out).
 
 Producers (kb ingest --background, kb serve) and consumers (kb worker, kb serve --worker)
-build the same queue from the same settings; tasks run through the Runner a consumer binds.
+build the same queue from the same settings; tasks run through the handler a consumer binds
+(runner.py's Runner).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from kb.config import Settings
 from kb.errors import StoreError
 
-if TYPE_CHECKING:
-    from kb.jobs.runner import Runner
+
+class TaskHandler(Protocol):
+    def run(self, job_id: str) -> None: ...
+    def deliver(self, job_id: str, event: str) -> None: ...
 
 
 class JobQueue:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.huey = _open_huey(settings)
-        self._runner: Runner | None = None
+        self._runner: TaskHandler | None = None
 
         @self.huey.task(name="kb.run_job")
         def run_job(job_id: str) -> None:
@@ -40,12 +43,12 @@ class JobQueue:
     def backend(self) -> str:
         return "redis" if _url(self.settings) else "sqlite"
 
-    def _require_runner(self) -> Runner:
+    def _require_runner(self) -> TaskHandler:
         if self._runner is None:  # only consumers execute tasks, and they bind a runner first
             raise RuntimeError("a queue task ran in a process without a job runner")
         return self._runner
 
-    def bind(self, runner: Runner) -> None:
+    def bind(self, runner: TaskHandler) -> None:
         self._runner = runner
 
     def submit(self, job_id: str) -> None:

@@ -15,8 +15,9 @@ import uuid
 from typing import TYPE_CHECKING, Any, cast
 
 from kb import state as shared
-from kb.errors import Conflict, KbNotFound
-from kb.jobs.store import Job, job_from_fields
+from kb.errors import Conflict
+from kb.jobs.store import Job, job_from_fields, not_found
+from kb.options import IngestScope, JobState
 
 if TYPE_CHECKING:
     import redis
@@ -170,21 +171,23 @@ class RedisJobStore:
     def close(self) -> None:
         shared.release(self._client)
 
-    def create(self, kb: str, kind: str, params: dict) -> Job:
+    def create(self, kb: str, kind: str, scope: IngestScope, callback_url: str | None = None) -> Job:
         job_id = f"job_{uuid.uuid4().hex[:20]}"
+        params = {**scope.to_json(), "callback_url": callback_url}
         created = self._run(
             "create", "recording a job", [self._job_key(job_id), self._created], [job_id, kb, kind, json.dumps(params)]
         )
-        return Job(id=job_id, kb=kb, kind=kind, state="queued", params=params, created_at=float(created))
+        return Job(id=job_id, kb=kb, kind=kind, state="queued", scope=scope, created_at=float(created),
+                   callback_url=callback_url)  # fmt: skip
 
     def get(self, job_id: str) -> Job:
         with shared.translated(self._client, f"reading job {job_id}"):
             fields = self._client.hgetall(self._job_key(job_id))
         if not fields:
-            raise KbNotFound(f"there is no job {job_id!r}; `kb jobs` lists the jobs")
+            raise not_found(job_id)
         return _from_hash(fields)
 
-    def recent(self, kb: str | None = None, state: str | None = None, limit: int = 100) -> list[Job]:
+    def recent(self, kb: str | None = None, state: JobState | None = None, limit: int = 100) -> list[Job]:
         """The newest jobs first, read a page at a time until `limit` match."""
         found: list[Job] = []
         start, page = 0, max(limit, 100)
@@ -232,7 +235,7 @@ class RedisJobStore:
             [job_id, worker, json.dumps(progress)],
         )
 
-    def finish(self, job_id: str, worker: str, state: str, report: dict | None, error: str | None) -> bool:
+    def finish(self, job_id: str, worker: str, state: JobState, report: dict | None, error: str | None) -> bool:
         """Records the outcome; False if the job was taken over meanwhile (the lease ran out)."""
         done = self._run(
             "finish",
@@ -253,7 +256,7 @@ class RedisJobStore:
         """`kb jobs retry`: a finished job runs again (a running one cannot be retried)."""
         outcome = shared.text(self._run("requeue", f"requeueing job {job_id}", [self._job_key(job_id)], []))
         if outcome == "missing":
-            raise KbNotFound(f"there is no job {job_id!r}; `kb jobs` lists the jobs")
+            raise not_found(job_id)
         if outcome != "ok":
             raise Conflict(f"job {job_id} is {outcome}; only a done or failed job can be retried")
         return self.get(job_id)

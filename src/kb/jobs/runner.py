@@ -15,18 +15,20 @@ import os
 import socket
 import threading
 import time
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
+from kb.config import Settings
 from kb.errors import KbError
+from kb.options import JobState
 
 if TYPE_CHECKING:
+    from kb.ingest.pipeline import IngestReport, Progress
     from kb.jobs.queue import JobQueue
     from kb.jobs.store import Job, JobStore
-    from kb.library import Library
 
-JOB_LOCK_TIMEOUT_S = 24 * 3600  # a job waits for another job of its KB rather than fail
 PROGRESS_EVERY_S = 0.5
+Ingest = Callable[["Job", "Progress"], "IngestReport"]
 
 
 class _Progress:
@@ -92,11 +94,11 @@ class _Lease:
 
 
 class Runner:
-    def __init__(self, library: Library, jobs: JobStore, queue: JobQueue) -> None:
-        self.library = library
+    def __init__(self, ingest: Ingest, jobs: JobStore, queue: JobQueue, settings: Settings) -> None:
+        self.ingest = ingest
         self.jobs = jobs
         self.queue = queue
-        self.settings = library.settings
+        self.settings = settings
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
         self._stop = threading.Event()
         self._reclaimer: threading.Thread | None = None
@@ -112,19 +114,9 @@ class Runner:
         if self.jobs.finish(job.id, self.worker, state, report, error):
             self._notify(self.jobs.get(job.id), "job.done" if state == "done" else "job.failed")
 
-    def _ingest(self, job: Job) -> tuple[str, dict | None, str | None]:
-        p = job.params
+    def _ingest(self, job: Job) -> tuple[JobState, dict | None, str | None]:
         try:
-            kb = self.library.kb(job.kb)
-            report = kb.ingest(
-                [Path(x) for x in p["paths"]],
-                p.get("include"),
-                p.get("exclude"),
-                p.get("hidden", False),
-                p.get("prune", False),
-                progress=_Progress(self.jobs, job.id, self.worker),
-                lock_timeout_s=JOB_LOCK_TIMEOUT_S,
-            )
+            report = self.ingest(job, _Progress(self.jobs, job.id, self.worker))
         except KbError as exc:
             return "failed", None, str(exc)
         except Exception as exc:  # a bug must fail the job, not leave it running forever
@@ -135,7 +127,7 @@ class Runner:
     def _notify(self, job: Job, event: str) -> None:
         """Deliveries run as their own queued task: a receiver that is down never holds up
         the job, which is already recorded as finished."""
-        if not any(event in hook.events for hook in self.settings.webhooks) and not job.params.get("callback_url"):
+        if not any(event in hook.events for hook in self.settings.webhooks) and not job.callback_url:
             return
         try:
             self.queue.submit_delivery(job.id, event)
@@ -147,7 +139,7 @@ class Runner:
         from kb.jobs import webhooks
 
         job = self.jobs.get(job_id)
-        for delivery in webhooks.notify(self.settings, event, job.to_json(), job.params.get("callback_url")):
+        for delivery in webhooks.notify(self.settings, event, job.to_json(), job.callback_url):
             self.jobs.add_delivery(job_id, delivery.to_json())
 
     # -- jobs whose worker died ---------------------------------------------------------------
@@ -173,10 +165,3 @@ class Runner:
         self._stop.set()
         if self._reclaimer is not None:
             self._reclaimer.join(timeout=5)
-
-
-def enqueue_ingest(jobs: JobStore, queue: JobQueue, kb: str, params: dict[str, Any]) -> Job:
-    """Records a job and queues it; the job exists before any worker can see it."""
-    job = jobs.create(kb, "ingest", params)
-    queue.submit(job.id)
-    return job

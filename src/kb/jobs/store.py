@@ -18,18 +18,14 @@ import json
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol, cast
 
-from kb.errors import Conflict, KbNotFound
+from kb.errors import Conflict, JobNotFound
+from kb.options import IngestScope, JobState
 from kb.sqlite import Database, Migration
-
-if TYPE_CHECKING:
-    pass
-
-STATES = ("queued", "running", "done", "failed")
 
 _SCHEMA_1 = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -65,26 +61,38 @@ class Job:
     id: str
     kb: str
     kind: str
-    state: str
-    params: dict
+    state: JobState
+    scope: IngestScope
     created_at: float
     started_at: float | None = None
     finished_at: float | None = None
     runs: int = 0
     worker: str | None = None
     lease_until: float | None = None
-    progress: dict = field(default_factory=dict)
-    report: dict | None = None
+    progress: dict[str, Any] = field(default_factory=dict)
+    report: dict[str, Any] | None = None
     error: str | None = None
-    deliveries: list[dict] = field(default_factory=list)
+    deliveries: list[dict[str, Any]] = field(default_factory=list)
+    callback_url: str | None = None
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """What the job was asked to do, as stored and shown: the scope and the callback."""
+        return {**self.scope.to_json(), "callback_url": self.callback_url}
 
     def to_json(self) -> dict[str, Any]:
         """The job as `kb jobs --json`, GET /v1/jobs/{id} and webhook bodies show it."""
-        out = asdict(self)
+        out: dict[str, Any] = {"id": self.id, "kb": self.kb, "kind": self.kind, "state": self.state,
+                               "params": self.params}  # fmt: skip
         for key in ("created_at", "started_at", "finished_at"):
-            out[key] = _iso(out[key])
-        out.pop("lease_until")
+            out[key] = _iso(getattr(self, key))
+        for key in ("runs", "worker", "progress", "report", "error", "deliveries"):
+            out[key] = getattr(self, key)
         return out
+
+
+def not_found(job_id: str) -> JobNotFound:
+    return JobNotFound(f"there is no job {job_id!r}", remedy="list_jobs", job=job_id)
 
 
 def job_from_fields(fields: Mapping[str, Any]) -> Job:
@@ -99,12 +107,14 @@ def job_from_fields(fields: Mapping[str, Any]) -> Job:
         value = fields.get(name)
         return json.loads(value) if value else default
 
+    params = json.loads(fields["params"])
     return Job(
         id=fields["id"],
         kb=fields["kb"],
         kind=fields["kind"],
-        state=fields["state"],
-        params=json.loads(fields["params"]),
+        state=cast(JobState, fields["state"]),
+        scope=IngestScope.from_json(params),
+        callback_url=params.get("callback_url"),
         created_at=float(fields["created_at"]),
         started_at=number("started_at"),
         finished_at=number("finished_at"),
@@ -121,16 +131,18 @@ def job_from_fields(fields: Mapping[str, Any]) -> Job:
 class JobStore(Protocol):
     """What the runner, the CLI and the service use; SqliteJobStore and RedisJobStore both are one."""
 
-    def create(self, kb: str, kind: str, params: dict) -> Job: ...
+    def create(self, kb: str, kind: str, scope: IngestScope, callback_url: str | None = None) -> Job: ...
     def get(self, job_id: str) -> Job: ...
-    def recent(self, kb: str | None = None, state: str | None = None, limit: int = 100) -> list[Job]: ...
+    def recent(self, kb: str | None = None, state: JobState | None = None, limit: int = 100) -> list[Job]: ...
     def claim(self, job_id: str, worker: str, lease_s: float) -> Job | None: ...
     def renew(self, job_id: str, worker: str, lease_s: float) -> bool: ...
-    def progress(self, job_id: str, worker: str, progress: dict) -> None: ...
-    def finish(self, job_id: str, worker: str, state: str, report: dict | None, error: str | None) -> bool: ...
+    def progress(self, job_id: str, worker: str, progress: dict[str, Any]) -> None: ...
+    def finish(
+        self, job_id: str, worker: str, state: JobState, report: dict[str, Any] | None, error: str | None
+    ) -> bool: ...
     def requeue(self, job_id: str) -> Job: ...
     def expired(self) -> list[str]: ...
-    def add_delivery(self, job_id: str, delivery: dict) -> None: ...
+    def add_delivery(self, job_id: str, delivery: dict[str, Any]) -> None: ...
     def close(self) -> None: ...
 
 
@@ -143,22 +155,22 @@ class SqliteJobStore:
     def close(self) -> None:
         self._db.close()
 
-    def create(self, kb: str, kind: str, params: dict) -> Job:
-        job = Job(id=f"job_{uuid.uuid4().hex[:20]}", kb=kb, kind=kind, state="queued", params=params,
-                  created_at=time.time())  # fmt: skip
+    def create(self, kb: str, kind: str, scope: IngestScope, callback_url: str | None = None) -> Job:
+        job = Job(id=f"job_{uuid.uuid4().hex[:20]}", kb=kb, kind=kind, state="queued", scope=scope,
+                  created_at=time.time(), callback_url=callback_url)  # fmt: skip
         self._db.execute(
             "INSERT INTO jobs(id, kb, kind, state, params, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-            (job.id, kb, kind, job.state, json.dumps(params), job.created_at),
+            (job.id, kb, kind, job.state, json.dumps(job.params), job.created_at),
         )
         return job
 
     def get(self, job_id: str) -> Job:
         row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         if row is None:
-            raise KbNotFound(f"there is no job {job_id!r}; `kb jobs` lists the jobs")
+            raise not_found(job_id)
         return job_from_fields(dict(row))
 
-    def recent(self, kb: str | None = None, state: str | None = None, limit: int = 100) -> list[Job]:
+    def recent(self, kb: str | None = None, state: JobState | None = None, limit: int = 100) -> list[Job]:
         clauses: list[str] = ["1 = 1"]
         params: list[Any] = []
         if kb is not None:
@@ -196,13 +208,15 @@ class SqliteJobStore:
         )
         return cur.rowcount == 1
 
-    def progress(self, job_id: str, worker: str, progress: dict) -> None:
+    def progress(self, job_id: str, worker: str, progress: dict[str, Any]) -> None:
         self._db.execute(
             "UPDATE jobs SET progress = ? WHERE id = ? AND worker = ? AND state = 'running'",
             (json.dumps(progress), job_id, worker),
         )
 
-    def finish(self, job_id: str, worker: str, state: str, report: dict | None, error: str | None) -> bool:
+    def finish(
+        self, job_id: str, worker: str, state: JobState, report: dict[str, Any] | None, error: str | None
+    ) -> bool:
         """Records the outcome; False if the job was taken over meanwhile (the lease ran out)."""
         cur = self._db.execute(
             "UPDATE jobs SET state = ?, report = ?, error = ?, finished_at = ?, lease_until = NULL "
@@ -230,7 +244,7 @@ class SqliteJobStore:
         ).fetchall()
         return [r["id"] for r in rows]
 
-    def add_delivery(self, job_id: str, delivery: dict) -> None:
+    def add_delivery(self, job_id: str, delivery: dict[str, Any]) -> None:
         with self._db.transaction() as conn:
             row = conn.execute("SELECT deliveries FROM jobs WHERE id = ?", (job_id,)).fetchone()
             if row is None:

@@ -42,9 +42,9 @@ from typing import Any, Literal
 
 import httpx
 
-from kb import __version__
 from kb.config.settings import WEBHOOK_EVENTS, Settings
 from kb.errors import WebhookError
+from kb.version import __version__
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ def parse_since(text: str | None) -> float | None:
         return None
     match = _SINCE.match(text.strip())
     if not match:
-        raise InputError(f"--since {text!r} is not a duration; use e.g. 30m, 1h, 7d")
+        raise InputError(f"{text!r} is not a duration; use e.g. 30m, 1h, 7d", field="since")
     return time.time() - float(match.group(1)) * _UNIT[match.group(2)]
 
 

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from kb.documents import Hit
 from kb.errors import BadResponse
 
-if TYPE_CHECKING:
-    from kb.answering.prompt import Prompt
+
+class Prompt(Protocol):
+    """What a provider that calls a model needs of the prompt (answering/prompt.py builds it)."""
+
+    def render(self, context_tokens: int, reserve_output: int) -> tuple[list[dict], int]:
+        """Chat messages that fit `context_tokens`, and how many passages they hold."""
+        ...
 
 
 @dataclass

@@ -34,20 +34,17 @@ class Fallback:
             try:
                 completion = provider.complete(request)
             except CircuitOpen as exc:
-                attempts.append(Attempt(provider.name, "skipped", exc.kind, _ms(started), self._message(exc)))
+                attempts.append(Attempt(provider.name, "skipped", exc.failure, _ms(started), self._message(exc)))
                 continue
             except Exception as exc:
-                kind = exc.kind if isinstance(exc, ProviderError) else "crashed"
+                kind = exc.failure if isinstance(exc, ProviderError) else "crashed"
                 attempts.append(Attempt(provider.name, "error", kind, _ms(started), self._message(exc)))
                 continue
             attempts.append(Attempt(provider.name, "ok", None, _ms(started)))
             completion.attempts = attempts
             return completion
         summary = "; ".join(f"{a.provider}: {a.message or a.error}" for a in attempts)
-        raise AllProvidersFailed(
-            f"no provider answered ({summary}); check the [[providers]] entries in config.toml or run `kb stats`",
-            attempts,
-        )
+        raise AllProvidersFailed(f"no provider answered ({summary})", attempts)
 
 
 def _ms(started: float) -> float:

@@ -18,7 +18,7 @@ from kb.retrieval.keyword import RareTerms, match_expression, terms
 if TYPE_CHECKING:
     from kb.embedding import Embedder
     from kb.ingest.manifest import Manifest
-    from kb.store.chroma import ChromaStore
+    from kb.store import VectorStore
 
 # Candidates each list contributes to the fusion (and to --unique-sources' pick): enough
 # for a passage ranked well by one list only to reach the top-k; each deeper candidate
@@ -28,7 +28,7 @@ CANDIDATES = 50
 
 def ranked(
     manifest: Manifest,
-    store: ChromaStore,
+    store: VectorStore,
     embedder: Embedder,
     rare_terms: RareTerms,
     query: str,
@@ -87,7 +87,7 @@ def _dense_top1(manifest: Manifest, dense: list[tuple[str, float]], hits: list[H
 
 
 def dense_from_store(
-    manifest: Manifest, store: ChromaStore, embedder: Embedder, kb_dir: Path, query: str, k: int, unique: bool
+    manifest: Manifest, store: VectorStore, embedder: Embedder, kb_dir: Path, query: str, k: int, unique: bool
 ) -> list[Hit]:
     """Dense search with texts from the vector store: for a KB whose keyword index is not
     built (a read-only home of a KB from before it)."""

@@ -1,87 +1,33 @@
-"""The HTTP API. Every route parses its input, calls the facade the CLI calls, and renders
-the same JSON the CLI's `--json` prints; errors are kb's own messages and kinds.
+"""The HTTP API. Every route parses its input, calls the core the CLI calls, and renders
+the same JSON the CLI's `--json` prints; errors are kb's own kinds, with remedies in HTTP
+terms (errors.py).
 
-Facade calls block (SQLite, Chroma, the encoder), so routes run them on worker threads,
-with a deadline per request (504 past it). One Library per process holds one
+Calls of the core block (SQLite, Chroma, the encoder), so routes run them on worker
+threads, with a deadline per request (504 past it). One Library per process holds one
 KnowledgeBase per name, shared by all requests.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import os
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from kb import __version__
 from kb.config import Settings
 from kb.errors import KbError
-from kb.library import Library
-from kb.service import errors, routes
+from kb.service import errors
+from kb.service.context import RequestTimeout, Service
 from kb.service.guards import BodyTooLarge, Guards
-from kb.service.observability import Observability
-
-T = TypeVar("T")
-
-
-class RequestTimeout(Exception):
-    pass
-
-
-class Service:
-    """What the routes share: the library, the metrics, the deadline, readiness."""
-
-    def __init__(self, settings: Settings, worker: bool) -> None:
-        self.settings = settings
-        self.library = Library(settings, batch_queries=settings.serve.micro_batch)
-        self.observability = Observability(self.library.home)
-        self.worker = None
-        if worker:
-            from kb.jobs.worker import EmbeddedWorker
-
-            self.worker = EmbeddedWorker(self.library, settings.queue.workers)
-        self.model_ready = False
-
-    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Runs a blocking facade call on a worker thread, within the request deadline."""
-        import anyio
-
-        work = functools.partial(fn, *args, **kwargs)
-        try:
-            return await asyncio.wait_for(
-                anyio.to_thread.run_sync(work, abandon_on_cancel=True), self.settings.serve.request_timeout_s
-            )
-        except TimeoutError as exc:
-            raise RequestTimeout from exc
-
-    def warm(self) -> None:
-        """Loads the query encoder, so the first search does not pay for it."""
-        self.library.home.query_embedder.embed(["ready"])
-        self.model_ready = True
-
-    def readiness(self) -> dict[str, str]:
-        """What is not ready, by part (empty when all is)."""
-        problems: dict[str, str] = {}
-        if not self.model_ready:
-            problems["model"] = "the embedding model is still loading"
-        try:
-            self.library.home.queue.depth()
-        except KbError as exc:
-            problems["queue"] = str(exc)
-        kbs = self.settings.kbs_dir
-        if kbs.exists() and not os.access(kbs, os.R_OK):
-            problems["store"] = f"{kbs} cannot be read"
-        problems.update(self.library.home.shared_problems())
-        return problems
+from kb.service.routers import documents, jobs, openai, probes, search
+from kb.version import __version__
 
 
 def create_app(settings: Settings, worker: bool = False) -> Guards:
@@ -115,7 +61,8 @@ def create_app(settings: Settings, worker: bool = False) -> Guards:
     app.state.service = service
     _handlers(app)
     _metrics_middleware(app, service)
-    routes.register(app, service)
+    for router in (probes.router, search.router, jobs.router, documents.router, openai.router):
+        app.include_router(router)
     tokens = [t.strip() for t in os.environ.get("KB_SERVE_TOKENS", "").split(",") if t.strip()]
     mb = 1024 * 1024
     return Guards(
@@ -130,7 +77,7 @@ def create_app(settings: Settings, worker: bool = False) -> Guards:
 def _handlers(app: FastAPI) -> None:
     @app.exception_handler(KbError)
     async def kb_error(request: Request, exc: KbError) -> JSONResponse:
-        return JSONResponse(errors.body(errors.kind_of(exc), str(exc)), status_code=errors.status_of(exc))
+        return JSONResponse(errors.of(exc), status_code=errors.status_of(exc))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -1,6 +1,6 @@
 """Streaming an answer as server-sent events while the provider chain generates it.
 
-The facade calls the answer's sink from a worker thread; the sink hands each delta to the
+The core calls the answer's sink from a worker thread; the sink hands each delta to the
 event loop, which writes it out at once. Events:
 
     event: delta   data: {"text": "..."}            (as the model writes)
@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from kb.errors import KbError
 from kb.service import errors
 
 if TYPE_CHECKING:
-    from kb.facade import KnowledgeBase
-    from kb.service.app import Service
+    from kb.knowledge_base import KnowledgeBase
+    from kb.options import SearchOptions
+    from kb.service.context import Service
 
 _DONE = object()
 
@@ -47,18 +48,18 @@ class _Sink:
 
 
 async def answer_stream(
-    service: Service, kb: KnowledgeBase, question: str, top_k: int | None, provider: str | None, use_cache: bool,
-    options: dict | None = None,
-) -> AsyncIterator[tuple[str, Any]]:  # fmt: skip
-    """(event, payload) pairs; the last is ("answer", Answer) or ("error", error body).
-    `options`: the retrieval options of `KnowledgeBase.ask` (mode, unique_sources)."""
+    service: Service, kb: KnowledgeBase, question: str, options: SearchOptions, provider: str | None, use_cache: bool
+) -> AsyncIterator[tuple[str, Any]]:
+    """(event, payload) pairs; the last is ("answer", Answer) or ("error", error body)."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue = asyncio.Queue()
     sink = _Sink(loop, queue)
 
     async def produce() -> Any:
         try:
-            return await service.call(kb.ask, question, top_k, provider, use_cache, stream=sink, **(options or {}))
+            return await service.call(
+                kb.ask, question, options=options, provider=provider, use_cache=use_cache, stream=sink
+            )
         finally:
             queue.put_nowait((_DONE, None))
 
@@ -71,7 +72,7 @@ async def answer_stream(
     try:
         answer = task.result()
     except KbError as exc:
-        yield "error", errors.body(errors.kind_of(exc), str(exc))
+        yield "error", errors.of(exc)
         return
     except Exception as exc:  # the stream has started: the error travels as an event
         yield "error", errors.body("internal_error", f"{type(exc).__name__}: {exc}")
@@ -83,8 +84,8 @@ async def answer_stream(
 
 
 async def answer_events(
-    service: Service, kb: KnowledgeBase, question: str, top_k: int | None, provider: str | None, use_cache: bool,
-    render: Callable[[Any], Any], options: dict | None = None,
-) -> AsyncIterator[bytes]:  # fmt: skip
-    async for event, payload in answer_stream(service, kb, question, top_k, provider, use_cache, options):
-        yield sse(event, render(payload) if event == "answer" else payload)
+    service: Service, kb: KnowledgeBase, question: str, options: SearchOptions, provider: str | None, use_cache: bool
+) -> AsyncIterator[bytes]:
+    """The answer stream as server-sent events, the answer last as `kb ask --json` prints it."""
+    async for event, payload in answer_stream(service, kb, question, options, provider, use_cache):
+        yield sse(event, payload.to_json() if event == "answer" else payload)

@@ -5,7 +5,7 @@ code segfault the next process that loads them — a crash no `except` can catch
 kb write leaves a marker (`write.unfinished`) for its duration. A process that finds the
 marker while no writer holds the lock knows a write died: before loading the index itself
 it loads it in a child process (kb.store.probe). If the child dies or fails, the user gets
-a clear error that says to run `kb doctor --repair`; if it passes, the marker goes.
+a clear error that says a repair rebuilds the index; if it passes, the marker goes.
 
 Damage from outside kb (disk faults, edited files) is what `kb doctor` is for: it always
 probes. File signatures cannot stand in for the marker: Chroma rewrites the HNSW files of
@@ -22,6 +22,7 @@ from pathlib import Path
 
 from kb.errors import StoreError
 from kb.locking import LOCK_NAME
+from kb.store import COLLECTION_PREFIX
 
 PROBE_TIMEOUT_S = 300
 
@@ -55,13 +56,13 @@ def probe_index(chroma_dir: Path, collection: str) -> tuple[list[str] | None, st
 MARKER = "write.unfinished"
 
 
-def begin_write(kb_dir: Path, collection: str) -> bool:
+def begin_write(kb_dir: Path, kb: str) -> bool:
     """Called by a writer holding the lock, before it opens the store. True if the previous
     write was interrupted (and the index has been checked since)."""
     marker = kb_dir / MARKER
     interrupted = marker.exists()
     if interrupted:
-        _verify(kb_dir, collection)  # the previous writer died: do not load what it left unchecked
+        _verify(kb_dir, kb)  # the previous writer died: do not load what it left unchecked
     kb_dir.mkdir(parents=True, exist_ok=True)
     marker.write_text(str(os.getpid()))
     return interrupted
@@ -72,7 +73,7 @@ def end_write(kb_dir: Path) -> None:
     (kb_dir / MARKER).unlink(missing_ok=True)
 
 
-def before_read(kb_dir: Path, collection: str) -> None:
+def before_read(kb_dir: Path, kb: str) -> None:
     """Called before this process loads the index (again): if a writer died mid-write,
     the index is probed in a child process first."""
     marker = kb_dir / MARKER
@@ -86,19 +87,17 @@ def before_read(kb_dir: Path, collection: str) -> None:
     except Timeout:
         return  # a live writer (possibly in this process) owns the marker
     except OSError:  # a read-only KB: no writer can be live, and the mark cannot be cleared
-        _verify(kb_dir, collection)
+        _verify(kb_dir, kb)
         return
     try:
         if marker.exists():
-            _verify(kb_dir, collection)
+            _verify(kb_dir, kb)
             marker.unlink(missing_ok=True)
     finally:
         lock.release()
 
 
-def _verify(kb_dir: Path, collection: str) -> None:
-    _, why = probe_index(kb_dir / "chroma", collection)
+def _verify(kb_dir: Path, kb: str) -> None:
+    _, why = probe_index(kb_dir / "chroma", COLLECTION_PREFIX + kb)
     if why:
-        raise StoreError(
-            f"the vector index is damaged (a write was interrupted): {why}; run `kb doctor --repair` to rebuild it"
-        )
+        raise StoreError(f"the vector index is damaged (a write was interrupted): {why}", remedy="repair", kb=kb)

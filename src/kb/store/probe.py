@@ -18,7 +18,7 @@ def main(path: str, name: str) -> None:
     import shutil
     from pathlib import Path
 
-    from kb.store.chroma import readonly_snapshot
+    from kb.store.local import readonly_snapshot
 
     snapshot = readonly_snapshot(Path(path))  # a read-only store is probed from a copy
     try:

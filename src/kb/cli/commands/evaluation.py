@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from kb.cli import render
+from kb.cli import context
+from kb.cli import render as ui
+from kb.cli.render import evaluation as render
 from kb.errors import InputError
+from kb.options import search_mode
+
+if TYPE_CHECKING:
+    from kb.knowledge_base import KnowledgeBase
 
 eval_app = typer.Typer(
     help="Measure retrieval and answer quality on your own labelled questions (docs/quality.md).",
@@ -19,16 +26,15 @@ JSON = typer.Option(False, "--json", help="One JSON object: the figures and a ro
 KB = typer.Option(None, "--kb", help="Knowledge base to evaluate (same as `kb --kb NAME eval ...`).")
 
 
-def _kb(name: str | None):
-    from kb.cli import app
-
+def _kb(ctx: typer.Context, name: str | None) -> KnowledgeBase:
     if name is not None:
-        app._options["kb"] = name
-    return app._kb()
+        context.of(ctx).kb = name
+    return context.kb(ctx)
 
 
 @eval_app.command("retrieval")
 def retrieval(
+    ctx: typer.Context,
     queries: Path = typer.Argument(..., help='Queries, JSONL: {"_id": "q1", "text": "..."} per line (BEIR layout).'),
     qrels: Path = typer.Argument(
         ...,
@@ -50,24 +56,25 @@ def retrieval(
     from kb.evaluation.retrieval import MODES, evaluate
 
     if mode not in MODE_CHOICES:
-        raise InputError(f"--mode {mode!r}: use {', '.join(MODE_CHOICES)}")
+        raise InputError(f"{mode!r}: use {', '.join(MODE_CHOICES)}", field="mode")
     q, r = datasets.load_queries(queries), datasets.load_qrels(qrels)
     progress = render.EvalProgress()
     try:
         report = evaluate(
-            _kb(kb_name),
+            _kb(ctx, kb_name),
             q,
             r,
-            list(MODES) if mode == "all" else [mode],
+            list(MODES) if mode == "all" else [search_mode(mode)],
             progress.update,
         )
     finally:
         progress.finish()
-    render.emit_json(report.to_json()) if as_json else render.retrieval_eval(report.to_json(per_query=False))
+    ui.emit_json(report.to_json()) if as_json else render.retrieval_eval(report.to_json(per_query=False))
 
 
 @eval_app.command("answers")
 def answers(
+    ctx: typer.Context,
     qa: Path = typer.Argument(
         ...,
         help='Questions, JSONL: {"question": "...", "answers": ["gold", ...], "doc": "corpus-id"} per line; doc optional.',
@@ -90,7 +97,9 @@ def answers(
     items = datasets.load_qa(qa)
     progress = render.EvalProgress()
     try:
-        summary, rows = evaluate(_kb(kb_name), items, provider, top_k, lambda d, t: progress.update("answers", d, t))
+        summary, rows = evaluate(
+            _kb(ctx, kb_name), items, provider, top_k, lambda d, t: progress.update("answers", d, t)
+        )
     finally:
         progress.finish()
-    render.emit_json({**summary, "per_question": rows}) if as_json else render.answers_eval(summary)
+    ui.emit_json({**summary, "per_question": rows}) if as_json else render.answers_eval(summary)

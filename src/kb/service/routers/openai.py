@@ -17,16 +17,20 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-from fastapi import FastAPI
+from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from kb.errors import InputError
+from kb.options import SearchOptions
+from kb.service.context import Service, ServiceDep
 from kb.service.streaming import answer_stream
 
 if TYPE_CHECKING:
     from kb.answering.answer import Answer
-    from kb.service.app import Service
+    from kb.knowledge_base import KnowledgeBase
+
+router = APIRouter(tags=["openai"])
 
 MAX_INPUTS = 256
 
@@ -77,57 +81,53 @@ def _usage(answer: Answer) -> dict:
             "total_tokens": u.input_tokens + u.output_tokens}  # fmt: skip
 
 
-def register(app: FastAPI, service: Service) -> None:
-    lib = service.library
+@router.post("/v1/embeddings")
+async def embeddings(body: EmbeddingsRequest, service: ServiceDep) -> dict:
+    """Vectors from kb's embedding model, in OpenAI's shape."""
+    texts = [body.input] if isinstance(body.input, str) else list(body.input)
+    if not texts or len(texts) > MAX_INPUTS:
+        raise InputError(f"send 1 to {MAX_INPUTS} inputs, not {len(texts)}")
+    if any(not isinstance(t, str) or not t for t in texts):
+        raise InputError("every input must be a non-empty string")
+    home = service.library.home
+    vectors = await service.call(home.query_embedder.embed, texts)
+    tokens = await service.call(lambda: sum(home.chunker.count(t) for t in texts))
+    data = []
+    for i, row in enumerate(np.asarray(vectors, dtype=np.float32)):
+        value: Any = (
+            base64.b64encode(row.astype("<f4").tobytes()).decode()
+            if body.encoding_format == "base64"
+            else [float(x) for x in row]
+        )
+        data.append({"object": "embedding", "index": i, "embedding": value})
+    return {"object": "list", "data": data, "model": home.model_id,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}  # fmt: skip
 
-    @app.post("/v1/embeddings", tags=["openai"])
-    async def embeddings(body: EmbeddingsRequest) -> dict:
-        """Vectors from kb's embedding model, in OpenAI's shape."""
-        texts = [body.input] if isinstance(body.input, str) else list(body.input)
-        if not texts or len(texts) > MAX_INPUTS:
-            raise InputError(f"send 1 to {MAX_INPUTS} inputs, not {len(texts)}")
-        if any(not isinstance(t, str) or not t for t in texts):
-            raise InputError("every input must be a non-empty string")
-        home = lib.home
-        vectors = await service.call(home.query_embedder.embed, texts)
-        tokens = await service.call(lambda: sum(home.chunker.count(t) for t in texts))
-        data = []
-        for i, row in enumerate(np.asarray(vectors, dtype=np.float32)):
-            value: Any = (
-                base64.b64encode(row.astype("<f4").tobytes()).decode()
-                if body.encoding_format == "base64"
-                else [float(x) for x in row]
-            )
-            data.append({"object": "embedding", "index": i, "embedding": value})
-        return {"object": "list", "data": data, "model": home.model_id,
-                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}  # fmt: skip
 
-    @app.post("/v1/chat/completions", tags=["openai"], response_model=None)
-    async def chat(body: ChatRequest) -> Any:
-        """A RAG answer from the knowledge base named by `model`, with citations."""
-        kb = lib.kb(body.model)
-        question = _question(body.messages)
-        created, completion_id = int(time.time()), f"chatcmpl-{uuid.uuid4().hex[:24]}"
-        if body.stream:
-            return StreamingResponse(_chunks(service, kb, question, body.model, completion_id, created),
-                                     media_type="text/event-stream")  # fmt: skip
-        answer = await service.call(kb.ask, question)
-        service.observability.answered(answer)
-        return {
-            "id": completion_id,
-            "object": "chat.completion",
-            "created": created,
-            "model": body.model,
-            "choices": [
-                {"index": 0, "message": {"role": "assistant", "content": _reply(answer)}, "finish_reason": "stop"}
-            ],
-            "usage": _usage(answer),
-            "kb_answer": answer.to_json(),
-        }
+@router.post("/v1/chat/completions", response_model=None)
+async def chat(body: ChatRequest, service: ServiceDep) -> Any:
+    """A RAG answer from the knowledge base named by `model`, with citations."""
+    kb = service.library.kb(body.model)
+    question = _question(body.messages)
+    created, completion_id = int(time.time()), f"chatcmpl-{uuid.uuid4().hex[:24]}"
+    if body.stream:
+        return StreamingResponse(_chunks(service, kb, question, body.model, completion_id, created),
+                                 media_type="text/event-stream")  # fmt: skip
+    answer = await service.call(kb.ask, question)
+    service.observability.answered(answer)
+    return {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": created,
+        "model": body.model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": _reply(answer)}, "finish_reason": "stop"}],
+        "usage": _usage(answer),
+        "kb_answer": answer.to_json(),
+    }
 
 
 async def _chunks(
-    service: Service, kb: Any, question: str, model: str, completion_id: str, created: int
+    service: Service, kb: KnowledgeBase, question: str, model: str, completion_id: str, created: int
 ) -> AsyncIterator[bytes]:
     """OpenAI's chunk stream: the answer as it is written, then its sources, then [DONE]."""
 
@@ -137,7 +137,7 @@ async def _chunks(
         return f"data: {json.dumps(body, ensure_ascii=False)}\n\n".encode()
 
     yield chunk({"role": "assistant", "content": ""})
-    async for event, payload in answer_stream(service, kb, question, None, None, True):
+    async for event, payload in answer_stream(service, kb, question, SearchOptions(), None, True):
         if event == "delta":
             yield chunk({"content": payload["text"]})
         elif event == "reset":

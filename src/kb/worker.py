@@ -1,5 +1,9 @@
-"""`kb worker`: runs queued jobs until stopped (Ctrl-C or SIGTERM finish the running jobs;
-a kill -9 leaves them to another worker through their leases)."""
+"""`kb worker` and `kb serve --worker`: a front-end that runs queued jobs until stopped.
+
+Ctrl-C or SIGTERM finish the running jobs; a kill -9 leaves them to another worker through
+their leases (jobs/runner.py). The worker binds the queue to a Runner that does each job's
+work through the Library, as any other front-end calls the core.
+"""
 
 from __future__ import annotations
 
@@ -10,19 +14,25 @@ from kb.jobs.runner import Runner
 from kb.library import Library
 
 
-def run_worker(settings: Settings, workers: int | None, say: Callable[[str], None]) -> None:
-    library = Library(settings)
+def _runner(library: Library) -> Runner:
     home = library.home
-    runner = Runner(library, home.jobs, home.queue)
+    runner = Runner(library.run_ingest, home.jobs, home.queue, library.settings)
     home.queue.bind(runner)
-    count = workers or settings.queue.workers
-    consumer = home.queue.consumer(count)
+    return runner
+
+
+def run_worker(settings: Settings, workers: int | None, say: Callable[[str], None]) -> None:
     from kb.jobs.webhooks import secret_problems
 
+    library = Library(settings)
+    runner = _runner(library)
+    queue = library.home.queue
+    count = workers or settings.queue.workers
+    consumer = queue.consumer(count)
     for problem in secret_problems(settings):
         say(f"warning: {problem}")
     runner.start_reclaimer()  # first round now: jobs of a worker that died are taken over at once
-    say(f"kb worker {runner.worker}: {count} job slots on the {home.queue.backend} queue; Ctrl-C stops")
+    say(f"kb worker {runner.worker}: {count} job slots on the {queue.backend} queue; Ctrl-C stops")
     try:
         consumer.run()
     finally:
@@ -34,8 +44,7 @@ class EmbeddedWorker:
     """The same worker inside `kb serve --worker`, started and stopped with the server."""
 
     def __init__(self, library: Library, workers: int) -> None:
-        self.runner = Runner(library, library.home.jobs, library.home.queue)
-        library.home.queue.bind(self.runner)
+        self.runner = _runner(library)
         self.consumer = library.home.queue.consumer(workers, embedded=True)
 
     def start(self) -> None:

@@ -16,9 +16,11 @@ from fastapi import Request
 from pydantic import BaseModel, Field, ValidationError
 
 from kb.errors import Forbidden, InputError
+from kb.options import IngestScope
 
 if TYPE_CHECKING:
-    from kb.service.app import Service
+    from kb.jobs.store import Job
+    from kb.service.context import Service
 
 _SAFE_NAME = re.compile(r"[^\w. -]+")
 
@@ -47,7 +49,7 @@ def allowed_path(given: str, roots: list[str]) -> Path:
     raise Forbidden(f"{given} is outside the folders this server may read ({', '.join(roots)}); see serve.roots")
 
 
-async def accept_ingest(service: Service, request: Request) -> dict:
+async def accept_ingest(service: Service, request: Request) -> Job:
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
         return await _uploads(service, request)
@@ -59,9 +61,8 @@ async def accept_ingest(service: Service, request: Request) -> dict:
         raise InputError(f"the body is not JSON ({exc}); send JSON or multipart/form-data") from None
     paths = [allowed_path(p, service.settings.serve.roots) for p in body.paths]
     _check_callback(service, body.callback_url)
-    kb = service.library.kb(body.kb)
-    return await service.call(kb.enqueue_ingest, paths, body.include, body.exclude, body.hidden, body.prune,
-                              body.callback_url)  # fmt: skip
+    scope = IngestScope.of(paths, body.include, body.exclude, body.hidden, body.prune)
+    return await service.call(service.library.enqueue_ingest, body.kb, scope, body.callback_url)
 
 
 def _check_callback(service: Service, url: str | None) -> None:
@@ -71,7 +72,7 @@ def _check_callback(service: Service, url: str | None) -> None:
         check_url(url, service.settings.webhooks_allow_private)
 
 
-async def _uploads(service: Service, request: Request) -> dict:
+async def _uploads(service: Service, request: Request) -> Job:
     form = await request.form(max_files=1000, max_fields=20)
     folder = service.settings.uploads_dir / f"upl_{uuid.uuid4().hex[:20]}"
     saved = 0
@@ -91,8 +92,7 @@ async def _uploads(service: Service, request: Request) -> dict:
             raise InputError('no files in the upload; send them as multipart form field "files"')
         callback = _field(form, "callback_url")
         _check_callback(service, callback)
-        kb = service.library.kb(_field(form, "kb"))
-        return await service.call(kb.enqueue_ingest, [folder], None, None, False, False, callback)
+        return await service.call(service.library.enqueue_ingest, _field(form, "kb"), [folder], callback)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)  # not accepted: nothing is kept
         raise

@@ -1,0 +1,141 @@
+"""Knowledge bases shared by several kb instances: vectors on a Chroma server (`store.url`),
+the manifest's truth, the catalogue and the write lock (a lease) on Redis (`state.url`).
+
+Each instance keeps a mirror of a KB's manifest under its own KB_HOME
+(ingest/shared_manifest.py); a reader brings it up to date when the shared records moved. A
+server's client caches nothing, so the store itself is never stale.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING
+
+from kb.access.base import KbAccess, OnWait, _quiet
+from kb.access.local import MANIFEST, not_found
+from kb.config import Settings
+from kb.errors import KbError
+
+if TYPE_CHECKING:
+    import redis
+
+    from kb.ingest.manifest import Manifest
+    from kb.ingest.shared_manifest import MirroredManifest
+    from kb.locking import Held
+    from kb.store import VectorStore
+
+
+class SharedStorage:
+    def __init__(self, settings: Settings, client: redis.Redis) -> None:
+        assert settings.store.url is not None
+        self.settings = settings
+        self.url: str = settings.store.url
+        self.client = client
+
+    def names(self) -> list[str]:
+        from kb.ingest import shared_manifest
+
+        return shared_manifest.names(self.client)
+
+    def exists(self, name: str) -> bool:
+        from kb.ingest import shared_manifest
+
+        return shared_manifest.exists(self.client, name)
+
+    def require(self, name: str) -> None:
+        if not self.exists(name):
+            raise not_found(name, self.settings.home, self.names())
+
+    def delete(self, name: str, on_wait: OnWait = _quiet) -> None:
+        """The KB leaves the catalogue first, so no instance starts on it; then its vectors
+        go, then this instance's mirror."""
+        from kb.ingest.shared_manifest import drop_shared
+        from kb.store.server import delete_remote
+
+        self.require(name)
+        with self.write_lock(name, on_wait):
+            drop_shared(self.client, name)
+            delete_remote(self.url, name)
+        mirror = self.settings.kbs_dir / name
+        if mirror.exists():
+            trash = self.settings.kbs_dir / f".deleted-{name}-{time.time_ns()}"
+            mirror.rename(trash)
+            shutil.rmtree(trash, ignore_errors=True)
+
+    def write_lock(
+        self, name: str, on_wait: OnWait = _quiet, timeout_s: float | None = None
+    ) -> AbstractContextManager[Held]:
+        from kb.locking import shared_write_lock
+
+        timeout = self.settings.lock_timeout_s if timeout_s is None else timeout_s
+        return shared_write_lock(self.client, name, timeout, self.settings.state.lock_lease_s, on_wait)
+
+    def open(self, settings: Settings, model_id: Callable[[], str]) -> KbAccess:
+        return SharedAccess(settings, self, model_id)
+
+    def problems(self) -> dict[str, str]:
+        from kb.store.server import ping_server
+
+        try:
+            ping_server(self.url)
+        except KbError as exc:
+            return {"store": str(exc)}
+        return {}
+
+
+class SharedAccess(KbAccess):
+    storage: SharedStorage
+
+    @property
+    def mirrored(self) -> MirroredManifest:
+        return self.manifest  # type: ignore[return-value]  # what _open_manifest opened
+
+    def _open_manifest(self) -> Manifest:
+        from kb.ingest.shared_manifest import MirroredManifest
+
+        return MirroredManifest(self.settings.kb_dir / MANIFEST, self.storage.client, self.name)
+
+    def _open_store(self) -> VectorStore:
+        from kb.store.server import ServerChromaStore
+
+        return ServerChromaStore(self.storage.url, self.name)
+
+    def refresh(self) -> None:
+        """Brings this instance's mirror up to date with the shared records."""
+        with self._gate.shared():
+            if not self.mirrored.is_synced():
+                self.mirrored.sync(lambda ids: self.store.stored(ids) if ids else [])
+
+    def _before_write(self, held: Held) -> None:
+        self.mirrored.fence = held.check  # a lease lost on the way stops the next commit
+
+    def _after_write(self, held: Held) -> None:
+        self.mirrored.unfence()
+        with contextlib.suppress(KbError):  # a lost lease: the next read syncs
+            held.check()  # the mirror has every commit only while they were all ours
+            self.mirrored.mark_synced()
+
+    def _begin_mark(self) -> bool:
+        return self.mirrored.begin_write()
+
+    def _end_mark(self) -> None:
+        self.mirrored.end_write()
+
+    def index_health(self) -> tuple[list[str] | None, str | None]:
+        """A Chroma server looks after its own index; unreachable is an error, not damage."""
+        return sorted(self.store.ids()), None
+
+    @contextlib.contextmanager
+    def _planning(self) -> Iterator[Manifest | None]:
+        if not self.storage.exists(self.name):
+            yield None
+            return
+        self.refresh()  # this instance's mirror, brought up to date; the shared KB is not written
+        yield self.manifest
+
+    def planning_manifest(self) -> AbstractContextManager[Manifest | None]:
+        return self._planning()

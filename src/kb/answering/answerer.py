@@ -1,0 +1,128 @@
+"""The answering pipeline: cache → retrieve → prompt → generate (the provider chain) →
+verify citations → cache, with one metrics event per question.
+
+The answer cache is keyed by everything that changes the answer: the question's cache form,
+the knowledge base and its content key, the model, the chain, the search options and the
+prompt's version. A cached answer needs neither the model nor the store. A degraded answer
+(an earlier link of the chain failed) is not cached: once the preferred provider is back,
+the same question should reach it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from kb.errors import AllProvidersFailed
+
+if TYPE_CHECKING:
+    from kb.answering.answer import Answer
+    from kb.cache import Cache
+    from kb.config import Settings
+    from kb.documents import Hit
+    from kb.metrics.store import Event
+    from kb.options import ResolvedSearch
+    from kb.providers.breaker import BreakerBoard
+
+Retrieve = Callable[[str, "ResolvedSearch"], tuple[list["Hit"], float, "float | None"]]
+
+
+def ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)
+
+
+@dataclass
+class Answerer:
+    """Answers the questions of one knowledge base. `retrieve` gives (hits, milliseconds, the
+    dense top-1 similarity); `content_key` moves with every write; `require_content` raises
+    for an empty knowledge base; `record` keeps a metrics event."""
+
+    kb: str
+    settings: Settings
+    cache: Cache
+    breakers: BreakerBoard
+    embed: Callable[[list[str]], Any]
+    model_id: str
+    retrieve: Retrieve
+    content_key: Callable[[], str]
+    require_content: Callable[[], None]
+    record: Callable[[Event], None]
+
+    def answer(
+        self, question: str, search: ResolvedSearch, provider: str | None, use_cache: bool, stream: Any, started: float
+    ) -> Answer:
+        from kb.answering.prompt import PROMPT_VERSION
+        from kb.answering.question import cache_form
+        from kb.cache import answer_key
+        from kb.providers.chain import chain_fingerprint
+
+        key = answer_key(
+            q=cache_form(question),
+            kb=self.kb,
+            version=self.content_key(),
+            model=self.model_id,
+            chain=chain_fingerprint(self.settings, provider),
+            k=search.k,
+            mode=search.mode,
+            unique_sources=search.unique_sources,
+            prompt=PROMPT_VERSION,
+        )
+        if use_cache:
+            hit = self._cached(key, question, started)
+            if hit is not None:
+                return hit
+        answer = self._generate(question, search, provider, stream, started)
+        if use_cache and all(a.outcome == "ok" for a in answer.attempts):
+            self.cache.set(key, answer)
+        return answer
+
+    def _cached(self, key: str, question: str, started: float) -> Answer | None:
+        from kb.metrics.store import Event
+
+        hit = self.cache.get(key)
+        if hit is None:
+            return None
+        hit.question, hit.cached, hit.attempts = question, True, []
+        hit.latency_ms = {"retrieve": 0.0, "generate": 0.0, "total": ms_since(started)}
+        event = Event("ask", self.kb, hit.latency_ms["total"], provider=hit.provider, model=hit.model)
+        event.cached, event.top1 = True, hit.top1
+        self.record(event)
+        return hit
+
+    def _generate(
+        self, question: str, search: ResolvedSearch, provider: str | None, stream: Any, started: float
+    ) -> Answer:
+        from kb.answering.answer import Answer
+        from kb.answering.citations import verify
+        from kb.answering.prompt import Prompt
+        from kb.metrics.store import Event
+        from kb.providers.base import CompletionRequest
+        from kb.providers.chain import build_chain
+
+        self.require_content()
+        chain = build_chain(self.settings, self.breakers, self.embed, only=provider)
+        hits, retrieve_ms, top1 = self.retrieve(question, search)
+        request = CompletionRequest(question=question, passages=hits, prompt=Prompt(question, hits), stream=stream)
+        generating = time.perf_counter()
+        try:
+            completion = chain.complete(request)
+        except AllProvidersFailed as exc:
+            event = Event("ask", self.kb, ms_since(started), retrieve_ms=retrieve_ms, generate_ms=ms_since(generating))
+            event.error, event.top1, event.attempts = exc.failure, top1, exc.attempts
+            self.record(event)
+            raise
+        generate_ms = ms_since(generating)
+        text, citations, dropped = verify(completion.text, hits, completion.passages_given)
+        latency = {"retrieve": retrieve_ms, "generate": generate_ms, "total": ms_since(started)}
+        answer = Answer(
+            question, text, citations, completion.provider, completion.model, completion.usage, latency,
+            completion.attempts, dropped_citations=dropped, top1=top1,
+        )  # fmt: skip
+        u = completion.usage
+        event = Event("ask", self.kb, latency["total"], retrieve_ms, generate_ms, completion.provider, completion.model)
+        event.input_tokens, event.output_tokens, event.cost_usd = u.input_tokens, u.output_tokens, u.cost_usd
+        event.top1, event.attempts = top1, completion.attempts
+        self.record(event)
+        return answer

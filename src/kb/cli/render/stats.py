@@ -1,0 +1,47 @@
+"""`kb stats`: requests, cache, latency, providers, drift."""
+
+from __future__ import annotations
+
+from kb.cli.render import fmt, out
+
+
+def stats(data: dict) -> None:
+    from rich.table import Table
+
+    req = ", ".join(f"{n} {k}" for k, n in data["requests"].items()) or "none"
+    cache = data["cache"]
+    out.print(f"[bold]requests[/] {req}; {data['errors']} with errors")
+    out.print(
+        f"[bold]cache[/] {cache['hits']} of {cache['asks']} asks answered from cache (hit rate {fmt(cache['hit_rate'])})"
+    )
+    lat = Table(title="latency (ms)", title_justify="left")
+    for col in ("stage", "request", "n", "p50", "p95", "p99"):
+        lat.add_column(col)
+    for stage, kinds in data["latency_ms"].items():
+        for kind, v in kinds.items():
+            if v["n"]:
+                lat.add_row(stage, kind, str(v["n"]), fmt(v["p50"]), fmt(v["p95"]), fmt(v["p99"]))
+    out.print(lat)
+    prov = Table(title="providers", title_justify="left")
+    for col in ("provider", "answers", "tokens in", "tokens out", "cost $", "attempts", "error rate", "breaker"):
+        prov.add_column(col)
+    for name, p in data["providers"].items():
+        prov.add_row(
+            name,
+            fmt(p.get("answers")),
+            fmt(p.get("input_tokens")),
+            fmt(p.get("output_tokens")),
+            fmt(p.get("cost_usd")),
+            fmt(p.get("attempts")),
+            fmt(p.get("error_rate")),
+            p.get("breaker", "closed"),
+        )
+    out.print(prov)
+    d = data["drift"]
+    r, b = d["recent"], d["baseline"]
+    out.print(
+        f"[bold]drift[/] top-1 similarity: recent mean {fmt(r['mean'])} (n={r['n']}), baseline mean "
+        f"{fmt(b['mean'])} (n={b['n']}), shift {fmt(d['mean_shift'])}, KS {fmt(d['ks'])}; "
+        f"share below {d['low_match']}: recent {fmt(r['low_match_share'])}, baseline {fmt(b['low_match_share'])}"
+        + ("; [bold red]drifting[/]" if d["drifting"] else "")
+    )

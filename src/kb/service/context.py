@@ -1,0 +1,76 @@
+"""What the routes share: the Library, the metrics, the request deadline, readiness; and the
+FastAPI dependency that hands it to a route (`ServiceDep`)."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+from fastapi import Depends, Request
+
+from kb.config import Settings
+from kb.errors import KbError
+from kb.library import Library
+from kb.service.observability import Observability
+
+T = TypeVar("T")
+
+
+class RequestTimeout(Exception):
+    pass
+
+
+class Service:
+    def __init__(self, settings: Settings, worker: bool) -> None:
+        self.settings = settings
+        self.library = Library(settings, batch_queries=settings.serve.micro_batch)
+        self.observability = Observability(self.library.home)
+        self.worker = None
+        if worker:
+            from kb.worker import EmbeddedWorker
+
+            self.worker = EmbeddedWorker(self.library, settings.queue.workers)
+        self.model_ready = False
+
+    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Runs a blocking call of the core on a worker thread, within the request deadline."""
+        import anyio
+
+        work = functools.partial(fn, *args, **kwargs)
+        try:
+            return await asyncio.wait_for(
+                anyio.to_thread.run_sync(work, abandon_on_cancel=True), self.settings.serve.request_timeout_s
+            )
+        except TimeoutError as exc:
+            raise RequestTimeout from exc
+
+    def warm(self) -> None:
+        """Loads the query encoder, so the first search does not pay for it."""
+        self.library.home.query_embedder.embed(["ready"])
+        self.model_ready = True
+
+    def readiness(self) -> dict[str, str]:
+        """What is not ready, by part (empty when all is)."""
+        problems: dict[str, str] = {}
+        if not self.model_ready:
+            problems["model"] = "the embedding model is still loading"
+        try:
+            self.library.home.queue.depth()
+        except KbError as exc:
+            problems["queue"] = str(exc)
+        kbs = self.settings.kbs_dir
+        if kbs.exists() and not os.access(kbs, os.R_OK):
+            problems["store"] = f"{kbs} cannot be read"
+        problems.update(self.library.home.problems())
+        return problems
+
+
+def service_of(request: Request) -> Service:
+    service: Service = request.app.state.service
+    return service
+
+
+ServiceDep = Annotated[Service, Depends(service_of)]
