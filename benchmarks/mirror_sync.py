@@ -34,7 +34,7 @@ def _timed(fn) -> float:  # type: ignore[no-untyped-def]
 
 
 def run(work: Path, files: int) -> dict:
-    from kb import KnowledgeBase
+    from kb import KnowledgeBase, SearchOptions
     from kb.config import load_settings
 
     redis, chroma = RedisServer(work / "redis").start(), ChromaServer(work / "chroma").start()
@@ -46,16 +46,16 @@ def run(work: Path, files: int) -> dict:
         ingest_ms = _timed(lambda: writer.ingest([corpus]))
         docs, chunks, _ = writer.access.manifest.totals()
         query = ["how does the module handle errors"]
-        writer.search(query, k=5, mode="dense")
-        search_ms = _timed(lambda: writer.search(query, k=5, mode="dense"))
+        writer.search(query, k=5, options=SearchOptions(mode="dense"))
+        search_ms = _timed(lambda: writer.search(query, k=5, options=SearchOptions(mode="dense")))
 
         reader = KnowledgeBase(load_settings(home=str(work / "b")))
-        first_ms = _timed(lambda: reader.search(query, k=5, mode="dense"))
-        again_ms = _timed(lambda: reader.search(query, k=5, mode="dense"))
+        first_ms = _timed(lambda: reader.search(query, k=5, options=SearchOptions(mode="dense")))
+        again_ms = _timed(lambda: reader.search(query, k=5, options=SearchOptions(mode="dense")))
         victim = sorted(corpus.iterdir())[0]
         victim.write_text(victim.read_text() + "\n\nOne more paragraph about error handling.\n")
         writer.ingest([corpus])
-        one_file_ms = _timed(lambda: reader.search(query, k=5, mode="dense"))
+        one_file_ms = _timed(lambda: reader.search(query, k=5, options=SearchOptions(mode="dense")))
         for kb in (writer, reader):
             kb.close()
             kb.home.close()

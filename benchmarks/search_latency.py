@@ -85,7 +85,7 @@ def build(home: Path, n: int, words: list[str]) -> float:
 def measure(home: Path, queries: int, words: list[str], kind: str) -> dict:
     from collections import Counter
 
-    from kb import KnowledgeBase
+    from kb import KnowledgeBase, SearchOptions
     from kb.config import load_settings
     from kb.retrieval.keyword import terms
 
@@ -104,14 +104,14 @@ def measure(home: Path, queries: int, words: list[str], kind: str) -> dict:
     modes = ("dense", "hybrid", "keyword")
     for mode in modes:  # warm: the index into memory, the connections open
         for _ in range(10):
-            kb.search(query(), 5, mode=mode)
+            kb.search(query(), 5, options=SearchOptions(mode=mode))
     times: dict[str, list[float]] = {m: [] for m in modes}
     for i in range(queries):
         order = modes if i % 2 else modes[::-1]
         for mode in order:
             q = query()  # new for every call: the query-embedding cache never answers
             t = time.perf_counter()
-            kb.search(q, 5, mode=mode)
+            kb.search(q, 5, options=SearchOptions(mode=mode))
             times[mode].append((time.perf_counter() - t) * 1000)
     sample = [query() for _ in range(200)]
     keyword_side = sum(bool(kb.access.rare_terms.choose(terms(q), kb.access.manifest.content_key())) for q in sample)

@@ -37,6 +37,7 @@ HTTP client is never told to type a shell command.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 Remedy = Literal[
@@ -50,6 +51,11 @@ Remedy = Literal[
     "write_once",  # details: path — a read-only file from an older kb that one write would migrate
     "providers",  # no provider answered: check the configured chain and its stats
 ]
+
+
+class _Fields(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return "?"
 
 
 def _snake(name: str) -> str:
@@ -71,6 +77,14 @@ class KbError(Exception):
         self.message = message
         self.remedy = remedy
         self.details: dict[str, Any] = details
+
+    def explained(self, wording: Mapping[str, str], **extra: Any) -> str:
+        """The message, then the remedy in one front-end's words: `wording` maps each remedy
+        to a template, filled from the details (and `extra`)."""
+        template = wording.get(self.remedy or "")
+        if template is None:
+            return self.message
+        return f"{self.message}; {template.format_map(_Fields({**self.details, **extra}))}"
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind, "message": self.message}

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from kb.config import Settings
 from kb.errors import DocumentNotFound, KbError, LockTimeout, StoreError
 from kb.home import Home
-from kb.options import IngestScope, PathLike, ResolvedSearch, SearchMode, SearchOptions, scope_of
+from kb.options import IngestScope, PathLike, ResolvedSearch, SearchOptions, scope_of
 
 if TYPE_CHECKING:
     from kb.answering.answer import Answer
@@ -217,22 +217,13 @@ class KnowledgeBase:
         return options.resolved(s.top_k, s.search_mode, s.unique_sources)
 
     def search(
-        self,
-        query: str,
-        k: int | None = None,
-        *,
-        mode: SearchMode | None = None,
-        unique_sources: bool | None = None,
-        options: SearchOptions | None = None,
-        record: bool = True,
+        self, query: str, k: int | None = None, *, options: SearchOptions | None = None, record: bool = True
     ) -> list[Hit]:
-        """The top `k` passages for `query`. `mode`: hybrid, dense or keyword (default: the
-        search_mode setting); `unique_sources`: at most one passage per document. `options`
-        carries the same as one value (front-ends); the keywords override it. `record=False`
-        keeps the search out of `kb stats` (evaluation runs). Empty, huge or binary queries
-        raise InputError."""
-        merged = (options or SearchOptions()).merged(k=k, mode=mode, unique_sources=unique_sources)
-        return self.search_many([query], merged, record=record)[0]
+        """The top `k` passages for `query` (default: the top_k setting). `options` chooses the
+        mode (hybrid, dense or keyword) and whether to keep one passage per document; its `k`
+        gives way to the argument. `record=False` keeps the search out of `kb stats`
+        (evaluation runs). Empty, huge or binary queries raise InputError."""
+        return self.search_many([query], (options or SearchOptions()).merged(k=k), record=record)[0]
 
     def search_many(
         self, queries: Sequence[str], options: SearchOptions | None = None, record: bool = True
@@ -285,23 +276,20 @@ class KnowledgeBase:
         question: str,
         k: int | None = None,
         *,
-        mode: SearchMode | None = None,
-        unique_sources: bool | None = None,
         options: SearchOptions | None = None,
         provider: str | None = None,
         use_cache: bool = True,
         stream: Any = None,
     ) -> Answer:
         """Answers from the knowledge base through the provider chain, with verified
-        citations. `k`, `mode`, `unique_sources` (or `options`) choose the passages as for
-        `search`; `provider` uses one link of the chain only; `stream` receives the answer's
-        text as it is written (`text(delta)`, `reset(reason)`). A cached answer needs neither
-        the model nor the store."""
+        citations. `k` and `options` choose the passages as for `search`; `provider` uses one
+        link of the chain only; `stream` receives the answer's text as it is written
+        (`text(delta)`, `reset(reason)`). A cached answer needs neither the model nor the store."""
         from kb.answering.question import clean_question
 
         started = time.perf_counter()
         q = clean_question(question, self.settings.max_question_chars)
-        search = self._resolve((options or SearchOptions()).merged(k=k, mode=mode, unique_sources=unique_sources))
+        search = self._resolve((options or SearchOptions()).merged(k=k))
         if search.mode != "dense":
             self.access.ensure_keyword_index()
         with self.access.reading():

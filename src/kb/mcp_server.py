@@ -150,18 +150,16 @@ def _result(text: str, data: dict) -> CallToolResult:
 
 
 # -- errors ------------------------------------------------------------------------------
-def error_message(exc: KbError) -> str:
-    """kb's message, with the remedy in terms of this server's tools."""
-    remedy = {
-        "create_kb": "call list_documents without `kb` for the default knowledge base, or name an existing one",
-        "add_documents": "documents are added on the server kb runs on",
-        "list_documents": "list_documents shows what is",
-        "repair": "the server's index needs a repair by whoever runs kb",
-        "diagnose": "whoever runs kb can check the knowledge base",
-        "model_changed": "use another knowledge base",
-        "providers": "the model providers of the server did not answer; try again later",
-    }.get(exc.remedy or "")
-    return f"{exc}; {remedy}" if remedy else str(exc)
+# Each remedy in the assistant's terms: the tools and their arguments.
+WORDING = {
+    "create_kb": "call list_documents without `kb` for the default knowledge base, or name an existing one",
+    "add_documents": "documents are added on the server kb runs on",
+    "list_documents": "list_documents shows what is",
+    "repair": "the server's index needs a repair by whoever runs kb",
+    "diagnose": "whoever runs kb can check the knowledge base",
+    "model_changed": "use another knowledge base",
+    "providers": "the model providers of the server did not answer; try again later",
+}
 
 
 def validation_message(tool: str, exc: ValidationError) -> str:
@@ -187,7 +185,7 @@ class KbServer(MCPServer[Any]):
             if isinstance(cause, ValidationError):
                 raise ToolError(validation_message(name, cause)) from cause
             if isinstance(cause, KbError):
-                raise ToolError(error_message(cause)) from cause
+                raise ToolError(cause.explained(WORDING)) from cause
             if cause is not None and not isinstance(cause, ToolError):
                 traceback.print_exception(cause, file=sys.stderr)  # the server's log: stderr
                 message = f"internal error ({type(cause).__name__}: {cause}); the server's log has the details"

@@ -3,13 +3,19 @@ front-ends' machine output (`kb list --json`, `kb info --json`, `kb kbs --json`,
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 
+class _Value:
+    def to_json(self) -> dict[str, Any]:
+        assert is_dataclass(self) and not isinstance(self, type)  # every subclass is one
+        return asdict(self)
+
+
 @dataclass(frozen=True)
-class DocumentInfo:
+class DocumentInfo(_Value):
     """One ingested document."""
 
     source: str
@@ -21,12 +27,9 @@ class DocumentInfo:
     def of(cls, source: str, chunks: int, size: int, ingested_at: float) -> DocumentInfo:
         return cls(source, chunks, size, datetime.fromtimestamp(ingested_at, UTC).isoformat(timespec="seconds"))
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class KbInfo:
+class KbInfo(_Value):
     """Where a knowledge base lives, its model and its size."""
 
     home: str
@@ -36,18 +39,12 @@ class KbInfo:
     chunks: int
     bytes: int  # on disk: manifest, index (this instance's share with a Chroma server)
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class KbSummary:
+class KbSummary(_Value):
     """One knowledge base of a home, as `kb kbs` lists it."""
 
     kb: str
     documents: int
     chunks: int
     bytes: int
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)

@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from kb import KnowledgeBase
+from kb import KnowledgeBase, SearchOptions
 from kb.config import load_settings
 from kb.errors import KbNotFound, LockTimeout
 from tests.conftest import SAMPLE
@@ -61,7 +61,7 @@ def test_ingest_through_one_instance_is_found_through_the_other(instances, corpu
     report = a.ingest([corpus])
     assert report.chunks_embedded > 0 and not report.failed
     for mode in ("dense", "keyword", "hybrid"):
-        hits = b.search("how many eggs does a queen lay in a day", k=3, mode=mode)
+        hits = b.search("how many eggs does a queen lay in a day", k=3, options=SearchOptions(mode=mode))
         assert hits, mode
         assert hits[0].source.endswith("bee_biology.md"), (mode, hits[0].source)
     assert {d.source for d in b.documents()} == {str(p) for p in corpus.iterdir()}
@@ -74,15 +74,17 @@ def test_ingest_through_one_instance_is_found_through_the_other(instances, corpu
 def test_removal_and_deletion_through_one_instance_reach_the_other(instances, corpus):
     a, b = instances("a"), instances("b")
     a.ingest([corpus])
-    assert b.search("varroa mites", k=10, mode="keyword")
+    assert b.search("varroa mites", k=10, options=SearchOptions(mode="keyword"))
     # A file touched, not changed: A records its new mtime; B's mirror keeps the texts it has.
     touched = corpus / "swarming.txt"
     os.utime(touched, ns=(touched.stat().st_atime_ns, touched.stat().st_mtime_ns + 10**9))
     assert a.ingest([corpus]).chunks_embedded == 0
-    assert {h.source for h in b.search("swarm queen cells", k=10, mode="keyword")} >= {str(touched)}
+    assert {h.source for h in b.search("swarm queen cells", k=10, options=SearchOptions(mode="keyword"))} >= {
+        str(touched)
+    }
     assert b.access.manifest.get(str(touched)).mtime_ns == touched.stat().st_mtime_ns
     a.remove(corpus / "varroa_mites.html")
-    sources = {h.source for h in b.search("varroa mites", k=10, mode="hybrid")}
+    sources = {h.source for h in b.search("varroa mites", k=10, options=SearchOptions(mode="hybrid"))}
     assert str(corpus / "varroa_mites.html") not in sources
     assert len(b.documents()) == 2
     a.access.close()  # as Library.delete does: its adapters go first
@@ -94,12 +96,12 @@ def test_removal_and_deletion_through_one_instance_reach_the_other(instances, co
 def test_a_kb_deleted_and_built_again_through_one_instance_is_searched_through_the_other(instances, corpus):
     a, b = instances("a"), instances("b")
     a.ingest([corpus])
-    assert b.search("varroa mites", k=3, mode="dense")  # B now holds the collection
+    assert b.search("varroa mites", k=3, options=SearchOptions(mode="dense"))  # B now holds the collection
     a.access.close()  # as Library.delete does: its adapters go first
     a.home.storage.delete(a.name)
     a.ingest([corpus / "varroa_mites.html"])  # a new collection of the same name
     for mode in ("dense", "hybrid"):
-        hits = b.search("varroa mites", k=3, mode=mode)
+        hits = b.search("varroa mites", k=3, options=SearchOptions(mode=mode))
         assert {h.source for h in hits} == {str(corpus / "varroa_mites.html")}, mode
 
 
@@ -210,7 +212,7 @@ def test_dry_run_and_doctor_on_another_instance_read_the_shared_manifest(instanc
     assert [p.kind for p in report.problems] == ["missing_chunks"]
     repaired = b.doctor(repair=True)
     assert repaired.healthy, repaired.problems
-    assert a.search("swarm", k=1, mode="dense")
+    assert a.search("swarm", k=1, options=SearchOptions(mode="dense"))
 
 
 def test_a_writer_whose_lease_expired_commits_nothing_more(instances, corpus, redis_url):

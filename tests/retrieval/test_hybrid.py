@@ -85,9 +85,9 @@ def test_keyword_mode_finds_a_rare_code_that_dense_misses_real_model(sample_kb, 
     note = _note_with_code(tmp_path / "extra")
     assert sample_kb.ingest([note.parent]).added == len(PARTS)
 
-    dense = sample_kb.search(CODE, 5, mode="dense")
-    keyword = sample_kb.search(CODE, 5, mode="keyword")
-    hybrid = sample_kb.search(CODE, 5, mode="hybrid")
+    dense = sample_kb.search(CODE, 5, options=SearchOptions(mode="dense"))
+    keyword = sample_kb.search(CODE, 5, options=SearchOptions(mode="keyword"))
+    hybrid = sample_kb.search(CODE, 5, options=SearchOptions(mode="hybrid"))
 
     assert dense[0].source != str(note)  # what the embeddings alone miss
     assert keyword[0].source == str(note) and CODE in keyword[0].text
@@ -126,7 +126,7 @@ def test_match_expression_quotes_words_only():
 
 def test_keyword_search_stems_and_matches_headings_hash_embedder(hash_kb):
     kb, _corpus = hash_kb
-    hits = kb.search("swarms controlled", 3, mode="keyword")  # stems: swarm, control
+    hits = kb.search("swarms controlled", 3, options=SearchOptions(mode="keyword"))  # stems: swarm, control
     assert hits and hits[0].source.endswith("swarming.txt")
 
 
@@ -139,7 +139,9 @@ def test_a_removed_file_loses_its_keyword_rows_on_reingest_hash_embedder(hash_kb
     assert kb.ingest([corpus]).removed == 1
     assert not ids & _keyword_ids(kb_home)
     assert _keyword_ids(kb_home) == _manifest_ids(kb)
-    assert all(not h.source.endswith("swarming.txt") for h in kb.search("swarm", 10, mode="keyword"))
+    assert all(
+        not h.source.endswith("swarming.txt") for h in kb.search("swarm", 10, options=SearchOptions(mode="keyword"))
+    )
 
 
 def test_an_updated_file_replaces_its_keyword_rows_hash_embedder(hash_kb, kb_home):
@@ -148,7 +150,7 @@ def test_an_updated_file_replaces_its_keyword_rows_hash_embedder(hash_kb, kb_hom
     path.write_text(path.read_text() + f"\n\nZebrawood\n---------\n\nA timber some hives are made of, code {CODE}.\n")
     assert kb.ingest([corpus]).updated == 1
     assert _keyword_ids(kb_home) == _manifest_ids(kb)
-    hits = kb.search("zebrawood", 3, mode="keyword")
+    hits = kb.search("zebrawood", 3, options=SearchOptions(mode="keyword"))
     assert len(hits) == 1 and hits[0].source == str(path)
 
 
@@ -176,7 +178,7 @@ def test_an_old_kb_gets_its_keyword_index_on_first_search_without_reembedding_ha
     _old_kb(tmp_path, kb_home)
     kb = KnowledgeBase(load_settings(model="hash"))
     monkeypatch.setattr(type(kb.home), "embedder", property(lambda self: pytest.fail("re-embedded")))
-    hits = kb.search(CODE, 3, mode="keyword")
+    hits = kb.search(CODE, 3, options=SearchOptions(mode="keyword"))
     assert hits and hits[0].source.endswith("part_0.md")
     assert _keyword_ids(kb_home) == _manifest_ids(kb)
     assert _manifest(kb_home).execute("PRAGMA user_version").fetchone()[0] == 3
@@ -201,7 +203,7 @@ def test_an_old_kb_searches_densely_with_a_notice_while_another_process_writes_h
         hits = kb.search("queen eggs", 3)  # hybrid by default: cannot build, falls back
     assert hits and hits[0].source.endswith("bees.md") and hits[0].similarity is not None
     assert len(notices) == 1 and "embeddings alone" in notices[0] and "\n" not in notices[0]
-    hits = kb.search(CODE, 3, mode="keyword")  # the lock is free: built now
+    hits = kb.search(CODE, 3, options=SearchOptions(mode="keyword"))  # the lock is free: built now
     assert hits[0].source.endswith("part_0.md")
     kb.close()
 
@@ -209,8 +211,8 @@ def test_an_old_kb_searches_densely_with_a_notice_while_another_process_writes_h
 def test_unique_sources_gives_one_passage_per_document_hash_embedder(hash_kb):
     kb, _ = hash_kb
     for mode in ("hybrid", "dense", "keyword"):
-        every = kb.search("queen bees honey brood", 8, mode=mode)
-        unique = kb.search("queen bees honey brood", 8, mode=mode, unique_sources=True)
+        every = kb.search("queen bees honey brood", 8, options=SearchOptions(mode=mode))
+        unique = kb.search("queen bees honey brood", 8, options=SearchOptions(mode=mode, unique_sources=True))
         assert len({h.source for h in every}) < len(every), mode  # the filter has work to do
         assert len({h.source for h in unique}) == len(unique) >= 5, mode
         assert [h.rank for h in unique] == list(range(1, len(unique) + 1))
@@ -238,16 +240,16 @@ def test_cli_modes_and_json_fields_hash_embedder(hash_kb, cli, monkeypatch):
 def test_the_answer_cache_keys_on_mode_and_unique_sources_hash_embedder(hash_kb):
     kb, _ = hash_kb
     question = "How many mites per 100 bees means I must treat?"
-    assert not kb.ask(question, mode="dense").cached
-    assert not kb.ask(question, mode="keyword").cached
-    assert not kb.ask(question, mode="keyword", unique_sources=True).cached
-    assert kb.ask(question, mode="keyword").cached
+    assert not kb.ask(question, options=SearchOptions(mode="dense")).cached
+    assert not kb.ask(question, options=SearchOptions(mode="keyword")).cached
+    assert not kb.ask(question, options=SearchOptions(mode="keyword", unique_sources=True)).cached
+    assert kb.ask(question, options=SearchOptions(mode="keyword")).cached
 
 
 def test_the_drift_monitor_records_the_dense_top1_similarity_hash_embedder(hash_kb):
     kb, _ = hash_kb
-    dense = kb.search("varroa mites", 5, mode="dense")
-    kb.search("varroa mites", 5, mode="hybrid")
+    dense = kb.search("varroa mites", 5, options=SearchOptions(mode="dense"))
+    kb.search("varroa mites", 5, options=SearchOptions(mode="hybrid"))
     events = kb.home.metrics.events("default", None)
     assert [e["top1"] for e in events[-2:]] == [dense[0].score, dense[0].score]
 

@@ -129,28 +129,25 @@ class KbAccess:
         with self._gate.shared():
             yield
 
-    @contextmanager
-    def writing(self, lock_timeout_s: float | None = None, on_wait: OnWait | None = None) -> Iterator[None]:
+    def writing(
+        self, lock_timeout_s: float | None = None, on_wait: OnWait | None = None
+    ) -> AbstractContextManager[None]:
         """The write lock, then the gate: a thread waiting for the lock holds no gate, so a
         rebuild never waits for it."""
-        with self.storage.write_lock(self.name, on_wait or self.on_wait, lock_timeout_s) as held:
-            self.refresh()  # include what the previous writer (another process) committed
-            with self._gate.shared():
-                self._writer = threading.current_thread()
-                self._before_write(held)
-                try:
-                    yield
-                finally:
-                    self._after_write(held)
-                    self._writer = None
+        return self._writer_of(self._gate.shared, lock_timeout_s, on_wait)
 
-    @contextmanager
-    def maintaining(self) -> Iterator[None]:
+    def maintaining(self) -> AbstractContextManager[None]:
         """The write lock and the gate exclusively: no operation runs meanwhile, so files may
         move under it (kb doctor's rebuild)."""
-        with self.storage.write_lock(self.name, self.on_wait) as held:
-            self.refresh()
-            with self._gate.exclusive():
+        return self._writer_of(self._gate.exclusive, None, None)
+
+    @contextmanager
+    def _writer_of(
+        self, gate: Callable[[], AbstractContextManager[None]], lock_timeout_s: float | None, on_wait: OnWait | None
+    ) -> Iterator[None]:
+        with self.storage.write_lock(self.name, on_wait or self.on_wait, lock_timeout_s) as held:
+            self.refresh()  # include what the previous writer (another process) committed
+            with gate():
                 self._writer = threading.current_thread()
                 self._before_write(held)
                 try:

@@ -43,31 +43,22 @@ def status_of(exc: KbError) -> int:
     return 400  # kb refused the request for the reason its message gives
 
 
-def _remedy(exc: KbError) -> str | None:
-    d = exc.details
-    match exc.remedy:
-        case "create_kb":
-            return f'create it by ingesting into it (POST /v1/ingest with "kb": "{d.get("kb")}"), or name another "kb"'
-        case "add_documents":
-            return "add documents with POST /v1/ingest"
-        case "list_documents":
-            return "GET /v1/documents lists what is"
-        case "list_jobs":
-            return "GET /v1/jobs lists the jobs"
-        case "repair" | "diagnose":
-            return "the server's administrator can check and repair it"
-        case "model_changed":
-            return "the server's embedding model changed since it was built; use another knowledge base"
-        case "write_once":
-            return "the server needs write access to it once"
-        case "providers":
-            return "GET /v1/stats shows each provider's errors and breaker"
-    return None
+# Each remedy in an HTTP client's terms: a route or a field, never a shell command.
+WORDING = {
+    "create_kb": 'create it by ingesting into it (POST /v1/ingest with "kb": "{kb}"), or name another "kb"',
+    "add_documents": "add documents with POST /v1/ingest",
+    "list_documents": "GET /v1/documents lists what is",
+    "list_jobs": "GET /v1/jobs lists the jobs",
+    "repair": "the server's administrator can check and repair it",
+    "diagnose": "the server's administrator can check and repair it",
+    "model_changed": "the server's embedding model changed since it was built; use another knowledge base",
+    "write_once": "the server needs write access to it once",
+    "providers": "GET /v1/stats shows each provider's errors and breaker",
+}
 
 
 def message(exc: KbError) -> str:
-    remedy = _remedy(exc)
-    return f"{exc}; {remedy}" if remedy else str(exc)
+    return exc.explained(WORDING)
 
 
 def body(kind: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:

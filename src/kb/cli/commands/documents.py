@@ -16,11 +16,7 @@ from kb.cli.render.stats import stats as render_stats
 def list_documents(ctx: typer.Context, as_json: bool = JSON) -> None:
     """List the documents in the knowledge base with their chunk counts."""
     rows = context.kb(ctx).documents()
-    if as_json:
-        for row in rows:
-            ui.emit_json(row.to_json())
-    else:
-        render.documents(rows)
+    ui.emit_ndjson(rows) if as_json else render.documents(rows)
 
 
 def remove(

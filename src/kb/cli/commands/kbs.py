@@ -21,11 +21,7 @@ def kbs_list(ctx: typer.Context, as_json: bool = JSON) -> None:
     if ctx.invoked_subcommand is not None:
         return
     rows = context.library(ctx).knowledge_bases()
-    if as_json:
-        for row in rows:
-            ui.emit_json(row.to_json())
-    else:
-        render.knowledge_bases(rows)
+    ui.emit_ndjson(rows) if as_json else render.knowledge_bases(rows)
 
 
 @app.command("delete")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,24 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 def emit_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+
+
+def emit_ndjson(values: Iterable[Any]) -> None:
+    """One JSON object per line, from values that have `to_json()`."""
+    for value in values:
+        emit_json(value.to_json())
+
+
+def table(columns: Sequence[str], rows: Iterable[Sequence[str]], right: Sequence[str] = ()) -> None:
+    """A plain table on stdout; `right` names the columns aligned right (numbers)."""
+    from rich.table import Table
+
+    shown = Table()
+    for col in columns:
+        shown.add_column(col, justify="right" if col in right else "left")
+    for row in rows:
+        shown.add_row(*row)
+    out.print(shown)
 
 
 def error(message: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kb.cli.render import err, note, out, short
+from kb.cli.render import err, note, out, short, table
 
 if TYPE_CHECKING:
     from kb.doctor import DoctorReport
@@ -12,18 +12,11 @@ if TYPE_CHECKING:
 
 
 def documents(rows: list[DocumentInfo]) -> None:
-    from rich.table import Table
-
     if not rows:
         note("no documents yet; add some with `kb ingest PATH`")
         return
-
-    table = Table()
-    for col in ("source", "chunks", "bytes", "ingested"):
-        table.add_column(col, justify="right" if col in ("chunks", "bytes") else "left")
-    for r in rows:
-        table.add_row(short(r.source), str(r.chunks), str(r.bytes), r.ingested_at)
-    out.print(table)
+    table(("source", "chunks", "bytes", "ingested"),
+          [(short(r.source), str(r.chunks), str(r.bytes), r.ingested_at) for r in rows], right=("chunks", "bytes"))  # fmt: skip
 
 
 def info(data: KbInfo) -> None:
@@ -32,17 +25,11 @@ def info(data: KbInfo) -> None:
 
 
 def knowledge_bases(rows: list[KbSummary]) -> None:
-    from rich.table import Table
-
     if not rows:
         note("no knowledge bases yet; create one with `kb ingest PATH` (or `kb --kb NAME ingest PATH`)")
         return
-    table = Table()
-    for col in ("kb", "documents", "chunks", "bytes"):
-        table.add_column(col, justify="left" if col == "kb" else "right")
-    for r in rows:
-        table.add_row(r.kb, str(r.documents), str(r.chunks), str(r.bytes))
-    out.print(table)
+    table(("kb", "documents", "chunks", "bytes"), [(r.kb, str(r.documents), str(r.chunks), str(r.bytes)) for r in rows],
+          right=("documents", "chunks", "bytes"))  # fmt: skip
 
 
 def doctor(report: DoctorReport, repaired: bool) -> None:
