@@ -38,6 +38,19 @@ def together(work: Callable[..., Any], calls: list[tuple]) -> None:
         t.join()
 
 
+class ManualClock:
+    """A clock a test moves by hand, for cooldowns measured without waiting for them."""
+
+    def __init__(self, now: float = 1_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 class Backend:
     def __init__(self, name: str, home: Path, redis_url: str | None) -> None:
         self.name = name
@@ -62,10 +75,13 @@ class Backend:
             return self._keep(RedisCache(self.client()))
         return self._keep(DiskCache(self.home / "cache", 64))
 
-    def breakers(self, failure_threshold: int, cooldown_s: float):
+    def breakers(self, failure_threshold: int, cooldown_s: float, clock: ManualClock | None = None):
         if self.redis:
-            return self._keep(RedisBreakerBoard(self.client(), failure_threshold, cooldown_s))
-        return self._keep(SqliteBreakerBoard(self.home / "breakers.db", failure_threshold, cooldown_s))
+            return self._keep(RedisBreakerBoard(self.client(), failure_threshold, cooldown_s, clock))
+        board = SqliteBreakerBoard(
+            self.home / "breakers.db", failure_threshold, cooldown_s, *([clock] if clock else [])
+        )
+        return self._keep(board)
 
     def metrics(self, **options: Any):
         if self.redis:

@@ -2,8 +2,10 @@
 
 import json
 import re
+import signal
 
 from tests.conftest import ROOT
+from tests.ingest.test_watch import Watching
 
 
 def _readme_json_blocks() -> list[dict]:
@@ -30,11 +32,12 @@ def test_hash_embedder_readme_json_examples_match_real_output(cli, tmp_path, mon
     assert set(plan) == set(plan_doc)
     assert set(plan["added"][0]) == set(plan_doc["added"][0]) == set(plan["updated"][0])
     assert plan["rate_source"] == "calibration" and plan["chunks_per_s"] > 0
-    assert set(stopped_doc) == {
-        "event",
-        "signal",
-        "batches",
-        "added",
-        "updated",
-        "removed",
-    }  # tests/ingest/test_watch.py
+    watching = Watching(tmp_path)  # a real watch, stopped: the summary line it prints
+    try:
+        assert watching.next()["event"] == "ingest"
+        code, _ = watching.stop(signal.SIGTERM)
+        assert code == 0
+        assert set(watching.next(timeout=5)) == set(stopped_doc)
+    finally:
+        if watching.proc.poll() is None:
+            watching.proc.kill()

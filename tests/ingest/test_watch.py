@@ -117,14 +117,16 @@ def test_hash_embedder_watch_adds_updates_removes_and_stops_on_sigint(watched, k
 
 def test_hash_embedder_watch_reads_a_slowly_written_file_once_complete(watched):
     folder, start = watched
-    w = start()
+    w = start("--settle", "5")
     pieces = [f"Part {i} of the slow report says the hive weighed {40 + i} kilograms." for i in range(6)]
     path = folder / "slow.txt"
     with open(path, "w") as f:
-        for piece in pieces:  # pauses shorter than the settle interval (1 s), longer than watchfiles' step
+        # Pauses fifty times shorter than the settle interval, so even a loaded machine finishes
+        # the file before it counts as settled; each longer than watchfiles' step.
+        for piece in pieces:
             f.write(piece + " ")
             f.flush()
-            time.sleep(0.4)
+            time.sleep(0.1)
     batch = w.next()
     assert (batch["added"], batch["updated"]) == (1, 0)
     w.quiet(2.5)  # never a second version: the half-written one was not stored first

@@ -12,6 +12,7 @@ from kb.providers.breaker import Breaker, SqliteBreakerBoard
 from kb.providers.fallback import Fallback
 from kb.providers.openai_compat import OpenAIProvider
 from kb.providers.retrying import Retrying
+from tests.backends import ManualClock
 from tests.providers.test_openai_provider import _request
 
 
@@ -48,16 +49,18 @@ def test_429_retry_after_beyond_the_deadline_gives_up_at_once(fake_openai):
 
 
 def test_breaker_opens_skips_and_recovers_through_half_open(backend):
-    board = backend.breakers(failure_threshold=2, cooldown_s=0.3)
-    other_process = backend.breakers(failure_threshold=2, cooldown_s=0.3)  # or another machine, on Redis
+    clock = ManualClock()
+    board = backend.breakers(failure_threshold=2, cooldown_s=30, clock=clock)
+    other_process = backend.breakers(failure_threshold=2, cooldown_s=30, clock=clock)  # or another machine
     board.acquire("p")
     board.failure("p")
     board.acquire("p")
     board.failure("p")
     assert board.states()["p"]["state"] == "open"
+    clock.advance(29.9)
     with pytest.raises(CircuitOpen):
         other_process.acquire("p")
-    time.sleep(0.35)
+    clock.advance(0.2)
     board.acquire("p")  # this caller holds the half-open probe
     assert other_process.states()["p"]["state"] == "half_open"
     with pytest.raises(CircuitOpen, match="probing"):
@@ -68,13 +71,17 @@ def test_breaker_opens_skips_and_recovers_through_half_open(backend):
 
 
 def test_failed_half_open_probe_reopens(backend):
-    board = backend.breakers(failure_threshold=1, cooldown_s=0.2)
+    clock = ManualClock()
+    board = backend.breakers(failure_threshold=1, cooldown_s=30, clock=clock)
     board.failure("p")
-    time.sleep(0.25)
+    clock.advance(31)
     board.acquire("p")
     board.failure("p")
     assert board.states()["p"]["state"] == "open"
     with pytest.raises(CircuitOpen):
+        board.acquire("p")
+    clock.advance(29)
+    with pytest.raises(CircuitOpen):  # a new cooldown, from the failed probe
         board.acquire("p")
 
 

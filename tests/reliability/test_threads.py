@@ -208,3 +208,33 @@ def test_close_waits_for_running_operations_and_later_ones_reopen_hash_embedder(
         t.join(timeout=60)
     assert errors == [], errors[:5]
     assert kb.search("red apples", k=3)
+
+    # One search held inside the store's query: close() waits for it, then the next reopens.
+    inside, release, order = threading.Event(), threading.Event(), []
+    expected = len(kb.search("red apples", k=3))
+    store = kb.access.store
+    real_nearest = store.nearest
+
+    def held_nearest(vector, n):
+        inside.set()
+        assert release.wait(60)
+        order.append("search done")
+        return real_nearest(vector, n)
+
+    store.nearest = held_nearest
+    searching = threading.Thread(target=lambda: order.append(len(kb.search("red apples", k=3))))
+    searching.start()
+    assert inside.wait(60)
+    closing = threading.Thread(target=lambda: (kb.close(), order.append("closed")))
+    closing.start()
+    gate = kb.access._gate
+    deadline = time.monotonic() + 60
+    while gate._waiting == 0:  # close() is waiting for the search, not past it
+        assert time.monotonic() < deadline and closing.is_alive()
+        time.sleep(0.001)
+    assert order == []
+    release.set()
+    searching.join(60)
+    closing.join(60)
+    assert order == ["search done", expected, "closed"]  # the search finished, whole, before the close
+    assert kb.access.store is not store and kb.search("red apples", k=3)

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from kb.errors import CircuitOpen, StoreError
-from tests.backends import together
+from tests.backends import ManualClock, together
 
 
 def test_a_provider_appears_closed_once_called_and_failures_are_counted(backend):
@@ -36,15 +36,22 @@ def test_failures_from_many_instances_at_once_are_all_counted(backend):
     assert boards[0].states()["p"]["failures"] == 100  # no lost update
 
 
-def test_instances_racing_for_the_half_open_probe_let_exactly_one_through(backend):
-    boards = [backend.breakers(failure_threshold=1, cooldown_s=0.3) for _ in range(6)]
-    boards[0].failure("p")
-    opened_at = boards[0].states()["p"]["opened_at"]
+def test_the_cooldown_runs_on_the_boards_clock(backend):
+    board = backend.breakers(failure_threshold=1, cooldown_s=60)  # the real clock (Redis: the server's)
+    board.failure("p")
+    opened_at = board.states()["p"]["opened_at"]
     assert opened_at is not None and opened_at == pytest.approx(time.time(), abs=5)
+
+
+def test_instances_racing_for_the_half_open_probe_let_exactly_one_through(backend):
+    clock = ManualClock()
+    boards = [backend.breakers(failure_threshold=1, cooldown_s=30, clock=clock) for _ in range(6)]
+    boards[0].failure("p")
+    assert boards[0].states()["p"]["opened_at"] == clock.now
     for b in boards:
         with pytest.raises(CircuitOpen, match="open"):
             b.acquire("p")
-    time.sleep(0.35)
+    clock.advance(30.5)
     outcomes: list[str] = []
 
     def probe(board) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -86,8 +87,12 @@ CREATE TABLE IF NOT EXISTS breakers (
 """
 
 
+Clock = Callable[[], float]
+
+
 class _Board:
-    """The three calls a Breaker makes, as events for `_apply` (each board stores atomically)."""
+    """The three calls a Breaker makes, as events for `_apply` (each board stores atomically).
+    `clock` gives the time the cooldown is measured in (tests pass a clock they move)."""
 
     def _apply(self, provider: str, event: str) -> None:
         raise NotImplementedError
@@ -105,10 +110,11 @@ class _Board:
 class SqliteBreakerBoard(_Board):
     """The embedded board: one SQLite file under the KB home, shared by every kb process."""
 
-    def __init__(self, path: Path, failure_threshold: int, cooldown_s: float) -> None:
+    def __init__(self, path: Path, failure_threshold: int, cooldown_s: float, clock: Clock = time.time) -> None:
         self._db = Database(path, [_SCHEMA_1])
         self.threshold = failure_threshold
         self.cooldown = cooldown_s
+        self._clock = clock
 
     def _apply(self, provider: str, event: str) -> None:
         with self._db.transaction() as conn:
@@ -120,7 +126,7 @@ class SqliteBreakerBoard(_Board):
                 if row
                 else BreakerState()
             )
-            new = _next(current, event, provider, time.time(), self.threshold, self.cooldown)
+            new = _next(current, event, provider, self._clock(), self.threshold, self.cooldown)
             if new != current or row is None:
                 conn.execute(
                     "INSERT OR REPLACE INTO breakers(provider, state, failures, opened_at, probe_at) VALUES (?, ?, ?, ?, ?)",
@@ -143,14 +149,18 @@ class RedisBreakerBoard(_Board):
     A transition reads the provider's state under WATCH and writes it in MULTI/EXEC; when
     another instance changed the board in between, EXEC fails and the transition runs again
     on what that instance wrote, so two instances never both claim the half-open probe. Time
-    is the Redis server's, so instances whose clocks disagree still agree on the cooldown.
+    is the Redis server's (unless a `clock` is given), so instances whose clocks disagree
+    still agree on the cooldown.
     """
 
-    def __init__(self, client: redis.Redis, failure_threshold: int, cooldown_s: float) -> None:
+    def __init__(
+        self, client: redis.Redis, failure_threshold: int, cooldown_s: float, clock: Clock | None = None
+    ) -> None:
         self._client = client
         self._key = shared.key("breakers")
         self.threshold = failure_threshold
         self.cooldown = cooldown_s
+        self._clock = clock
 
     @staticmethod
     def _decode(raw: bytes | str) -> BreakerState:
@@ -161,7 +171,8 @@ class RedisBreakerBoard(_Board):
         def transition(pipe: Pipeline) -> None:
             raw = pipe.hget(self._key, provider)  # immediate: the pipeline is watching
             current = self._decode(raw) if raw is not None else BreakerState()
-            new = _next(current, event, provider, shared.seconds(pipe.time()), self.threshold, self.cooldown)
+            now = self._clock() if self._clock is not None else shared.seconds(pipe.time())
+            new = _next(current, event, provider, now, self.threshold, self.cooldown)
             pipe.multi()
             if new != current or raw is None:
                 pipe.hset(self._key, provider, json.dumps(astuple(new)))
@@ -182,16 +193,17 @@ class RedisBreakerBoard(_Board):
 class MemoryBreakerBoard(_Board):
     """A board for one process, used when the KB home is read-only."""
 
-    def __init__(self, failure_threshold: int, cooldown_s: float) -> None:
+    def __init__(self, failure_threshold: int, cooldown_s: float, clock: Clock = time.time) -> None:
         self.threshold = failure_threshold
         self.cooldown = cooldown_s
+        self._clock = clock
         self._states: dict[str, BreakerState] = {}
         self._lock = threading.Lock()
 
     def _apply(self, provider: str, event: str) -> None:
         with self._lock:
             current = self._states.get(provider, BreakerState())
-            self._states[provider] = _next(current, event, provider, time.time(), self.threshold, self.cooldown)
+            self._states[provider] = _next(current, event, provider, self._clock(), self.threshold, self.cooldown)
 
     def states(self) -> dict[str, dict]:
         with self._lock:
