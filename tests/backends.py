@@ -20,6 +20,7 @@ from kb.jobs.redis_store import RedisJobStore
 from kb.jobs.store import SqliteJobStore
 from kb.metrics.store import MetricsStore, RedisMetricsStore
 from kb.providers.breaker import RedisBreakerBoard, SqliteBreakerBoard
+from kb.tokens import RedisTokenStore, SqliteTokenStore
 
 
 def together(work: Callable[..., Any], calls: list[tuple]) -> None:
@@ -92,6 +93,11 @@ class Backend:
         if self.redis:
             return self._keep(RedisJobStore(self.client()))
         return self._keep(SqliteJobStore(self.home / "jobs.db"))
+
+    def tokens(self):
+        if self.redis:
+            return self._keep(RedisTokenStore(self.client()))
+        return self._keep(SqliteTokenStore(self.home / "tokens.db"))
 
     def close(self) -> None:
         for adapter in self._opened:

@@ -171,6 +171,7 @@ def test_errors_are_one_line_tool_errors_and_the_server_keeps_serving_hash_embed
     )
     assert messages[4].startswith("invalid arguments for search: query: field required; k: input should be")
     assert "the limit is 2000 (setting max_question_chars)" in messages[5]
+
     assert not later.is_error and later.structured_content["hits"][0]["source"].endswith("queen.md")
     assert "Traceback" not in (tmp_path / "err.log").read_text()
     assert not (kb_home / "kbs" / "typo").exists()  # reading never creates a knowledge base

@@ -6,7 +6,9 @@
     ├── NotFound                 something named that does not exist
     │   ├── KbNotFound           a knowledge base
     │   ├── JobNotFound          a background job
-    │   └── DocumentNotFound     a document (or folder) that is not in the knowledge base
+    │   ├── DocumentNotFound     a document (or folder) that is not in the knowledge base
+    │   ├── ProviderNotFound     a provider asked for by name that the chain does not have
+    │   └── TokenNotFound        an access token of kb serve
     ├── EmptyKb                  a knowledge base without documents, asked a question
     ├── Conflict                 the request does not fit the current state (retrying a running job)
     ├── Forbidden                a path outside the service's allowed roots
@@ -45,6 +47,7 @@ Remedy = Literal[
     "add_documents",  # details: kb — it exists but holds nothing
     "list_documents",  # details: kb — a document named that it does not hold
     "list_jobs",  # a job id that does not exist
+    "list_tokens",  # a token name that does not exist
     "repair",  # details: kb — a damaged index or manifest that a repair rebuilds
     "diagnose",  # details: kb — something a health check would explain
     "model_changed",  # details: kb, built_with, configured
@@ -114,6 +117,14 @@ class JobNotFound(NotFound):
 
 
 class DocumentNotFound(NotFound):
+    pass
+
+
+class ProviderNotFound(NotFound):
+    pass
+
+
+class TokenNotFound(NotFound):
     pass
 
 

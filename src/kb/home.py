@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from kb.jobs.store import JobStore
     from kb.metrics.store import Metrics
     from kb.providers.breaker import BreakerBoard
+    from kb.tokens import TokenStore
 
 
 class Home:
@@ -113,6 +114,17 @@ class Home:
 
             return RedisJobStore(self.state)
         return SqliteJobStore(self.path / "jobs.db")
+
+    @lazy
+    def tokens(self) -> TokenStore:
+        """The access tokens of `kb serve` (kb/tokens.py)."""
+        from kb.tokens import SqliteTokenStore
+
+        if self.state is not None:
+            from kb.tokens import RedisTokenStore
+
+            return RedisTokenStore(self.state)
+        return SqliteTokenStore(self.path / "tokens.db")
 
     @lazy
     def queue(self) -> JobQueue:
@@ -221,7 +233,7 @@ class Home:
         return problems
 
     def close(self) -> None:
-        for name in ("cache", "metrics", "breakers", "jobs", "queue", "state"):
+        for name in ("cache", "metrics", "breakers", "jobs", "tokens", "queue", "state"):
             adapter = drop(self, name)
             if adapter is not None:
                 adapter.close()

@@ -30,7 +30,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from kb.config import Settings
-from kb.errors import DocumentNotFound, KbError, LockTimeout, StoreError
+from kb.errors import DocumentNotFound, InputError, KbError, LockTimeout, StoreError
 from kb.home import Home
 from kb.options import IngestScope, PathLike, ResolvedSearch, SearchOptions, scope_of
 
@@ -108,6 +108,10 @@ class KnowledgeBase:
         from kb.metrics.store import Event
 
         scope = scope_of(paths)
+        missing = [str(p) for p in scope.paths if not os.path.lexists(p.expanduser())]
+        if missing and len(missing) == len(scope.paths):  # nothing to read: create nothing either
+            raise InputError(f"nothing to ingest: {', '.join(missing[:5])} "
+                             f"{'does' if len(missing) == 1 else 'do'} not exist", paths=missing)  # fmt: skip
         started = time.perf_counter()
         with self.access.writing(lock_timeout_s):
             report = self._ingest_locked(scope, progress, hold)

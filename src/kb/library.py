@@ -9,11 +9,13 @@ metrics, breakers and encoders. The CLI holds one for a command.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from kb.config import Settings
+from kb.errors import InputError
 from kb.home import Home
 from kb.knowledge_base import KnowledgeBase
 from kb.options import IngestScope, JobState, PathLike, scope_of
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
     from kb.ingest.pipeline import IngestReport, Progress
     from kb.jobs.store import Job
     from kb.results import KbSummary
+    from kb.tokens import Scope, Token
 
 JOB_LOCK_TIMEOUT_S = 24 * 3600  # a job waits for another job of its KB rather than fail
 
@@ -120,6 +123,33 @@ class Library:
     def run_ingest(self, job: Job, progress: Progress) -> IngestReport:
         """Runs an ingest job's work (the worker's part): waits for another job of its KB."""
         return self.kb(job.kb).ingest(job.scope, progress=progress, lock_timeout_s=JOB_LOCK_TIMEOUT_S)
+
+    # -- access tokens of kb serve ------------------------------------------------------------------
+    def create_token(
+        self, name: str, scope: Scope, kbs: Sequence[str] = (), rpm: int | None = None, expires_in: str | None = None
+    ) -> tuple[str, Token]:
+        """A new token: (its secret, shown this once; its record). `kbs` limits it to those
+        knowledge bases; `rpm` to requests per minute; `expires_in` to a duration (30d)."""
+        from kb.config.loading import validate_kb_name
+        from kb.options import duration_s
+        from kb.tokens import new_token
+
+        validate_kb_name(name)  # token names follow the rules of knowledge base names
+        for kb in kbs:
+            validate_kb_name(kb)
+        if rpm is not None and rpm < 1:
+            raise InputError(f"{rpm} requests per minute allows nothing; give 1 or more", field="rpm")
+        expires_at = time.time() + duration_s(expires_in, "expires") if expires_in else None
+        secret, token = new_token(name, scope, tuple(dict.fromkeys(kbs)), rpm, expires_at)
+        self.home.tokens.add(token)
+        return secret, token
+
+    def tokens(self) -> list[Token]:
+        return self.home.tokens.all()
+
+    def revoke_token(self, name: str) -> Token:
+        """Revokes a token at once on every instance that reads this store (within a second)."""
+        return self.home.tokens.revoke(name)
 
     def close(self) -> None:
         with self._lock:

@@ -9,6 +9,7 @@ defined here and nowhere else.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -23,6 +24,22 @@ JobState = Literal["queued", "running", "done", "failed"]
 JOB_STATES: tuple[JobState, ...] = get_args(JobState)
 
 PathLike = str | os.PathLike[str]
+
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+MAX_DURATION_S = 9999 * 604800  # ~190 years: past any real lifetime, within what a date can hold
+
+
+def duration_s(text: str, field: str) -> float:
+    """Seconds in a duration such as 30m, 12h, 7d or 2w, or InputError naming `field`."""
+    match = _DURATION.match(text.strip())
+    if not match:
+        raise InputError(f"{text!r} is not a duration; use e.g. 30m, 1h, 7d", field=field)
+    seconds = float(match.group(1)) * _UNIT[match.group(2)]
+    if seconds > MAX_DURATION_S:
+        raise InputError(f"{text!r} is longer than 9999 weeks; use a shorter duration", field=field)
+    return seconds
 
 
 def search_mode(value: str) -> SearchMode:

@@ -17,7 +17,7 @@ def test_webhooks_load_with_their_defaults(kb_home, monkeypatch):
     monkeypatch.setenv("KB_TEST_HOOK_SECRET", SECRET)
     write_config(
         kb_home,
-        "webhooks_allow_private = true\nwebhook_timeout_s = 3\nwebhook_retry_for_s = 0\n"
+        'webhooks_allow_hosts = ["10.0.0.7"]\nwebhook_timeout_s = 3\nwebhook_retry_for_s = 0\n'
         + HOOK
         + '[[webhooks]]\nurl = "http://10.0.0.7:9000/hook"\nsecret_env = "KB_TEST_HOOK_SECRET"\n'
         + 'events = ["job.failed", "job.failed"]\n',
@@ -30,7 +30,7 @@ def test_webhooks_load_with_their_defaults(kb_home, monkeypatch):
         ["job.done", "job.failed"],
     )
     assert second.events == ["job.failed"]
-    assert settings.webhooks_allow_private is True
+    assert settings.webhooks_allow_hosts == ["10.0.0.7"] and settings.webhooks_allow_private is False
     assert (settings.webhook_timeout_s, settings.webhook_retry_for_s) == (3.0, 0.0)
     assert settings.warnings == []
     assert SECRET in settings.secrets()  # so messages can be scrubbed of it
@@ -130,3 +130,13 @@ def test_unknown_webhook_keys_are_warnings(kb_home, monkeypatch):
     settings = load_settings()
     assert settings.webhooks[0].events == ["job.done", "job.failed"]
     assert any("webhooks.1: unknown setting 'event' ignored; did you mean 'events'?" in w for w in settings.warnings)
+
+
+def test_allowed_hosts_come_from_the_file_or_the_environment_and_the_old_flag_warns(kb_home, monkeypatch):
+    write_config(kb_home, 'webhooks_allow_hosts = ["hooks.internal", "10.0.0.0/8"]\n')
+    assert load_settings().webhooks_allow_hosts == ["hooks.internal", "10.0.0.0/8"]
+    monkeypatch.setenv("KB_WEBHOOKS_ALLOW_HOSTS", "127.0.0.1,::1")
+    assert load_settings().webhooks_allow_hosts == ["127.0.0.1", "::1"]
+    write_config(kb_home, "webhooks_allow_private = true\n")
+    warnings = load_settings().warnings
+    assert any("webhooks_allow_private is deprecated" in w and "webhooks_allow_hosts" in w for w in warnings)

@@ -139,3 +139,11 @@ def test_hash_embedder_library_warnings_go_to_the_report_not_the_terminal(tmp_pa
     assert doctor["quality"][0]["warnings"] == [warning]
     debug = run_kb("--debug", "ingest", docs, "--json", env={"KB_MODEL": "hash"})
     assert debug.code == 0 and debug.json()["unchanged"] == 1
+
+
+def test_an_ingest_of_nothing_that_exists_is_refused_and_creates_nothing(tmp_path, make_kb, kb_home):
+    from kb.errors import InputError
+
+    with pytest.raises(InputError, match=r"nothing to ingest: .*gone does not exist"):
+        make_kb(model="hash").ingest([tmp_path / "gone"])
+    assert not (kb_home / "kbs").exists()  # no empty knowledge base left behind

@@ -1,6 +1,8 @@
 """The SSRF guard: a webhook URL whose host resolves to this machine or a private network is
-refused unless webhooks_allow_private; every resolved address counts. Only literal addresses
-and `localhost` are resolved here, so no look-up leaves the machine."""
+refused unless its host, address or network is in webhooks_allow_hosts; every resolved
+address counts; cloud metadata addresses are refused whatever the list says. Only literal
+addresses and `localhost` are resolved here (or names, through a monkeypatched resolver),
+and nothing is ever sent: these tests only check URLs."""
 
 from __future__ import annotations
 
@@ -9,7 +11,9 @@ import socket
 import pytest
 
 from kb.errors import WebhookError
-from kb.jobs.webhooks import check_url
+from kb.jobs.webhooks import Allow, check_url
+
+NOTHING = Allow()
 
 
 @pytest.mark.parametrize(
@@ -40,17 +44,49 @@ from kb.jobs.webhooks import check_url
 )
 def test_private_addresses_are_refused_with_what_to_do(url):
     with pytest.raises(WebhookError) as info:
-        check_url(url, allow_private=False)
+        check_url(url, NOTHING)
     message = str(info.value)
-    assert "non-public address" in message and "webhooks_allow_private = true" in message
+    assert ("non-public address" in message and "webhooks_allow_hosts" in message) or "metadata" in message
     assert not info.value.retryable
 
 
 @pytest.mark.parametrize(
     "url", ["http://127.0.0.1:8080/hook", "http://localhost/hook", "http://10.1.2.3/", "http://[::1]/"]
 )
-def test_the_allow_flag_lets_private_receivers_through(url):
-    assert check_url(url, allow_private=True)
+def test_the_deprecated_allow_flag_lets_private_receivers_through(url):
+    assert check_url(url, Allow(private=True))
+
+
+@pytest.mark.parametrize(
+    "entries, url",
+    [
+        (["127.0.0.1"], "http://127.0.0.1:8080/hook"),
+        (["127.0.0.0/8"], "http://127.0.0.2/hook"),
+        (["10.0.0.0/8"], "http://10.1.2.3/hook"),
+        (["10.0.0.0/8"], "http://[::ffff:10.1.2.3]/hook"),  # the same address, IPv4-mapped
+        (["::1"], "http://[::1]/hook"),
+        (["localhost"], "http://localhost/hook"),  # a name: whatever it resolves to
+    ],
+)
+def test_listed_hosts_addresses_and_networks_are_let_through(entries, url):
+    assert check_url(url, Allow.of(entries))
+
+
+@pytest.mark.parametrize(
+    "entries, url",
+    [
+        (["127.0.0.1"], "http://127.0.0.2/hook"),  # the list names one address, not its neighbours
+        (["10.0.0.0/8"], "http://192.168.1.10/hook"),
+        (["hooks.internal"], "http://localhost/hook"),
+        (["169.254.0.0/16"], "http://169.254.169.254/latest/meta-data/"),  # metadata: never
+        (["0.0.0.0/0"], "http://169.254.169.254/"),
+    ],
+)
+def test_everything_else_stays_refused(entries, url):
+    with pytest.raises(WebhookError):
+        check_url(url, Allow.of(entries))
+    with pytest.raises(WebhookError, match="metadata"):
+        check_url("http://169.254.169.254/", Allow(private=True))  # the deprecated flag does not open it either
 
 
 @pytest.mark.parametrize(
@@ -62,7 +98,7 @@ def test_the_allow_flag_lets_private_receivers_through(url):
     ],
 )
 def test_public_literal_addresses_are_accepted(url, addresses):
-    assert check_url(url, allow_private=False) == addresses
+    assert check_url(url, NOTHING) == addresses
 
 
 def test_every_resolved_address_must_be_public(monkeypatch):
@@ -74,8 +110,9 @@ def test_every_resolved_address_must_be_public(monkeypatch):
 
     monkeypatch.setattr(socket, "getaddrinfo", resolver)
     with pytest.raises(WebhookError, match=r"hooks\.example resolves to ::1"):
-        check_url("https://hooks.example/kb", allow_private=False)
-    assert check_url("https://hooks.example/kb", allow_private=True) == ["93.184.216.34", "::1"]
+        check_url("https://hooks.example/kb", NOTHING)
+    assert check_url("https://hooks.example/kb", Allow.of(["hooks.example"])) == ["93.184.216.34", "::1"]
+    assert check_url("https://hooks.example/kb", Allow.of(["::1"])) == ["93.184.216.34", "::1"]
 
 
 def test_a_failed_look_up_is_retryable(monkeypatch):
@@ -84,7 +121,7 @@ def test_a_failed_look_up_is_retryable(monkeypatch):
 
     monkeypatch.setattr(socket, "getaddrinfo", resolver)
     with pytest.raises(WebhookError, match=r"cannot resolve nowhere\.example") as info:
-        check_url("https://nowhere.example/kb", allow_private=False)
+        check_url("https://nowhere.example/kb", NOTHING)
     assert info.value.retryable
 
 
@@ -101,4 +138,4 @@ def test_a_failed_look_up_is_retryable(monkeypatch):
 )
 def test_only_http_urls_with_a_host(url, message):
     with pytest.raises(WebhookError, match=message):
-        check_url(url, allow_private=True)
+        check_url(url, Allow(private=True))

@@ -21,11 +21,12 @@ from standardwebhooks.webhooks import WebhookVerificationError
 from kb.config import load_settings
 from kb.errors import WebhookError
 from kb.jobs import webhooks
-from kb.jobs.webhooks import Message, deliver, notify, read_secret, sign
+from kb.jobs.webhooks import Allow, Message, deliver, notify, read_secret, sign
 from tests.conftest import write_config
 from tests.jobs.receiver import Receiver, free_port
 
 SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()
+LOOPBACK = Allow.of(["127.0.0.1"])  # the receivers of these tests, and nothing else
 JOB = {"id": "job_1", "kind": "ingest", "status": "done", "result": {"added": 3}}
 
 
@@ -63,7 +64,7 @@ def send(url: str, clock: FakeClock, *, event: str = "job.done", timeout_s: floa
         message,
         timeout_s=timeout_s,
         retry_for_s=retry_for_s,
-        allow_private=True,
+        allow=LOOPBACK,
         sleep=clock.sleep,
         clock=clock,
     )
@@ -167,7 +168,7 @@ def test_the_time_bound_holds_with_real_sleeps(receiver):
     receiver.mode = "500"
     message = Message.create("job.failed", JOB, SECRET)
     started = time.monotonic()
-    delivery = deliver(receiver.url, message, timeout_s=2, retry_for_s=1.0, allow_private=True)
+    delivery = deliver(receiver.url, message, timeout_s=2, retry_for_s=1.0, allow=LOOPBACK)
     elapsed = time.monotonic() - started
     assert not delivery.delivered and len(delivery.attempts) >= 2
     assert elapsed < 1.0 + 0.5  # no new attempt starts past retry_for_s; each one is quick here
@@ -231,7 +232,7 @@ def test_addresses_are_checked_again_before_every_attempt(monkeypatch, clock):
         message,
         timeout_s=1,
         retry_for_s=60,
-        allow_private=False,
+        allow=Allow(),
         sleep=clock.sleep,
         clock=clock,
     )
@@ -267,7 +268,7 @@ def configure(kb_home, receivers: list[tuple[str, str]], extra: str = "") -> Non
         f'[[webhooks]]\nurl = "{url}"\nsecret_env = "KB_TEST_HOOK_SECRET"\nevents = {events}\n'
         for url, events in receivers
     )
-    write_config(kb_home, f"webhooks_allow_private = true\nwebhook_retry_for_s = 1\n{extra}\n{hooks}")
+    write_config(kb_home, f'webhooks_allow_hosts = ["127.0.0.1"]\nwebhook_retry_for_s = 1\n{extra}\n{hooks}')
 
 
 def test_notify_sends_each_event_to_the_receivers_that_asked_for_it(kb_home, receiver, monkeypatch):

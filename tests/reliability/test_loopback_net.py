@@ -92,7 +92,7 @@ def test_kb_serve_with_the_override_on_has_its_webhook_refused_by_the_net(tmp_pa
     loopback_net.expect(TEST_NET)
     home, docs = tmp_path / "home", tmp_path / "docs"
     shutil.copytree(SAMPLE, docs)
-    write_config(home, f'webhooks_allow_private = true\nwebhook_retry_for_s = 1\n\n[[webhooks]]\n'
+    write_config(home, f'webhooks_allow_hosts = ["{TEST_NET}"]\nwebhook_retry_for_s = 1\n\n[[webhooks]]\n'
                        f'url = "http://{TEST_NET}:9/hook"\nsecret_env = "KB_TEST_HOOK_SECRET"\n')  # fmt: skip
     env = {"KB_MODEL": "hash", "KB_TEST_HOOK_SECRET": SECRET, "KB_SERVE_ROOTS": str(docs)}
     server = Server(home, env, ["--worker"]).wait_ready()

@@ -65,7 +65,7 @@ def test_search_and_ask_take_mode_and_unique_sources_as_the_cli_does(served):
             cli = _cli(home, "search", "varroa mites", "-k", "4", "--mode", mode, "--unique-sources", "--json")
             assert hits == cli.ndjson() and len({h["source"] for h in hits}) == len(hits)
         bad = http.post("/v1/search", json={"query": "varroa", "mode": "fuzzy"})
-        assert bad.status_code == 400 and bad.json()["error"]["kind"] == "input_error"
+        assert bad.status_code == 422 and bad.json()["error"]["kind"] == "invalid_request"  # not in the schema
         answer = http.post("/v1/ask", json={"question": "What is a sugar roll?", "mode": "keyword", "no_cache": True})
         cli = _cli(home, "ask", "What is a sugar roll?", "--mode", "keyword", "--no-cache", "--json").json()
         assert answer.status_code == 200 and answer.json()["answer"] == cli["answer"]
@@ -99,16 +99,17 @@ def test_ask_gives_the_same_answer_as_the_cli_and_streams(served):
     "method, path, body, status, kind",
     [
         ("post", "/v1/search", {"query": "bees", "kb": "typo"}, 404, "kb_not_found"),
-        ("post", "/v1/search", {"query": "   "}, 400, "input_error"),
-        ("post", "/v1/search", {}, 400, "input_error"),
+        ("post", "/v1/search", {"query": "   "}, 422, "invalid_request"),
+        ("post", "/v1/search", {}, 422, "invalid_request"),
         ("post", "/v1/search", {"query": "bees", "k": 0}, 422, "invalid_request"),
-        ("post", "/v1/search", {"query": "bees", "kb": "../etc"}, 400, "config_error"),
-        ("post", "/v1/ask", {"question": "x" * 5000}, 400, "input_error"),
-        ("post", "/v1/ask", {"question": "bees?", "provider": "nope"}, 400, "config_error"),
+        ("post", "/v1/search", {"query": "bees", "kb": "../etc"}, 422, "invalid_request"),
+        ("post", "/v1/ask", {"question": "x" * 5000}, 422, "invalid_request"),
+        ("post", "/v1/ask", {"question": "bees?", "provider": "nope"}, 404, "provider_not_found"),
         ("get", "/v1/jobs/job_nope", None, 404, "job_not_found"),
         ("get", "/v1/nothing-here", None, 404, "not_found"),
         ("delete", "/v1/documents?source=/no/such/file.md", None, 404, "document_not_found"),
-        ("get", "/v1/stats?since=yesterday", None, 400, "input_error"),
+        ("get", "/v1/stats?since=yesterday", None, 422, "invalid_request"),
+        ("post", "/v1/search", {"query": "bees", "queries": ["wax"]}, 422, "invalid_request"),
     ],
 )
 def test_errors_carry_kind_message_and_status(served, method, path, body, status, kind):
@@ -198,3 +199,81 @@ def test_openai_client_embeddings_and_chat(served):
     assert "".join(parts) == text
     with pytest.raises(openai.NotFoundError):
         client.chat.completions.create(model="typo", messages=[{"role": "user", "content": "hi"}])
+
+
+def _raw(obj) -> dict:
+    """A JSON body as bytes, lone surrogates escaped the way JSON allows (`\\ud800`)."""
+    return {"content": json.dumps(obj).encode(), "headers": {"content-type": "application/json"}}
+
+
+@pytest.mark.parametrize(
+    "path, body",
+    [
+        ("/v1/search", {"query": "\ud800 bees"}),
+        ("/v1/search", {"queries": ["bees", "\udfff"]}),
+        ("/v1/ask", {"question": "\ud800 bees"}),
+        ("/v1/ask", {"question": "\ud800 bees", "stream": True}),
+        ("/v1/embeddings", {"input": ["\ud800"]}),
+        ("/v1/chat/completions", {"model": "default", "messages": [{"role": "user", "content": "\ud800"}]}),
+        (
+            "/v1/chat/completions",
+            {"model": "default", "messages": [{"role": "user", "content": [{"type": "text", "text": None}]}]},
+        ),
+        (
+            "/v1/chat/completions",
+            {"model": "default", "messages": [{"role": "user", "content": [{"type": "text", "text": 42}]}]},
+        ),
+        ("/v1/ingest", {"paths": ["/tmp/\ud800"]}),
+    ],
+)
+def test_text_that_is_not_unicode_and_wrong_types_are_422_never_500(served, path, body):
+    server, _, _ = served
+    with server.client() as http:
+        res = http.post(path, **_raw(body))
+    assert res.status_code == 422, res.text
+    error = res.json()["error"]
+    assert error["kind"] == "invalid_request" and error["type"] == "invalid_request_error" and error["param"]
+    assert "Traceback" not in server.output() and "Internal Server Error" not in server.output()
+
+
+def test_a_streamed_question_is_validated_before_the_stream_starts(served):
+    server, _, _ = served
+    with server.client() as http:
+        empty = http.post("/v1/ask", json={"question": "  ", "stream": True})
+        typo = http.post("/v1/ask", json={"question": "bees?", "kb": "typo", "stream": True})
+    assert empty.status_code == 422 and empty.headers["content-type"].startswith("application/json")
+    assert typo.status_code == 404 and typo.json()["error"]["kind"] == "kb_not_found"
+
+
+def test_removal_needs_an_absolute_path_or_a_named_root(served):
+    server, home, corpus = served
+    before = len(_cli(home, "list", "--json").ndjson())
+    with server.client() as http:
+        relative = http.delete("/v1/documents", params={"source": "varroa_mites.html"})
+        assert relative.status_code == 400 and "relative" in relative.json()["error"]["message"]
+        not_a_root = http.delete("/v1/documents", params={"source": "varroa_mites.html", "root": str(corpus)})
+        assert not_a_root.status_code == 400  # this server has no roots at all
+    assert len(_cli(home, "list", "--json").ndjson()) == before  # nothing was removed
+
+
+def test_the_openai_dialect_lists_models_and_refuses_what_it_cannot_do(served):
+    import openai
+
+    server, _, _ = served
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+    assert [m.id for m in client.models.list()] == ["default"]
+    assert client.models.retrieve("default").owned_by == "kb"
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("typo")
+    messages = [{"role": "user", "content": "How many eggs does a queen lay?"}]
+    for extra in ({"n": 2}, {"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]},
+                  {"logprobs": True}, {"response_format": {"type": "json_object"}}):  # fmt: skip
+        with pytest.raises(openai.BadRequestError) as info:
+            client.chat.completions.create(model="default", messages=messages, **extra)
+        assert info.value.body["param"] == next(iter(extra)), info.value.body
+    with pytest.raises(openai.BadRequestError, match="dimensions"):
+        client.embeddings.create(model="kb", input="bees", dimensions=128)
+    with pytest.raises(openai.BadRequestError, match="send 1 to 256 inputs"):
+        client.embeddings.create(model="kb", input=["bees"] * 257)
+    chat = client.chat.completions.create(model="default", messages=messages, temperature=0.2, max_tokens=50)
+    assert chat.usage is not None and "kb_note" in chat.usage.model_extra  # sampling parameters: accepted

@@ -1,5 +1,6 @@
-"""Bearer tokens: required on every route but the probes once any is configured, compared
-in constant time, never echoed or logged; no token configured means loopback only."""
+"""Bearer tokens: required on every route but the probes and the API's documentation once any
+is configured, compared in constant time, never echoed or logged; no token configured means
+loopback only."""
 
 from __future__ import annotations
 
@@ -9,14 +10,18 @@ from tests.service.processes import Server
 TOKENS = "first-token-abcdef123456,second-token-zyxwvu987654"
 
 
-def test_tokens_are_required_everywhere_but_the_probes_hash_embedder(tmp_path):
+def test_tokens_are_required_everywhere_but_the_probes_and_docs_hash_embedder(tmp_path):
     server = Server(tmp_path / "home", {"KB_MODEL": "hash", "KB_SERVE_TOKENS": TOKENS}).wait_ready()
     try:
         with server.client() as anonymous:
             assert anonymous.get("/healthz").status_code == 200
             assert anonymous.get("/readyz").status_code == 200
-            for method, path in (("GET", "/docs"), ("GET", "/openapi.json"), ("GET", "/metrics"),
-                                 ("GET", "/v1/kbs"), ("POST", "/v1/search")):  # fmt: skip
+            docs = anonymous.get("/docs")  # the documentation holds no data, and loads offline
+            assert docs.status_code == 200 and "/static-offline-docs/swagger-ui-bundle.js" in docs.text
+            assert anonymous.get("/static-offline-docs/swagger-ui-bundle.js").status_code == 200
+            assert "HTTPBearer" in anonymous.get("/openapi.json").json()["components"]["securitySchemes"]
+            for method, path in (("GET", "/metrics"), ("GET", "/v1/kbs"), ("POST", "/v1/search"),
+                                 ("GET", "/v1/models"), ("GET", "/v1/tokens")):  # fmt: skip
                 res = anonymous.request(method, path, json={"query": "x"})
                 assert res.status_code == 401, (path, res.status_code)
                 assert res.json()["error"]["kind"] == "unauthorized"
@@ -37,8 +42,8 @@ def test_without_tokens_kb_serve_refuses_to_listen_beyond_loopback(tmp_path):
     res = run_kb("serve", "--host", "0.0.0.0", "--port", "1", env={"KB_SERVE_TOKENS": ""})
     assert res.code == 2
     assert res.err.strip() == (
-        "error: refusing to listen on 0.0.0.0 without authentication: set KB_SERVE_TOKENS (comma-separated bearer "
-        "tokens) or listen on 127.0.0.1"
+        "error: refusing to listen on 0.0.0.0 without authentication: create a token (`kb tokens create NAME`), "
+        "set KB_SERVE_TOKENS (comma-separated bearer tokens), or listen on 127.0.0.1"
     )
 
 

@@ -43,7 +43,7 @@ def setup(tmp_path, receiver):
     home, root = tmp_path / "home", tmp_path / "docs"
     shutil.copytree(SAMPLE, root / "sample")
     write_config(home, f"""
-webhooks_allow_private = true
+webhooks_allow_hosts = ["127.0.0.1"]
 webhook_retry_for_s = 3
 webhook_callback_secret_env = "KB_TEST_HOOK_SECRET"
 
@@ -141,7 +141,7 @@ def test_a_receiver_that_is_down_never_fails_the_job(tmp_path):
     home, docs = tmp_path / "home", tmp_path / "docs"
     shutil.copytree(SAMPLE, docs)
     down = f"http://127.0.0.1:{free_port()}/hook"
-    write_config(home, f'webhooks_allow_private = true\nwebhook_retry_for_s = 2\n\n[[webhooks]]\nurl = "{down}"\n'
+    write_config(home, f'webhooks_allow_hosts = ["127.0.0.0/8"]\nwebhook_retry_for_s = 2\n\n[[webhooks]]\nurl = "{down}"\n'
                        'secret_env = "KB_TEST_HOOK_SECRET"\n')  # fmt: skip
     server = Server(home, {**HASH, "KB_SERVE_ROOTS": str(docs)}, ["--worker"]).wait_ready()
     try:
@@ -192,3 +192,22 @@ def test_a_worker_killed_mid_job_leaves_the_job_to_another_worker(tmp_path):
     assert [j["id"] for j in listed] == [job_id]
     retried = run_kb("jobs", "retry", job_id, "--json", env=env)
     assert retried.code == 0 and retried.json()["state"] == "queued"
+
+
+def test_an_ingest_of_missing_paths_or_an_unsignable_callback_is_refused_before_anything_is_queued(setup, tmp_path):
+    server, _, root, receiver = setup
+    with server.client() as http:
+        missing = http.post("/v1/ingest", json={"paths": [str(root / "not-there")]})
+        assert missing.status_code == 400 and "not-there does not exist" in missing.json()["error"]["message"]
+        before = http.get("/v1/jobs").json()["jobs"]
+    strict = Server(tmp_path / "strict-home", {**HASH, "KB_SERVE_ROOTS": str(root),
+                                               "KB_WEBHOOKS_ALLOW_HOSTS": "127.0.0.1"}).wait_ready()  # fmt: skip
+    try:
+        with strict.client() as http:  # no webhook_callback_secret_env: a callback could not be signed
+            res = http.post("/v1/ingest", json={"paths": [str(root / "sample")], "callback_url": receiver.url})
+            assert res.status_code == 400 and "webhook_callback_secret_env" in res.json()["error"]["message"]
+            assert http.get("/v1/jobs").json()["jobs"] == []
+    finally:
+        strict.stop()
+    with server.client() as http:
+        assert http.get("/v1/jobs").json()["jobs"] == before

@@ -3,10 +3,10 @@ code. The core's errors carry the remedy as data (kb.errors); the words are ours
 
 from __future__ import annotations
 
-from kb.errors import ConfigError, Forbidden, InputError, KbError, NotFound, WebhookError
+from kb.errors import ConfigError, Conflict, Forbidden, InputError, KbError, NotFound, WebhookError
 
 # Exit codes: 1 for a failure of the operation, 2 for a usage or configuration error.
-_USAGE = (ConfigError, InputError, NotFound, Forbidden, WebhookError)
+_USAGE = (ConfigError, InputError, NotFound, Forbidden, WebhookError, Conflict)
 
 
 def exit_code(exc: KbError) -> int:
@@ -19,6 +19,7 @@ WORDING = {
     "add_documents": "add documents with `kb {flag}ingest PATH`",
     "list_documents": "`kb {flag}list` shows what is",
     "list_jobs": "`kb jobs --all` lists the jobs",
+    "list_tokens": "`kb tokens list` shows them",
     "repair": "run `kb {flag}doctor --repair` to rebuild it",
     "diagnose": "run `kb {flag}doctor`",
     "model_changed": "set KB_MODEL back, or use another knowledge base with --kb NAME",

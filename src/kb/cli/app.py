@@ -17,7 +17,7 @@ import typer
 from kb import logs
 from kb.cli import advice, context
 from kb.cli import render as ui
-from kb.cli.commands import documents, ingest, jobs, kbs, search, serving, settings
+from kb.cli.commands import documents, ingest, jobs, kbs, search, serving, settings, tokens
 from kb.cli.commands.evaluation import eval_app
 from kb.errors import InputError, KbError
 from kb.version import __version__
@@ -42,6 +42,7 @@ app.add_typer(settings.config_app, name="config")
 app.add_typer(settings.cache_app, name="cache")
 app.add_typer(kbs.app, name="kbs")
 app.add_typer(jobs.app, name="jobs")
+app.add_typer(tokens.app, name="tokens")
 app.add_typer(eval_app, name="eval")
 
 

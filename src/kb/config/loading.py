@@ -270,6 +270,11 @@ def _default_chain() -> list[ProviderSettings]:
 
 def _validate(settings: Settings) -> None:
     validate_kb_name(settings.kb)
+    if settings.webhooks_allow_private:
+        settings.warnings.append(
+            "webhooks_allow_private is deprecated: it lets webhooks reach every private address; list the receivers "
+            'you mean in webhooks_allow_hosts (e.g. ["hooks.internal", "10.0.0.0/8"])'
+        )
     if settings.chunk_overlap >= settings.chunk_tokens // 2:
         raise ConfigError(
             f"chunk_overlap ({settings.chunk_overlap}) must be less than half of chunk_tokens ({settings.chunk_tokens})"

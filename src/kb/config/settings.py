@@ -148,8 +148,14 @@ class Settings:
     webhooks: list[WebhookSettings] = field(
         default_factory=list, metadata={"help": "Receivers told when a background job ends ([[webhooks]] tables)."}
     )
+    webhooks_allow_hosts: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Webhook and callback receivers allowed although not public: host names, addresses or "
+                          "networks (KB_WEBHOOKS_ALLOW_HOSTS, comma-separated), e.g. hooks.internal, 10.0.0.0/8.",
+                  "sep": ","},
+    )  # fmt: skip
     webhooks_allow_private: bool = _f(
-        False, "Allow webhook URLs that resolve to loopback, link-local or private addresses (SSRF guard off)."
+        False, "Deprecated: allows every private receiver; list the ones you mean in webhooks_allow_hosts."
     )
     webhook_timeout_s: float = _f(
         10.0, "Deadline for each step of one delivery attempt (connect, send, wait for the answer).", gt=0, max=300

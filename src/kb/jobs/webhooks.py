@@ -10,8 +10,9 @@ duplicates that at-least-once delivery brings. Each attempt is signed afresh (he
 `webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64 HMAC-SHA256>`), because
 receivers reject a timestamp more than five minutes old and retries may run longer.
 
-SSRF guard: every address the host resolves to must be public unless
-`webhooks_allow_private`. The request then goes to the address that was checked (the URL's
+SSRF guard: every address the host resolves to must be public, unless the host or the
+address is in `webhooks_allow_hosts` (names, addresses or networks: `Allow`). Cloud metadata
+addresses are refused whatever the list says. The request then goes to the address that was checked (the URL's
 host is replaced by it; the Host header and TLS SNI keep the name, so certificates are
 still checked against the name), so a DNS answer that changes between check and connect
 cannot send it elsewhere. Redirects are never followed and proxy variables are ignored, for
@@ -52,10 +53,61 @@ BACKOFF_INITIAL_S = 0.5
 BACKOFF_MAX_S = 30.0
 MIN_SECRET_BYTES = 24  # the Standard Webhooks spec asks for 24 to 64 random bytes
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")  # IPv6 addresses that carry an IPv4 one in their last 32 bits
-_ALLOW_HINT = (
-    "for a receiver on a private network set webhooks_allow_private = true in config.toml "
-    "(or KB_WEBHOOKS_ALLOW_PRIVATE=1)"
+# Where clouds serve instance credentials (AWS, GCP, Azure; AWS's IPv6; Alibaba): never a receiver.
+_METADATA = frozenset(
+    ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200", "169.254.170.2")
 )
+_ALLOW_HINT = (
+    "for a receiver on a private network list its host, address or network in webhooks_allow_hosts in config.toml, "
+    'e.g. webhooks_allow_hosts = ["hooks.internal", "10.0.0.0/8"]'
+)
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+@dataclass(frozen=True)
+class Allow:
+    """The receivers the SSRF guard lets through although they are not public: host names
+    (exact, case-insensitive) and addresses or networks. `private` is the deprecated
+    `webhooks_allow_private = true`: every non-public address."""
+
+    hosts: frozenset[str] = frozenset()
+    networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    private: bool = False
+
+    @classmethod
+    def of(cls, entries: list[str], private: bool = False) -> Allow:
+        hosts, networks = set(), []
+        for entry in entries:
+            try:
+                networks.append(ipaddress.ip_network(entry.strip(), strict=False))
+            except ValueError:
+                hosts.add(entry.strip().lower().rstrip("."))
+        return cls(frozenset(hosts), tuple(networks), private)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Allow:
+        return cls.of(settings.webhooks_allow_hosts, settings.webhooks_allow_private)
+
+    def lets(self, host: str, address: Address) -> bool:
+        if self.private or host.lower().rstrip(".") in self.hosts:
+            return True
+        return any(_within(address, net) for net in self.networks)
+
+
+def _within(address: Address, network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
+    return any(a.version == network.version and a in network for a in _embedded(address))
+
+
+def _embedded(ip: Address) -> list[Address]:
+    """The address and the IPv4 one an IPv6 address may carry (mapped ::ffff:a.b.c.d, 6to4
+    2002::/16, NAT64 64:ff9b::/96): Python 3.11's ipaddress does not look inside those."""
+    candidates: list[Address] = [ip]
+    if isinstance(ip, ipaddress.IPv6Address):
+        candidates += [embedded for embedded in (ip.ipv4_mapped, ip.sixtofour) if embedded is not None]
+        if ip in _NAT64:
+            candidates.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return candidates
+
 
 Verdict = Literal["delivered", "retry", "give_up"]
 
@@ -73,15 +125,9 @@ def _parse(url: str) -> httpx.URL:
     return parsed
 
 
-def _internal(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+def _internal(ip: Address) -> bool:
     """Whether the address reaches this machine or a non-public network, also when it is an
-    IPv4 address wrapped in IPv6 (mapped ::ffff:a.b.c.d, 6to4 2002::/16, NAT64 64:ff9b::/96):
-    Python 3.11's ipaddress does not look inside those by itself."""
-    candidates: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [ip]
-    if isinstance(ip, ipaddress.IPv6Address):
-        candidates += [embedded for embedded in (ip.ipv4_mapped, ip.sixtofour) if embedded is not None]
-        if ip in _NAT64:
-            candidates.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    IPv4 address wrapped in IPv6."""
     return any(
         not a.is_global  # also catches shared (100.64/10) and documentation ranges
         or a.is_loopback
@@ -90,11 +136,11 @@ def _internal(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
         or a.is_reserved
         or a.is_multicast
         or a.is_unspecified
-        for a in candidates
+        for a in _embedded(ip)
     )
 
 
-def check_url(url: str, allow_private: bool) -> list[str]:
+def check_url(url: str, allow: Allow) -> list[str]:
     """Refuse a URL kb must not call (raises WebhookError); return the addresses its host
     resolves to, every one of them checked. A failed DNS look-up is `retryable`."""
     parsed = _parse(url)
@@ -108,13 +154,16 @@ def check_url(url: str, allow_private: bool) -> list[str]:
             retryable=True,
         ) from exc
     addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
-    if not allow_private:
-        for address in addresses:
-            if _internal(ipaddress.ip_address(address)):
-                raise WebhookError(
-                    f"webhook URL {url}: {host} resolves to {address}, a loopback, private or otherwise "
-                    f"non-public address, which kb refuses so that a URL cannot reach internal services; {_ALLOW_HINT}"
-                )
+    for address in addresses:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+        if any(a in _METADATA for a in _embedded(ip)):
+            raise WebhookError(f"webhook URL {url}: {host} resolves to {address}, a cloud metadata address, which kb "
+                               "never calls")  # fmt: skip
+        if _internal(ip) and not allow.lets(host, ip):
+            raise WebhookError(
+                f"webhook URL {url}: {host} resolves to {address}, a loopback, private or otherwise "
+                f"non-public address, which kb refuses so that a URL cannot reach internal services; {_ALLOW_HINT}"
+            )
     return addresses
 
 
@@ -268,7 +317,7 @@ def _post(client: httpx.Client, url: httpx.URL, address: str, message: Message) 
 
 
 def _attempt(
-    client: httpx.Client, url: str, message: Message, n: int, allow_private: bool
+    client: httpx.Client, url: str, message: Message, n: int, allow: Allow
 ) -> tuple[DeliveryAttempt, Verdict, float | None]:
     at, started = _iso(datetime.now(UTC)), time.perf_counter()
     address: str | None = None
@@ -277,7 +326,7 @@ def _attempt(
         return DeliveryAttempt(n, at, address, status, error, round((time.perf_counter() - started) * 1000, 1))
 
     try:
-        addresses = check_url(url, allow_private)  # again: DNS answers change
+        addresses = check_url(url, allow)  # again: DNS answers change
         address = addresses[(n - 1) % len(addresses)]  # rotate, so one dead address cannot take every attempt
         response = _post(client, _parse(url), address, message)
     except WebhookError as exc:
@@ -308,7 +357,7 @@ def deliver(
     *,
     timeout_s: float,
     retry_for_s: float,
-    allow_private: bool,
+    allow: Allow,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> Delivery:
@@ -326,7 +375,7 @@ def deliver(
         headers={"User-Agent": f"kb-webhooks/{__version__}"},
     ) as client:
         for n in itertools.count(1):
-            attempt, verdict, retry_after = _attempt(client, url, message, n, allow_private)
+            attempt, verdict, retry_after = _attempt(client, url, message, n, allow)
             delivery.attempts.append(attempt)
             log.debug("webhook %s attempt %d to %s: %s", message.id, n, url, attempt.error or attempt.status)
             if verdict == "delivered":
@@ -373,7 +422,7 @@ def notify(
                 message,
                 timeout_s=settings.webhook_timeout_s,
                 retry_for_s=settings.webhook_retry_for_s,
-                allow_private=settings.webhooks_allow_private,
+                allow=Allow.from_settings(settings),
                 sleep=sleep,
             )
         except WebhookError as exc:

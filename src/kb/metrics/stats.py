@@ -11,25 +11,17 @@ not cover.
 from __future__ import annotations
 
 import math
-import re
 import time
 from collections import defaultdict
 
-from kb.errors import InputError
+from kb.options import duration_s
 
 RECENT_WINDOW = 50
 MIN_SAMPLES = 10
-_SINCE = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
-_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def parse_since(text: str | None) -> float | None:
-    if not text:
-        return None
-    match = _SINCE.match(text.strip())
-    if not match:
-        raise InputError(f"{text!r} is not a duration; use e.g. 30m, 1h, 7d", field="since")
-    return time.time() - float(match.group(1)) * _UNIT[match.group(2)]
+    return time.time() - duration_s(text, "since") if text else None
 
 
 def percentile(values: list[float], q: float) -> float | None:

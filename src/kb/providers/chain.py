@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from kb.config import ProviderSettings, Settings
-from kb.errors import ConfigError
+from kb.errors import ProviderNotFound
 from kb.providers.breaker import Breaker, BreakerBoard
 from kb.providers.fallback import Fallback
 from kb.providers.retrying import Retrying
@@ -43,7 +43,7 @@ def build_chain(settings: Settings, board: BreakerBoard, embed: Callable, only: 
         links.append(provider)
     if not links:
         names = ", ".join(p.name for p in settings.providers)
-        raise ConfigError(f"no provider named {only!r}; configured: {names}")
+        raise ProviderNotFound(f"no provider named {only!r}; configured: {names}", provider=only)
     return Fallback(links, settings.secrets())
 
 

@@ -9,11 +9,15 @@ import os
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
+import orjson
 from fastapi import Depends, Request
+from fastapi.responses import Response
 
 from kb.config import Settings
 from kb.errors import KbError
+from kb.knowledge_base import KnowledgeBase
 from kb.library import Library
+from kb.service.auth import Authenticator, Principal, RateLimits
 from kb.service.observability import Observability
 
 T = TypeVar("T")
@@ -28,6 +32,9 @@ class Service:
         self.settings = settings
         self.library = Library(settings, batch_queries=settings.serve.micro_batch)
         self.observability = Observability(self.library.home)
+        static = [t.strip() for t in os.environ.get("KB_SERVE_TOKENS", "").split(",") if t.strip()]
+        self.auth = Authenticator(static, self.library.home)
+        self.limits = RateLimits(self.library.home)
         self.worker = None
         if worker:
             from kb.worker import EmbeddedWorker
@@ -66,6 +73,18 @@ class Service:
             problems["store"] = f"{kbs} cannot be read"
         problems.update(self.library.home.problems())
         return problems
+
+    def kb(self, principal: Principal, name: str | None) -> KnowledgeBase:
+        """The knowledge base `name` (default: the server's), if the principal may use it."""
+        kb = self.library.kb(name)
+        principal.require_kb(kb.name)
+        return kb
+
+
+def ok(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A JSON answer, serialised once (orjson), without a validation pass: the response
+    models document it, the contract test holds the two together."""
+    return Response(orjson.dumps(data), status_code=status, headers=headers, media_type="application/json")
 
 
 def service_of(request: Request) -> Service:

@@ -1,7 +1,9 @@
 """kb's errors as HTTP responses: the status, and the message with the remedy in the HTTP
-client's terms (a route, a field), never a shell command.
+client's terms (a route, a field), never a shell command. One shape on every route, which is
+also OpenAI's (`type`, `param`, `code`), so the official clients raise the right exceptions:
 
-{"error": {"kind": "kb_not_found", "message": "knowledge base 'x' does not exist ...", "details": {...}}}
+{"error": {"kind": "kb_not_found", "message": "knowledge base 'x' does not exist ...",
+           "details": {...}, "type": "not_found_error", "param": null, "code": "kb_not_found"}}
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from kb.errors import (
     AllProvidersFailed,
     ConfigError,
     Conflict,
+    EmptyKb,
     Forbidden,
     InputError,
     KbError,
@@ -24,6 +27,7 @@ from kb.errors import (
 
 _STATUS: list[tuple[type[KbError], int]] = [
     (NotFound, 404),
+    (EmptyKb, 409),
     (Forbidden, 403),
     (LockTimeout, 409),
     (Conflict, 409),
@@ -49,6 +53,7 @@ WORDING = {
     "add_documents": "add documents with POST /v1/ingest",
     "list_documents": "GET /v1/documents lists what is",
     "list_jobs": "GET /v1/jobs lists the jobs",
+    "list_tokens": "GET /v1/tokens lists them",
     "repair": "the server's administrator can check and repair it",
     "diagnose": "the server's administrator can check and repair it",
     "model_changed": "the server's embedding model changed since it was built; use another knowledge base",
@@ -61,12 +66,18 @@ def message(exc: KbError) -> str:
     return exc.explained(WORDING)
 
 
-def body(kind: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+_OPENAI_TYPES = {401: "authentication_error", 403: "permission_error", 404: "not_found_error",
+                 409: "conflict_error", 429: "rate_limit_error"}  # fmt: skip
+
+
+def body(kind: str, message: str, status: int, details: dict[str, Any] | None = None) -> dict[str, Any]:
     error: dict[str, Any] = {"kind": kind, "message": message}
     if details:
         error["details"] = details
+    kind_of_type = "api_error" if status >= 500 else "invalid_request_error"
+    error.update(type=_OPENAI_TYPES.get(status, kind_of_type), param=(details or {}).get("field"), code=kind)
     return {"error": error}
 
 
 def of(exc: KbError) -> dict[str, Any]:
-    return body(exc.kind, message(exc), exc.details)
+    return body(exc.kind, message(exc), status_of(exc), exc.details)

@@ -1,15 +1,18 @@
-"""What every request passes before a route sees it: a bearer token, a size limit on the
-body, and a cap on requests in flight. One ASGI middleware, so that /docs and /metrics are
-guarded like the API and a too-large body is refused before it is read whole.
+"""What every request passes before a route sees it: a bearer token (auth.py), its rate
+limit, a size limit on the body, and a cap on requests in flight. One ASGI middleware, so
+that /metrics is guarded like the API and a too-large body is refused before it is read
+whole. What it refuses is counted in /metrics like any other answer.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
+import math
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from kb.errors import StoreError
+from kb.service.auth import Authenticator, Denied, RateLimits
 from kb.service.errors import body
 
 Scope = MutableMapping[str, Any]
@@ -18,7 +21,10 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-OPEN_PATHS = {"/healthz", "/readyz"}  # probes of load balancers and orchestrators carry no token
+# Probes of load balancers carry no token; the API's documentation holds no data.
+OPEN_PATHS = {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+OPEN_PREFIXES = ("/static-offline-docs/",)
+Observe = Callable[[Scope, int], None]  # a refusal, counted in /metrics under its route
 
 
 class BodyTooLarge(Exception):
@@ -30,7 +36,7 @@ class BodyTooLarge(Exception):
 
 
 async def _reply(send: Send, status: int, kind: str, message: str, headers: list | None = None) -> None:
-    data = json.dumps(body(kind, message)).encode()
+    data = json.dumps(body(kind, message, status)).encode()
     await send(
         {
             "type": "http.response.start",
@@ -42,31 +48,34 @@ async def _reply(send: Send, status: int, kind: str, message: str, headers: list
     await send({"type": "http.response.body", "body": data})
 
 
+def _open(path: str) -> bool:
+    return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
+
+
 class Guards:
     def __init__(
         self,
         app: ASGIApp,
-        tokens: list[str],
+        auth: Authenticator,
+        limits: RateLimits,
+        observe: Observe,
         max_body: int,
         max_upload: int,
         max_in_flight: int,
     ) -> None:
         self.app = app
-        self.tokens = [t.encode() for t in tokens if t]
+        self.auth = auth
+        self.limits = limits
+        self.observe = observe
         self.max_body = max_body
         self.max_upload = max_upload
         self.max_in_flight = max_in_flight
         self.in_flight = 0
 
-    def _authorised(self, scope: Scope) -> bool:
-        if not self.tokens:
-            return True
-        header = dict(scope.get("headers") or []).get(b"authorization", b"")
-        scheme, _, token = header.partition(b" ")
-        if scheme.lower() != b"bearer" or not token:
-            return False
-        # Compare against every token, always, in constant time: no early exit to time.
-        return any([hmac.compare_digest(token.strip(), known) for known in self.tokens])
+    async def _refuse(self, scope: Scope, send: Send, status: int, kind: str, message: str,
+                      headers: list | None = None) -> None:  # fmt: skip
+        self.observe(scope, status)
+        await _reply(send, status, kind, message, headers)
 
     def _limit(self, scope: Scope) -> int:
         content_type = dict(scope.get("headers") or []).get(b"content-type", b"")
@@ -76,21 +85,34 @@ class Guards:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if scope["path"] not in OPEN_PATHS and not self._authorised(scope):
-            await _reply(send, 401, "unauthorized",
-                         "missing or wrong bearer token; send `Authorization: Bearer <token>` "
-                         "with one of the tokens in KB_SERVE_TOKENS",
-                         [(b"www-authenticate", b'Bearer realm="kb"')])  # fmt: skip
-            return
+        headers = dict(scope.get("headers") or [])
+        guarded = not _open(scope["path"])
+        if guarded:
+            try:
+                principal = self.auth.authenticate(headers.get(b"authorization"))
+                wait = self.limits.admit(principal)
+            except Denied as exc:
+                await self._refuse(scope, send, 401, "unauthorized", exc.message,
+                                   [(b"www-authenticate", b'Bearer realm="kb"')])  # fmt: skip
+                return
+            except StoreError as exc:  # the token store or the counters are out of reach
+                await self._refuse(scope, send, 503, "store_error", str(exc))
+                return
+            if wait is not None:
+                await self._refuse(scope, send, 429, "rate_limited",
+                                   f"the token {principal.name!r} may send {principal.rpm} requests a minute",
+                                   [(b"retry-after", str(math.ceil(wait)).encode())])  # fmt: skip
+                return
+            scope.setdefault("state", {})["principal"] = principal
         limit = self._limit(scope)
-        declared = dict(scope.get("headers") or []).get(b"content-length")
+        declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await _reply(send, 413, "too_large", f"the request body is larger than {limit} bytes; the limit is set "
-                         "by serve.max_body_mb (JSON) and serve.max_upload_mb (uploads)")  # fmt: skip
+            await self._refuse(scope, send, 413, "too_large", f"the request body is larger than {limit} bytes; the "
+                               "limit is set by serve.max_body_mb (JSON) and serve.max_upload_mb (uploads)")  # fmt: skip
             return
-        if scope["path"] not in OPEN_PATHS and self.in_flight >= self.max_in_flight:
-            await _reply(send, 429, "busy", f"{self.in_flight} requests are in flight, the most this instance "
-                         "takes; retry shortly", [(b"retry-after", b"1")])  # fmt: skip
+        if guarded and self.in_flight >= self.max_in_flight:
+            await self._refuse(scope, send, 429, "busy", f"{self.in_flight} requests are in flight, the most this "
+                               "instance takes; retry shortly", [(b"retry-after", b"1")])  # fmt: skip
             return
         received = 0
 
@@ -116,6 +138,6 @@ class Guards:
             await self.app(scope, counted, tracked)
         except BodyTooLarge:
             if not started:
-                await _reply(send, 413, "too_large", f"the request body is larger than {limit} bytes")
+                await self._refuse(scope, send, 413, "too_large", f"the request body is larger than {limit} bytes")
         finally:
             self.in_flight -= 1

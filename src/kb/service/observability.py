@@ -75,6 +75,10 @@ class Observability:
         self.requests.labels(route, method, str(status)).inc()
         self.latency.labels(route).observe(time.perf_counter() - started)
 
+    def refused(self, route: str, method: str, status: int) -> None:
+        """A request the guards answered themselves (401, 413, 429): counted, not timed."""
+        self.requests.labels(route, method, str(status)).inc()
+
     def searched(self, hits: list[Hit]) -> None:
         # The best dense similarity among the hits: in hybrid and keyword modes the first
         # hit's score is a rank-fusion or bm25 score, not a similarity.

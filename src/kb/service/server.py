@@ -24,13 +24,21 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_bind(host: str) -> None:
-    tokens = [t for t in os.environ.get("KB_SERVE_TOKENS", "").split(",") if t.strip()]
-    if not tokens and not is_loopback(host):
-        raise ConfigError(
-            f"refusing to listen on {host} without authentication: set KB_SERVE_TOKENS (comma-separated bearer "
-            "tokens) or listen on 127.0.0.1"
-        )
+def check_bind(host: str, settings: Settings) -> None:
+    if is_loopback(host) or any(t.strip() for t in os.environ.get("KB_SERVE_TOKENS", "").split(",")):
+        return
+    from kb.home import Home
+
+    home = Home(settings)
+    try:
+        if home.tokens.all():
+            return
+    finally:
+        home.close()
+    raise ConfigError(
+        f"refusing to listen on {host} without authentication: create a token (`kb tokens create NAME`), set "
+        "KB_SERVE_TOKENS (comma-separated bearer tokens), or listen on 127.0.0.1"
+    )
 
 
 def app_factory() -> object:
@@ -46,7 +54,7 @@ def app_factory() -> object:
 def serve(settings: Settings, host: str, port: int, workers: int, worker: bool, log_level: str) -> None:
     import uvicorn
 
-    check_bind(host)
+    check_bind(host, settings)
     # Settings reach uvicorn's worker processes through the environment they inherit;
     # this is start-up, before anything reads it.
     os.environ["KB_HOME"] = str(settings.home)

@@ -75,7 +75,7 @@ async def answer_stream(
         yield "error", errors.of(exc)
         return
     except Exception as exc:  # the stream has started: the error travels as an event
-        yield "error", errors.body("internal_error", f"{type(exc).__name__}: {exc}")
+        yield "error", errors.body("internal_error", f"{type(exc).__name__}: {exc}", 500)
         return
     service.observability.answered(answer)
     if not sink.parts and answer.answer:  # a provider that does not stream (the extractive one)

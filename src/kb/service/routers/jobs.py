@@ -2,47 +2,78 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
+from typing import Annotated
 
-from kb.options import job_state
-from kb.service.context import ServiceDep
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+
+from kb.options import JobState
+from kb.service.auth import Principal, need
+from kb.service.context import ServiceDep, ok
+from kb.service.schemas import GUARDED, UPLOAD_SCHEMA, IngestAccepted, IngestRequest, JobList, JobModel, KbName, errors
 from kb.service.uploads import accept_ingest
 
-router = APIRouter(tags=["jobs"])
+router = APIRouter(tags=["jobs"], responses=errors(*GUARDED, 403, 404))
+Reader = Annotated[Principal, Depends(need("read", "read jobs"))]
+Writer = Annotated[Principal, Depends(need("write", "ingest or retry jobs"))]
+
+INGEST_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {"schema": IngestRequest.model_json_schema()},
+        "multipart/form-data": {"schema": UPLOAD_SCHEMA},
+    },
+}
 
 
-@router.post("/v1/ingest", status_code=202)
-async def ingest(request: Request, service: ServiceDep) -> JSONResponse:
-    """Queues an ingest and answers at once with the job (202). JSON `{"paths": [...],
-    "kb", "callback_url"}` for files on the server (under the configured roots), or
-    multipart uploads (`files`, plus `kb` and `callback_url` fields)."""
-    job = (await accept_ingest(service, request)).to_json()
-    return JSONResponse({"job_id": job["id"], "job": job}, status_code=202,
-                        headers={"location": f"/v1/jobs/{job['id']}"})  # fmt: skip
+@router.post(
+    "/v1/ingest",
+    status_code=202,
+    responses={202: {"model": IngestAccepted, "description": "Queued; `Location` names the job.",
+                     "headers": {"Location": {"schema": {"type": "string"}}}}, **errors(400, 503)},
+    openapi_extra={"requestBody": INGEST_BODY},
+)  # fmt: skip
+async def ingest(request: Request, service: ServiceDep, principal: Writer) -> Response:
+    """Queues an ingest and answers at once with the job (202): JSON `{"paths": [...], "kb",
+    "callback_url", "include", "exclude", "hidden", "prune"}` for files on the server (under its
+    roots; they must exist), or multipart uploads (`files`, plus `kb` and `callback_url`). A
+    `callback_url` needs the server's signing secret (webhook_callback_secret_env) and a
+    receiver the SSRF guard lets through; either is checked before anything is queued."""
+    job = (await accept_ingest(service, request, principal)).to_json()
+    return ok({"job_id": job["id"], "job": job}, 202, {"location": f"/v1/jobs/{job['id']}"})
 
 
-@router.get("/v1/jobs")
+@router.get("/v1/jobs", responses={200: {"model": JobList}})
 async def jobs(
     service: ServiceDep,
-    kb: str | None = None,
-    state: str | None = Query(None, pattern="^(queued|running|done|failed)$"),
-    limit: int = Query(100, ge=1, le=1000),
-) -> dict:
-    """Recent jobs, newest first (all knowledge bases unless `kb` is given)."""
+    principal: Reader,
+    kb: KbName | None = None,
+    state: JobState | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Response:
+    """Recent jobs, newest first: of `kb`, or of every knowledge base the token may use. A
+    knowledge base that does not exist and has no jobs is 404, as on every route."""
     library = service.library
-    name = None if kb is None else library.kb(kb).name  # a malformed name is refused
-    found = await service.call(library.jobs, name, None if state is None else job_state(state), limit)
-    return {"jobs": [j.to_json() for j in found]}
+    if kb is not None:
+        principal.require_kb(kb)
+    found = await service.call(library.jobs, kb, state, limit if principal.every_kb else 1000)
+    if kb is not None and not found and not await service.call(library.home.exists, kb):
+        await service.call(library.home.require, kb)
+    if kb is None and not principal.every_kb:
+        found = [j for j in found if j.kb in principal.kbs][:limit]
+    return ok({"jobs": [j.to_json() for j in found]})
 
 
-@router.get("/v1/jobs/{job_id}")
-async def job(job_id: str, service: ServiceDep) -> dict:
+@router.get("/v1/jobs/{job_id}", responses={200: {"model": JobModel}})
+async def job(job_id: str, service: ServiceDep, principal: Reader) -> Response:
     """One job: state, progress, the ingest report when done, webhook deliveries."""
-    return (await service.call(service.library.job, job_id)).to_json()
+    found = await service.call(service.library.job, job_id)
+    principal.require_kb(found.kb)
+    return ok(found.to_json())
 
 
-@router.post("/v1/jobs/{job_id}/retry", status_code=202)
-async def retry(job_id: str, service: ServiceDep) -> dict:
+@router.post("/v1/jobs/{job_id}/retry", status_code=202, responses={202: {"model": JobModel}, **errors(409, 503)})
+async def retry(job_id: str, service: ServiceDep, principal: Writer) -> Response:
     """Queues a done or failed job again."""
-    return (await service.call(service.library.retry_job, job_id)).to_json()
+    principal.require_kb((await service.call(service.library.job, job_id)).kb)
+    return ok((await service.call(service.library.retry_job, job_id)).to_json(), 202)
