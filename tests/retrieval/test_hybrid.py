@@ -1,4 +1,4 @@
-"""Hybrid retrieval: the FTS5 keyword index beside the vectors, fused by reciprocal rank.
+"""Hybrid retrieval: the FTS5 keyword index beside the vectors, fused by score.
 Real Chroma and SQLite; the real model where dense search must genuinely miss, the hash
 embedder (a fake model, named in the test) elsewhere."""
 

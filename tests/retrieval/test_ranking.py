@@ -72,3 +72,37 @@ def test_hybrid_drops_the_commonest_word_beyond_the_budget():
     df = {"rare": 12, "protein": 3000, "kinase": 4000, "cell": 9000}
     rare = RareTerms(lambda word, cap: min(df[word], cap))
     assert rare.choose(["cell", "kinase", "protein", "rare"], "v1") == ["rare", "protein", "kinase"]
+
+
+def test_fusion_weighs_how_far_ahead_each_list_puts_a_passage(tmp_path):
+    """The dense list barely prefers `a` over `both`; the keyword list puts `both` (both
+    words) far ahead of `a` (one). Reciprocal rank fusion ranked `a` first (ranks 1 and 2
+    against 3 and 1); score fusion ranks `both` first."""
+    texts = {"both": "protein kinase assay", "a": "a protein note", "other": "an unrelated note"}
+    texts |= {f"filler{i}": f"filler note {i}" for i in range(20)}
+    manifest = _manifest(tmp_path, texts)
+    dense = [("a", 0.80), ("other", 0.79), ("both", 0.78)] + [(f"filler{i}", 0.5 - i / 100) for i in range(20)]
+    hits = _search(manifest, StubStore(dense), "protein kinase")
+    assert [h.chunk_id for h in hits[:3]] == ["both", "a", "other"]
+    assert [h.keyword_rank for h in hits[:3]] == [1, 2, None]
+    assert 0 < hits[-1].score <= hits[0].score <= 1
+    manifest.close()
+
+
+def test_scores_are_normalised_over_each_list():
+    from kb.retrieval.fusion import normalised
+
+    assert normalised([]) == {}
+    assert normalised([("x", -3.0)]) == {"x": 1.0}  # the best (and only) candidate of its list
+    assert normalised([("x", 2.0), ("y", 2.0)]) == {"x": 1.0, "y": 1.0}
+    assert normalised([("x", 0.9), ("y", 0.6), ("z", 0.5)]) == pytest.approx({"x": 1.0, "y": 0.25, "z": 0.0})
+
+
+def test_a_passage_one_list_missed_gets_that_lists_floor():
+    from kb.retrieval.fusion import convex
+
+    fused = dict(convex([("x", 0.9), ("y", 0.5)], [("z", 12.0), ("x", 4.0)]))
+    assert fused == pytest.approx({"x": 0.5, "y": 0.0, "z": 0.5})
+    assert convex([], [("z", 1.0)]) == [("z", 0.5)]
+    tie = convex([("x", 0.9), ("y", 0.5)], [("y", 3.0), ("x", 1.0)])
+    assert [item for item, _ in tie] == ["x", "y"]  # equal scores: the dense list's order

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kb.documents import Hit
-from kb.retrieval.fusion import rrf
+from kb.retrieval.fusion import convex
 from kb.retrieval.keyword import RareTerms, match_expression, terms
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ def ranked(
     similarity = dict(dense)
     keyword_rank = {cid: rank for rank, (cid, _) in enumerate(keyword, start=1)}
     if mode == "hybrid":
-        order = rrf([[cid for cid, _ in dense], [cid for cid, _ in keyword]])
+        order = convex(dense, [(cid, -bm25) for cid, bm25 in keyword])
     elif mode == "dense":
         order = dense
     else:
