@@ -4,10 +4,11 @@ Each list's scores are min-max normalised over the candidates it returned (its b
 its last 0) and the two are mixed with equal weight; a candidate missing from one list
 gets that list's floor, 0. A convex combination of normalised scores keeps what reciprocal
 rank fusion throws away, how far apart the candidates are: a passage that bm25 puts far
-ahead of the rest gains over one that is merely first among near-equal cosines (Bruch,
-Gai & Ingber, "An Analysis of Fusion Functions for Hybrid Retrieval", TOIS 2023, found it
-ahead of RRF in and out of domain). Measured on SciFact's train claims in docs/quality.md.
-The weight is not tuned: an equal mix, which the measurements show is on the plateau.
+ahead of the rest gains over one that is merely first among near-equal cosines. Bruch,
+Gai & Ingber ("An Analysis of Fusion Functions for Hybrid Retrieval", TOIS 2023) found a
+convex combination ahead of RRF in and out of domain, its weight tuned on a few queries;
+here it is an even split, untuned, on the plateau (0.4 to 0.6) SciFact's train claims
+show (docs/quality.md, "Hybrid search on SciFact").
 """
 
 from __future__ import annotations

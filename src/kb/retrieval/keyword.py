@@ -105,7 +105,8 @@ def match_expression(query: str | list[str]) -> str | None:
 # words only; beyond it the commonest words go, whose idf is lowest. It was 1,000 postings:
 # on SciFact's 12,098 chunks that dropped 43% of the words of 790 of 809 train claims and
 # cost hybrid search 0.012 nDCG@10; at 10,000, 94 claims lose a word and the ranking is as
-# good as with every word, for ~5 ms more per claim (docs/quality.md, "Hybrid search").
+# good as with every word, for ~5 ms more per claim (docs/quality.md, "Hybrid search on
+# SciFact").
 POSTINGS_BUDGET = 10_000
 
 
