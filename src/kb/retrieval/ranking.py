@@ -25,6 +25,11 @@ if TYPE_CHECKING:
 # costs Chroma and FTS5 time on every search.
 CANDIDATES = 50
 
+# Part of the answer cache's key: an answer cached from another ranking's passages is not
+# served. Raised whenever a change moves what a search returns. 2: score fusion and the
+# 10,000-posting budget.
+RANKING_VERSION = "2"
+
 
 def ranked(
     manifest: Manifest,
