@@ -50,28 +50,43 @@ def _search(manifest: SqliteManifest, store: StubStore, query: str, k: int = 5, 
 
 @pytest.fixture
 def common_words(tmp_path):
-    """1,500 chunks about protein, 1,500 about kinase, one about both: each word's postings
-    alone exceed the old budget of 1,000."""
-    texts = {f"p{i}": f"note {i} on a protein" for i in range(1500)}
-    texts |= {f"k{i}": f"note {i} on a kinase" for i in range(1500)}
-    texts["both"] = "the protein kinase assay"
-    texts |= {f"other{i}": f"unrelated note {i}" for i in range(50)}
+    """1,100 chunks about protein and 1,100 about kinase among 10,203 (each word's postings
+    alone exceed what hybrid search ranks with), and three chunks with a rare word."""
+    texts = {f"p{i}": f"note {i} on a protein" for i in range(1100)}
+    texts |= {f"k{i}": f"note {i} on a kinase" for i in range(1100)}
+    texts |= {"zeta": "zeta note", "zeta-both": "the zeta protein kinase assay", "zeta-one": "a zeta protein"}
+    texts |= {f"other{i}": f"unrelated note {i}" for i in range(8000)}
     manifest = _manifest(tmp_path, texts)
     yield manifest
     manifest.close()
 
 
-def test_hybrid_keeps_query_words_found_in_a_few_thousand_chunks(common_words):
+def test_hybrid_ranks_its_keyword_candidates_by_the_common_words_too(common_words):
+    """FTS5 ranks by the rare word alone (zeta, zeta-one, zeta-both: the shortest first);
+    rescored by every word, the chunks holding protein and kinase come first, in the order
+    bm25 over the whole query gives."""
     dense = [(f"other{i}", 0.5 - i / 1000) for i in range(50)]  # the embeddings know nothing useful
-    hits = _search(common_words, StubStore(dense), "protein kinase")
-    both = next(h for h in hits if h.chunk_id == "both")
-    assert both.keyword_rank == 1  # the keyword side searched for both words, not for none
+    hits = _search(common_words, StubStore(dense), "zeta protein kinase", k=60)  # every candidate
+    ranks = {h.chunk_id: h.keyword_rank for h in hits if h.keyword_rank}
+    assert ranks == {"zeta-one": 1, "zeta-both": 2, "zeta": 3}
+    whole = [cid for cid, _ in common_words.keyword_search('"zeta" OR "protein" OR "kinase"', 3)]
+    assert whole == ["zeta-one", "zeta-both", "zeta"]
 
 
-def test_hybrid_drops_the_commonest_word_beyond_the_budget():
+def test_rescored_bm25_is_the_ranking_queries_own(common_words):
+    ids = ["zeta", "zeta-one", "p7", "k3", "other1", "not-a-chunk"]
+    rescored = dict(common_words.keyword_rescore('"zeta" OR "protein" OR "kinase"', ids))
+    ranked = dict(common_words.keyword_search('"zeta" OR "protein" OR "kinase"', 5000))
+    assert set(rescored) == {"zeta", "zeta-one", "p7", "k3"}  # other1 holds no word
+    assert rescored == pytest.approx({cid: ranked[cid] for cid in rescored}, rel=1e-12)
+
+
+def test_hybrid_ranks_with_the_rarest_words_and_rescores_with_more():
     df = {"rare": 12, "protein": 3000, "kinase": 4000, "cell": 9000}
     rare = RareTerms(lambda word, cap: min(df[word], cap))
-    assert rare.choose(["cell", "kinase", "protein", "rare"], "v1") == ["rare", "protein", "kinase"]
+    words = ["cell", "kinase", "protein", "rare"]
+    assert rare.choose(words, "v1") == ["rare"]
+    assert rare.choose(words, "v1", rare.rescore_budget) == ["rare", "protein"]
 
 
 def test_fusion_weighs_how_far_ahead_each_list_puts_a_passage(tmp_path):
