@@ -103,12 +103,12 @@ def match_expression(query: str | list[str]) -> str | None:
 # sort: ~1 µs per posting on the reference machine. Hybrid search keeps that within
 # POSTINGS_BUDGET by ranking with the query's rarest words only, the ones that find what the
 # embeddings miss (a code, a name). Its candidates, those chunks and the dense list's, are
-# then scored by bm25 over the query's words up to RESCORE_BUDGET: FTS5 reads those words'
-# postings (~0.15 µs each, for their idf) but scores the candidates only
+# then scored by bm25 over the query's words up to RESCORE_BUDGET: FTS5 walks those words'
+# postings (~0.15 µs each) but computes bm25 for the candidates only
 # (Manifest.keyword_rescore). With the rarest words alone the keyword side of SciFact's
 # train claims held 57% of their words and cost hybrid search 0.012 nDCG@10; ranking with
-# every word costs ~4.5 ms more per claim on its 12,098 chunks, rescoring ~1 ms for the
-# same ranking (docs/quality.md, "Hybrid search on SciFact").
+# every word costs ~5 ms more per claim on its 12,098 chunks, rescoring ~1.3 ms for as good
+# a ranking (docs/quality.md, "Hybrid search on SciFact").
 POSTINGS_BUDGET = 1000
 RESCORE_BUDGET = 5_000
 
