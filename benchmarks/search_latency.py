@@ -114,9 +114,14 @@ def measure(home: Path, queries: int, words: list[str], kind: str) -> dict:
             kb.search(q, 5, options=SearchOptions(mode=mode))
             times[mode].append((time.perf_counter() - t) * 1000)
     sample = [query() for _ in range(200)]
-    keyword_side = sum(bool(kb.access.rare_terms.choose(terms(q), kb.access.manifest.content_key())) for q in sample)
+    rare, version = kb.access.rare_terms, kb.access.manifest.content_key()
+    ranked = [rare.choose(terms(q), version) for q in sample]  # the words FTS5 ranks with
+    rescored = [rare.choose(terms(q), version, rare.rescore_budget) for q in sample]  # and rescores with
     kb.close()
-    out: dict = {"queries_with_a_keyword_side": round(keyword_side / len(sample), 2)}
+    out: dict = {
+        "queries_with_a_keyword_side": round(sum(map(bool, ranked)) / len(sample), 2),
+        "queries_rescored": round(sum(a != b for a, b in zip(ranked, rescored)) / len(sample), 2),
+    }
     for mode, ms in times.items():
         a = np.array(ms)
         out[mode] = {"p50_ms": round(float(np.percentile(a, 50)), 2), "p95_ms": round(float(np.percentile(a, 95)), 2)}

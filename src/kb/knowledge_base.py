@@ -13,9 +13,9 @@ never create anything: a KB that does not exist is an error.
 
 Search is hybrid by default: the dense candidates (ids and similarities from the vector
 store) and the keyword candidates (FTS5 bm25 over the manifest's `chunks`) are fused by
-reciprocal rank, and only the final top-k's texts are read, from the manifest. A KB from
-before the keyword index gets it on its first write or hybrid search; until then, and in a
-read-only home, searches are dense, with a one-line notice.
+their normalised scores (retrieval/fusion.py), and only the final top-k's texts are read,
+from the manifest. A KB from before the keyword index gets it on its first write or hybrid
+search; until then, and in a read-only home, searches are dense, with a one-line notice.
 """
 
 from __future__ import annotations

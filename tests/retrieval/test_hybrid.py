@@ -1,4 +1,4 @@
-"""Hybrid retrieval: the FTS5 keyword index beside the vectors, fused by reciprocal rank.
+"""Hybrid retrieval: the FTS5 keyword index beside the vectors, fused by score.
 Real Chroma and SQLite; the real model where dense search must genuinely miss, the hash
 embedder (a fake model, named in the test) elsewhere."""
 
@@ -270,3 +270,14 @@ def test_hybrid_keeps_the_rarest_words_within_the_postings_budget():
     assert rare.choose(["hive"], "v1") == []  # only common words: the dense list carries the query
     rare.choose(["qx"], "v2")  # the KB changed: counted again
     assert counted[-1] == "qx" and len(counted) == 6
+
+
+def test_an_answer_cached_from_another_ranking_is_not_served_hash_embedder(hash_kb, monkeypatch):
+    from kb.retrieval import ranking
+
+    kb, _ = hash_kb
+    question = "How many mites per 100 bees means I must treat?"
+    assert not kb.ask(question).cached
+    assert kb.ask(question).cached
+    monkeypatch.setattr(ranking, "RANKING_VERSION", ranking.RANKING_VERSION + "-next")
+    assert not kb.ask(question).cached  # the passages it was built from may not be the ones found now

@@ -2,10 +2,10 @@
 verify citations → cache, with one metrics event per question.
 
 The answer cache is keyed by everything that changes the answer: the question's cache form,
-the knowledge base and its content key, the model, the chain, the search options and the
-prompt's version. A cached answer needs neither the model nor the store. A degraded answer
-(an earlier link of the chain failed) is not cached: once the preferred provider is back,
-the same question should reach it.
+the knowledge base and its content key, the model, the chain, the search options, the
+ranking's and the prompt's versions. A cached answer needs neither the model nor the
+store. A degraded answer (an earlier link of the chain failed) is not cached: once the
+preferred provider is back, the same question should reach it.
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ class Answerer:
         from kb.answering.question import cache_form
         from kb.cache import answer_key
         from kb.providers.chain import chain_fingerprint
+        from kb.retrieval.ranking import RANKING_VERSION
 
         key = answer_key(
             q=cache_form(question),
@@ -68,6 +69,7 @@ class Answerer:
             mode=search.mode,
             unique_sources=search.unique_sources,
             prompt=PROMPT_VERSION,
+            ranking=RANKING_VERSION,
         )
         if use_cache:
             hit = self._cached(key, question, started)

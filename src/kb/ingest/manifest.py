@@ -138,6 +138,7 @@ class Manifest(Protocol):
     def keyword_ready(self) -> bool: ...
     def rebuild_keyword_index(self, chunks: list[StoredChunk]) -> None: ...
     def keyword_search(self, match: str, limit: int) -> list[tuple[str, float]]: ...
+    def keyword_rescore(self, match: str, ids: list[str]) -> list[tuple[str, float]]: ...
     def keyword_count(self, word: str, cap: int) -> int: ...
     def chunks(self, ids: list[str]) -> dict[str, StoredChunk]: ...
     def keyword_problems(self) -> list[str]: ...
@@ -277,6 +278,20 @@ class SqliteManifest:
             "SELECT c.id, rank FROM chunks_fts JOIN chunks c ON c.rowid = chunks_fts.rowid "
             "WHERE chunks_fts MATCH ? ORDER BY rank LIMIT ?",
             (match, limit),
+        )
+        return [(r[0], r[1]) for r in rows]
+
+    def keyword_rescore(self, match: str, ids: list[str]) -> list[tuple[str, float]]:
+        """(chunk id, bm25) for the chunks among `ids` that `match` finds, unordered: the
+        same bm25 as keyword_search's. FTS5 still walks every posting of the expression's
+        words but computes bm25 for these rows only; the unary + keeps SQLite from handing
+        the id list to FTS5, which would evaluate the expression once per id (10x slower)."""
+        rows = self._db.execute(
+            "SELECT c.id, f.score FROM (SELECT rowid, bm25(chunks_fts) AS score FROM chunks_fts "
+            "WHERE chunks_fts MATCH ?1 AND +rowid IN "
+            "(SELECT k.rowid FROM chunks k WHERE k.id IN (SELECT value FROM json_each(?2)))) f "
+            "JOIN chunks c ON c.rowid = f.rowid",
+            (match, json.dumps(ids)),
         )
         return [(r[0], r[1]) for r in rows]
 

@@ -116,6 +116,9 @@ class MirroredManifest:
     def keyword_search(self, match: str, limit: int) -> list[tuple[str, float]]:
         return self.mirror.keyword_search(match, limit)
 
+    def keyword_rescore(self, match: str, ids: list[str]) -> list[tuple[str, float]]:
+        return self.mirror.keyword_rescore(match, ids)
+
     def keyword_count(self, word: str, cap: int) -> int:
         return self.mirror.keyword_count(word, cap)
 

@@ -99,28 +99,47 @@ def match_expression(query: str | list[str]) -> str | None:
     return " OR ".join(f'"{w}"' for w in words)  # a token holds no quote, so none to escape
 
 
-# FTS5 scores every chunk that holds any of the OR'ed words before it can sort: the cost of
-# a query is the sum of its words' document frequencies (~1 µs per posting on the reference
-# machine). Hybrid search keeps it within this many postings by using the query's rarer
-# words only; a word this common has a low idf, and the dense list covers such queries.
+# FTS5 ranks an OR query by scoring every chunk that holds any of its words before it can
+# sort: ~1 µs per posting on the reference machine. Hybrid search keeps that within
+# POSTINGS_BUDGET by ranking with the query's rarest words only, the ones that find what the
+# embeddings miss (a code, a name). Its candidates, those chunks and the dense list's, are
+# then scored by bm25 over the query's words up to RESCORE_BUDGET: FTS5 walks those words'
+# postings (~0.15 µs each) but computes bm25 for the candidates only
+# (Manifest.keyword_rescore). With the rarest words alone the keyword side of SciFact's
+# train claims held 57% of their words and cost hybrid search 0.012 nDCG@10; ranking with
+# every word costs ~5 ms more per claim on its 12,098 chunks, rescoring ~1.3 ms for as good
+# a ranking (docs/quality.md, "Hybrid search on SciFact").
 POSTINGS_BUDGET = 1000
+RESCORE_BUDGET = 5_000
 
 
 class RareTerms:
     """Chooses the words of a hybrid query's keyword side: the rarest first, while their
-    document frequencies add up to at most `budget`. Frequencies are counted up to just
-    over the budget (a bounded read of the word's postings) and cached until the knowledge
-    base changes; common words recur across queries, so their counts come from the cache."""
+    document frequencies add up to at most a budget (`budget` to rank with, `rescore_budget`
+    to rescore with). Frequencies are counted up to just over the larger budget (a bounded
+    read of the word's postings) and cached until the knowledge base changes; common words
+    recur across queries, so their counts come from the cache."""
 
-    def __init__(self, count: Callable[[str, int], int], budget: int = POSTINGS_BUDGET, size: int = 50_000) -> None:
+    def __init__(
+        self,
+        count: Callable[[str, int], int],
+        budget: int = POSTINGS_BUDGET,
+        rescore_budget: int = RESCORE_BUDGET,
+        size: int = 50_000,
+    ) -> None:
         self._count = count  # (word, cap) -> documents holding the word, at most cap
         self.budget = budget
+        self.rescore_budget = rescore_budget
         self._size = size
         self._cache: OrderedDict[str, int] = OrderedDict()
         self._version: str | None = None
         self._lock = threading.Lock()
 
-    def choose(self, words: list[str], version: str) -> list[str]:
+    def choose(self, words: list[str], version: str, budget: int | None = None) -> list[str]:
+        """The rarest of `words` within `budget` postings (default: `self.budget`), rarest
+        first; `version` is the knowledge base's content key."""
+        budget = self.budget if budget is None else budget
+        cap = max(self.budget, self.rescore_budget) + 1
         with self._lock:
             if version != self._version:
                 self._cache.clear()
@@ -128,7 +147,7 @@ class RareTerms:
             known = {w: self._cache.get(w) for w in words}
         for word, df in known.items():
             if df is None:
-                known[word] = self._count(word, self.budget + 1)
+                known[word] = self._count(word, cap)
         with self._lock:
             for word, df in known.items():
                 self._cache[word] = df  # type: ignore[assignment]
@@ -139,7 +158,7 @@ class RareTerms:
         for word, df in sorted(known.items(), key=lambda pair: pair[1] or 0):
             if not df:
                 continue  # in no chunk: nothing to score
-            if total + df > self.budget:
+            if total + df > budget:
                 break
             keep.append(word)
             total += df

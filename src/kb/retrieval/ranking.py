@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kb.documents import Hit
-from kb.retrieval.fusion import rrf
+from kb.retrieval.fusion import convex
 from kb.retrieval.keyword import RareTerms, match_expression, terms
 
 if TYPE_CHECKING:
@@ -24,6 +24,11 @@ if TYPE_CHECKING:
 # for a passage ranked well by one list only to reach the top-k; each deeper candidate
 # costs Chroma and FTS5 time on every search.
 CANDIDATES = 50
+
+# Part of the answer cache's key: an answer cached from another ranking's passages is not
+# served. Raised whenever a change moves what a search returns. 2: score fusion, keyword
+# candidates rescored by more of the query's words.
+RANKING_VERSION = "2"
 
 
 def ranked(
@@ -42,16 +47,14 @@ def ranked(
     if mode != "keyword":
         dense = store.nearest(embedder.embed([query])[0], depth)
     keyword: list[tuple[str, float]] = []
-    words = terms(query) if mode != "dense" else []
-    if mode == "hybrid":  # exhaustive in keyword mode; hybrid keeps to a latency budget
-        words = rare_terms.choose(words, manifest.content_key())
-    match = match_expression(words)
-    if match:
-        keyword = manifest.keyword_search(match, depth)
+    if mode == "hybrid":
+        keyword = _hybrid_keyword(manifest, rare_terms, terms(query), [cid for cid, _ in dense], depth)
+    elif mode == "keyword" and (match := match_expression(query)):
+        keyword = manifest.keyword_search(match, depth)  # exhaustive: every word ranks
     similarity = dict(dense)
     keyword_rank = {cid: rank for rank, (cid, _) in enumerate(keyword, start=1)}
     if mode == "hybrid":
-        order = rrf([[cid for cid, _ in dense], [cid for cid, _ in keyword]])
+        order = convex(dense, [(cid, -bm25) for cid, bm25 in keyword])
     elif mode == "dense":
         order = dense
     else:
@@ -72,6 +75,22 @@ def ranked(
             if len(hits) == k:
                 break
     return hits, _dense_top1(manifest, dense, hits)
+
+
+def _hybrid_keyword(
+    manifest: Manifest, rare_terms: RareTerms, words: list[str], dense: list[str], depth: int
+) -> list[tuple[str, float]]:
+    """The keyword list of a hybrid search, (chunk id, bm25) best first, within a latency
+    budget (see keyword.py): FTS5 ranks the chunks holding the query's rarest words, then
+    those and the dense candidates are scored by bm25 over more of its words."""
+    version = manifest.content_key()
+    rare = match_expression(rare_terms.choose(words, version))
+    found = manifest.keyword_search(rare, depth) if rare else []
+    more = match_expression(rare_terms.choose(words, version, rare_terms.rescore_budget))
+    if not more or more == rare:  # no other word fits: the ranking is already over them all
+        return found
+    candidates = list(dict.fromkeys([cid for cid, _ in found] + dense))
+    return sorted(manifest.keyword_rescore(more, candidates), key=lambda pair: pair[1])[:depth]  # lower is better
 
 
 def _dense_top1(manifest: Manifest, dense: list[tuple[str, float]], hits: list[Hit]) -> float | None:
