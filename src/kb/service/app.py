@@ -71,7 +71,8 @@ def create_app(settings: Settings, worker: bool = False) -> Guards:
     app.state.service = service
     _handlers(app)
     _metrics_middleware(app, service)
-    routers = (probes.router, search.router, jobs.router, documents.router, token_routes.router, openai.router)
+    routers = (probes.router, search.router, jobs.router, documents.router, token_routes.router,
+               token_routes.current, openai.router)  # fmt: skip
     for router in routers:
         app.include_router(router)
     routes = [route for router in routers for route in router.routes]
