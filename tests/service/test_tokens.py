@@ -76,6 +76,7 @@ def test_every_token_may_read_what_it_may_do(served):
     with server.client() as http:
         refused = http.get("/v1/token")
         assert refused.status_code == 401 and "bearer token" in refused.json()["error"]["message"]
+        assert http.get("/ui/server.json").json()["token_required"] is True  # the page asks first, no 401
 
 
 def test_a_token_limited_to_a_kb_gets_403_elsewhere(served):
