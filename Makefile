@@ -1,5 +1,5 @@
 # One command per habit. Everything installs into .venv in the repo root; install-dev also
-# installs the Debian packages redis-server and haproxy when they are missing (system-deps).
+# installs the Debian packages redis-server, haproxy and chromium when they are missing (system-deps).
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -30,13 +30,16 @@ $(VENV)/.installed-bench: pyproject.toml | $(PY)
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev system-deps
 
-# redis-server and haproxy, which the scale-out tests and make cluster run: apt-get installs
-# them only when missing, and only as root; otherwise this says what to run, and the tests
-# that need them are skipped. /usr/sbin is not on a normal user's PATH, hence the -x checks.
+# redis-server and haproxy, which the scale-out tests and make cluster run, and chromium, the
+# browser the web page's tests drive (Playwright's own browser download is never used):
+# apt-get installs them only when missing, and only as root; otherwise this says what to run,
+# and the tests that need them are skipped. /usr/sbin is not on a normal user's PATH, hence
+# the -x checks.
 system-deps:
 	@missing=""; \
 	command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || missing="$$missing redis-server"; \
 	command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing="$$missing haproxy"; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then \
 		echo "missing:$$missing. Install them (Debian/Ubuntu: sudo apt-get install$$missing);" \

@@ -24,6 +24,7 @@ class FakeOpenAI:
         self.script: list[str] = []
         self.delay = 5.0
         self.retry_after = "0"
+        self.chunk_delay = 0.0  # seconds between streamed chunks, so a client can see them arrive
         self.requests: list[dict] = []
         self.auth = ""  # the last Authorization header received
         self._lock = threading.Lock()
@@ -141,6 +142,7 @@ class FakeOpenAI:
                 for word in answer.split(" ") if answer else []:
                     chunk = dict(base, choices=[{"index": 0, "delta": {"content": word + " "}, "finish_reason": None}])
                     self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                    time.sleep(fake.chunk_delay)
                 self.wfile.write(f"data: {json.dumps(dict(base, choices=[], usage=usage))}\n\n".encode())
                 self.wfile.write(b"data: [DONE]\n\n")
 

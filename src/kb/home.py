@@ -188,6 +188,12 @@ class Home:
         baseline = store.top1_before(kb, start) if start else None
         return compute(store.events(kb, start), store.attempts(kb, start), self.breakers.states(), baseline, low)
 
+    def stats_series(self, kb: str | None, since: str | None, bucket: str) -> dict[str, Any]:
+        """The `kb stats --series` buckets of one knowledge base, or (kb=None) of every one."""
+        from kb.metrics.series import series
+
+        return series(self.metrics, kb, since, bucket, self.settings.low_match)
+
     # -- where the knowledge bases live ----------------------------------------------------
     @lazy
     def storage(self) -> Storage:

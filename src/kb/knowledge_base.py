@@ -336,6 +336,12 @@ class KnowledgeBase:
         self.home.require(self.name)
         return self.home.stats(self.name, since)
 
+    def stats_series(self, bucket: str, since: str | None = None) -> dict[str, Any]:
+        """The `kb stats` figures over time: `since` (default 24h) in buckets of `bucket`
+        (see kb.metrics.series)."""
+        self.home.require(self.name)
+        return self.home.stats_series(self.name, since, bucket)
+
     # -- health ---------------------------------------------------------------------------------
     def doctor(self, repair: bool = False) -> DoctorReport:
         """Diagnoses (and with `repair`, repairs) under one write lock, so a concurrent

@@ -89,6 +89,10 @@ class Library:
         """The `kb stats` figures of every knowledge base of the home."""
         return self.home.stats(None, since)
 
+    def stats_series(self, bucket: str, since: str | None = None) -> dict[str, Any]:
+        """The `kb stats` figures over time, of every knowledge base of the home."""
+        return self.home.stats_series(None, since, bucket)
+
     def clear_cache(self) -> int:
         """Drops every cached answer and query embedding of the home."""
         return self.home.cache.clear()

@@ -109,6 +109,9 @@ def test_ask_gives_the_same_answer_as_the_cli_and_streams(served):
         ("get", "/v1/nothing-here", None, 404, "not_found"),
         ("delete", "/v1/documents?source=/no/such/file.md", None, 404, "document_not_found"),
         ("get", "/v1/stats?since=yesterday", None, 422, "invalid_request"),
+        ("get", "/v1/stats?series=often", None, 422, "invalid_request"),
+        ("get", "/v1/stats?series=1s&since=7d", None, 400, "input_error"),
+        ("get", "/v1/stats?series=0m", None, 400, "input_error"),
         ("post", "/v1/search", {"query": "bees", "queries": ["wax"]}, 422, "invalid_request"),
     ],
 )
@@ -159,6 +162,20 @@ def test_documents_info_kbs_and_stats_match_the_cli(served):
         assert http.delete("/v1/documents", params={"source": target}).json()["documents"] == 1
         assert all(d["source"] != target for d in http.get("/v1/documents").json()["documents"])
         assert _cli(home, "ingest", corpus).code == 0
+
+
+def test_stats_series_is_kb_stats_series_json(served):
+    server, home, _ = served
+    with server.client() as http:
+        http.post("/v1/search", json={"query": "swarm cells"})
+        series = http.get("/v1/stats", params={"since": "1h", "series": "15m"}).json()
+        cli = _cli(home, "stats", "--series", "15m", "--since", "1h", "--json").json()
+        every = http.get("/v1/stats", params={"series": "1h", "all": "true"}).json()
+    assert set(series) == set(cli) == {"since", "until", "bucket_s", "low_match", "baseline", "buckets"}
+    assert series["bucket_s"] == 900 and len(series["buckets"]) == 5
+    assert set(series["buckets"][-1]) == set(cli["buckets"][-1])
+    assert series["buckets"][-1]["requests"]["search"] >= 1
+    assert len(every["buckets"]) == 25  # the default window: 24h
 
 
 def test_prometheus_metrics_parse_and_count(served):

@@ -63,6 +63,22 @@ def test_scopes_allow_what_they_say(served):
     )
 
 
+def test_every_token_may_read_what_it_may_do(served):
+    server, _, _, tokens, _ = served
+    answers = {}
+    for name in ("reader", "notes-only"):  # not "slow": its three requests a minute are for the rate limit test
+        with server.client(token=tokens[name]) as http:
+            answers[name] = http.get("/v1/token").json()
+    assert answers["reader"] == {"name": "reader", "scope": "read", "kbs": [], "rpm": None}
+    assert answers["notes-only"] == {"name": "notes-only", "scope": "write", "kbs": ["notes"], "rpm": None}
+    with server.client(token=ADMIN) as http:
+        assert http.get("/v1/token").json() == {"name": "KB_SERVE_TOKENS", "scope": "admin", "kbs": [], "rpm": None}
+    with server.client() as http:
+        refused = http.get("/v1/token")
+        assert refused.status_code == 401 and "bearer token" in refused.json()["error"]["message"]
+        assert http.get("/ui/server.json").json()["token_required"] is True  # the page asks first, no 401
+
+
 def test_a_token_limited_to_a_kb_gets_403_elsewhere(served):
     server, _, _, tokens, _ = served
     limited = tokens["notes-only"]

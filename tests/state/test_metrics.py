@@ -147,3 +147,31 @@ def test_redis_down_is_a_store_error_naming_the_server_then_works_again(redis_ba
     redis_outage.start()
     store.record(Event("search", "bees", 3.0, ts=time.time() + 1))  # the script is loaded again after the restart
     assert [e["total_ms"] for e in store.events("bees")] == [1.0, 3.0]
+
+
+def test_both_backends_give_the_same_series(tmp_path, redis_backend):
+    from kb.metrics.series import series
+
+    embedded = MetricsStore(tmp_path / "metrics.db")
+    shared = redis_backend.metrics()
+    figures = []
+    for store in (embedded, shared):
+        _recorded(store)
+        figures.append(series(store, "bees", "4s", "2s", 0.3, now=T0 + 7.5))  # buckets from T0+2 to T0+8
+    embedded.close()
+    assert figures[0] == figures[1]
+    assert [sum(b["requests"].values()) for b in figures[0]["buckets"]] == [1, 2, 0]  # T0+8 is past now
+    assert figures[0]["baseline"] == {"n": 1, "mean": 0.71, "p50": 0.71, "low_match_share": 0.0}  # T0+1
+
+
+def test_series_reads_what_another_instance_wrote(backend):
+    from kb.metrics.series import series
+
+    _recorded(backend.metrics())
+    out = series(backend.metrics(), None, "10s", "5s", 0.3, now=T0 + 9)
+    assert [b["requests"] for b in out["buckets"]] == [
+        {"ask": 0, "search": 0, "ingest": 0},  # from T0-5: the edge before the window's start
+        {"ask": 2, "search": 1, "ingest": 1},
+        {"ask": 1, "search": 0, "ingest": 3},
+    ]
+    assert out["buckets"][1]["usage"]["input_tokens"] == 300 and out["buckets"][1]["cache"]["hits"] == 1

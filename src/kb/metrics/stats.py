@@ -41,7 +41,8 @@ def _latency(values: list[float]) -> dict:
     }
 
 
-def _summary(values: list[float], low: float) -> dict:
+def similarity_summary(values: list[float], low: float) -> dict:
+    """Top-1 similarities: how many, their mean and median, the share below `low`."""
     if not values:
         return {"n": 0, "mean": None, "p50": None, "low_match_share": None}
     return {
@@ -68,8 +69,8 @@ def _ks(a: list[float], b: list[float]) -> float:
 
 def drift(recent: list[float], baseline: list[float], low: float) -> dict:
     out = {
-        "recent": _summary(recent, low),
-        "baseline": _summary(baseline, low),
+        "recent": similarity_summary(recent, low),
+        "baseline": similarity_summary(baseline, low),
         "low_match": low,
         "mean_shift": None,
         "ks": None,

@@ -25,7 +25,7 @@ from starlette.routing import BaseRoute, Match
 
 from kb.config import Settings
 from kb.errors import KbError
-from kb.service import errors
+from kb.service import errors, page
 from kb.service.context import RequestTimeout, Service
 from kb.service.guards import BodyTooLarge, Guards
 from kb.service.routers import documents, jobs, openai, probes, search
@@ -35,7 +35,7 @@ from kb.version import __version__
 DESCRIPTION = """Search and ask your knowledge bases; ingest in the background; OpenAI-compatible
 embeddings and chat completions whose model is a knowledge base.
 
-Every route but the probes and this documentation needs a bearer token when the server has
+Every route but the probes, this documentation and the web page (/ui) needs a bearer token when the server has
 any (KB_SERVE_TOKENS, or `kb tokens create`): *read* tokens search, ask and read; *write*
 tokens also ingest, remove and retry jobs; *admin* tokens also manage tokens and delete
 knowledge bases. Errors are `{"error": {"kind", "message", "details"}}`."""
@@ -71,9 +71,11 @@ def create_app(settings: Settings, worker: bool = False) -> Guards:
     app.state.service = service
     _handlers(app)
     _metrics_middleware(app, service)
-    routers = (probes.router, search.router, jobs.router, documents.router, token_routes.router, openai.router)
+    routers = (probes.router, search.router, jobs.router, documents.router, token_routes.router,
+               token_routes.current, openai.router)  # fmt: skip
     for router in routers:
         app.include_router(router)
+    page.mount(app)
     routes = [route for router in routers for route in router.routes]
     app.state.kb_routers = routers
     mb = 1024 * 1024

@@ -21,9 +21,10 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-# Probes of load balancers carry no token; the API's documentation holds no data.
-OPEN_PATHS = {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
-OPEN_PREFIXES = ("/static-offline-docs/",)
+# Probes of load balancers carry no token; the API's documentation and the web page (its
+# files, and whether it must ask for a token) hold no data: the page sends a token for that.
+OPEN_PATHS = {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/ui"}
+OPEN_PREFIXES = ("/static-offline-docs/", "/ui/")
 Observe = Callable[[Scope, int], None]  # a refusal, counted in /metrics under its route
 
 

@@ -290,6 +290,33 @@ class StatsModel(_Out):
     drift: dict[str, Any]
 
 
+class SeriesBucketModel(_Out):
+    start: str = Field(..., description="When the bucket starts (ISO 8601, UTC); it lasts `bucket_s`.")
+    requests: dict[str, int] = Field(..., description="Asks, searches and ingests.")
+    errors: int
+    latency_ms: dict[str, Any] = Field(..., description="p50, p95 and n of the total latency, per request kind.")
+    cache: dict[str, Any] = Field(..., description="Asks, those answered from the cache, and their share.")
+    usage: dict[str, Any] = Field(..., description="Tokens and cost of the answers not taken from the cache.")
+    top1: dict[str, Any] = Field(..., description="Top-1 similarity: n, mean, p50, the share below low_match.")
+
+
+class StatsSeriesModel(_Out):
+    since: str
+    until: str
+    bucket_s: float
+    low_match: float
+    baseline: dict[str, Any] = Field(..., description="Top-1 similarity before the window: the drift baseline.")
+    buckets: list[SeriesBucketModel]
+
+
+class PrincipalModel(_Out):
+    name: str = Field(..., description="The token's name; KB_SERVE_TOKENS for those, anyone on a server without "
+                      "tokens.")  # fmt: skip
+    scope: Literal["read", "write", "admin"]
+    kbs: list[str] = Field(..., description="The knowledge bases it may use; empty: every one.")
+    rpm: int | None = Field(..., description="Requests a minute it may send; null: no limit.")
+
+
 class TokenModel(_Out):
     name: str
     scope: str

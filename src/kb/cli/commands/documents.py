@@ -10,6 +10,7 @@ from kb.cli import context
 from kb.cli import render as ui
 from kb.cli.options import JSON
 from kb.cli.render import catalogue as render
+from kb.cli.render.stats import series as render_series
 from kb.cli.render.stats import stats as render_stats
 
 
@@ -55,8 +56,17 @@ def stats(
         None, "--since", help="Only events in this window, e.g. 1h or 7d; earlier ones are the drift baseline."
     ),
     all_kbs: bool = typer.Option(False, "--all", help="Every knowledge base of this KB_HOME, not only --kb."),
+    series: str | None = typer.Option(
+        None, "--series", help="Over time instead: buckets of this width, e.g. 5m or 1h, over --since (default 24h)."
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Request counts, cache hits, latency percentiles, tokens and cost, errors, breakers and drift."""
+    if series is not None:
+        found = (
+            context.library(ctx).stats_series(series, since) if all_kbs else context.kb(ctx).stats_series(series, since)
+        )
+        ui.emit_json(found) if as_json else render_series(found)
+        return
     data = context.library(ctx).stats(since) if all_kbs else context.kb(ctx).stats(since)
     ui.emit_json(data) if as_json else render_stats(data)

@@ -1,8 +1,8 @@
-"""`kb stats`: requests, cache, latency, providers, drift."""
+"""`kb stats`: requests, cache, latency, providers, drift; and `--series`, the same over time."""
 
 from __future__ import annotations
 
-from kb.cli.render import fmt, out
+from kb.cli.render import fmt, out, table
 
 
 def stats(data: dict) -> None:
@@ -45,3 +45,22 @@ def stats(data: dict) -> None:
         f"share below {d['low_match']}: recent {fmt(r['low_match_share'])}, baseline {fmt(b['low_match_share'])}"
         + ("; [bold red]drifting[/]" if d["drifting"] else "")
     )
+
+
+def series(data: dict) -> None:
+    """One row per bucket; the empty ones too, so that a gap reads as a gap."""
+    rows = []
+    for b in data["buckets"]:
+        lat, usage = b["latency_ms"], b["usage"]
+        rows.append([b["start"][5:16].replace("T", " "), *(str(b["requests"][k]) for k in ("ask", "search", "ingest")),
+                     str(b["errors"]), f"{fmt(lat['ask']['p50'])}/{fmt(lat['ask']['p95'])}",
+                     f"{fmt(lat['search']['p50'])}/{fmt(lat['search']['p95'])}", fmt(b["cache"]["hit_rate"]),
+                     f"{usage['input_tokens']}/{usage['output_tokens']}", fmt(usage["cost_usd"]),
+                     fmt(b["top1"]["mean"])])  # fmt: skip
+    columns = ["UTC", "ask", "search", "ingest", "errors", "ask p50/p95", "search p50/p95", "hit rate", "tokens in/out",
+               "cost $", "top-1"]  # fmt: skip
+    out.print(f"[bold]{data['since']} to {data['until']}[/], buckets of {data['bucket_s']:g}s; latency in ms")
+    table(columns, rows, right=columns[1:])
+    base = data["baseline"]
+    out.print(f"[bold]drift baseline[/] top-1 similarity before the window: mean {fmt(base['mean'])} (n={base['n']}), "
+              f"share below {data['low_match']}: {fmt(base['low_match_share'])}")  # fmt: skip

@@ -18,6 +18,7 @@ from kb.service.schemas import (
     KbName,
     Removed,
     StatsModel,
+    StatsSeriesModel,
     Text,
     errors,
 )
@@ -27,6 +28,7 @@ router = APIRouter(tags=["knowledge bases"], responses=errors(*GUARDED, 403, 404
 Reader = Annotated[Principal, Depends(need("read", "read knowledge bases"))]
 Writer = Annotated[Principal, Depends(need("write", "remove documents"))]
 Admin = Annotated[Principal, Depends(need("admin", "delete knowledge bases or read the stats of every one"))]
+SERIES = "Over time instead: buckets of this width (e.g. 5m, 1h) over `since` (default 24h), at most 1000 of them."
 
 
 @router.get("/v1/documents", responses={200: {"model": DocumentList}, **errors(503)})
@@ -76,17 +78,29 @@ async def delete_kb(
     return ok({"kbs": [k.to_json() for k in found]})
 
 
-@router.get("/v1/stats", responses={200: {"model": StatsModel}, **errors(400, 503)})
+@router.get(
+    "/v1/stats",
+    responses={200: {"model": StatsModel | StatsSeriesModel, "description": "The figures; with `series`, the "
+                     "figures over time."}, **errors(400, 503)},
+)  # fmt: skip
 async def stats(
     service: ServiceDep,
     principal: Reader,
     kb: KbName | None = None,
     since: Annotated[str | None, Query(pattern=DURATION_PATTERN, description="e.g. 1h, 7d")] = None,
     all: bool = False,
+    series: Annotated[str | None, Query(pattern=DURATION_PATTERN, description=SERIES)] = None,
 ) -> Response:
-    """The `kb stats --json` figures, of one knowledge base or (`all`, admin) of every one."""
+    """The `kb stats --json` figures of one knowledge base, or (`all`, admin) of every one.
+    With `series`, the same over time (`kb stats --series --json`): buckets of that width,
+    aligned to multiples of it, over `since`."""
     library = service.library
     if all:
         principal.require("admin", "read the stats of every knowledge base")
+        if series is not None:
+            return ok(await service.call(library.stats_series, series, since))
         return ok(await service.call(library.stats, since))
-    return ok(await service.call(service.kb(principal, kb).stats, since))
+    found = service.kb(principal, kb)
+    if series is not None:
+        return ok(await service.call(found.stats_series, series, since))
+    return ok(await service.call(found.stats, since))

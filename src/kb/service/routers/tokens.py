@@ -1,4 +1,4 @@
-"""The access tokens, for admin tokens: /v1/tokens (as `kb tokens`)."""
+"""The access tokens: /v1/tokens for admin tokens (as `kb tokens`), and /v1/token, which\nanswers any token what it may do (the web page shows only the controls it may use)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,28 @@ from fastapi.responses import Response
 
 from kb.service.auth import Principal, need
 from kb.service.context import ServiceDep, ok
-from kb.service.schemas import GUARDED, KbName, TokenCreated, TokenList, TokenModel, TokenRequest, errors
+from kb.service.schemas import (
+    GUARDED,
+    KbName,
+    PrincipalModel,
+    TokenCreated,
+    TokenList,
+    TokenModel,
+    TokenRequest,
+    errors,
+)
 
 router = APIRouter(tags=["tokens"], responses=errors(*GUARDED, 403))
 Admin = Annotated[Principal, Depends(need("admin", "manage tokens"))]
+# Read is the least scope, so this one never answers 403; 503 when the token store is out of reach.
+current = APIRouter(tags=["tokens"], responses=errors(*GUARDED, 503))
+Holder = Annotated[Principal, Depends(need("read", "read its own token"))]
+
+
+@current.get("/v1/token", responses={200: {"model": PrincipalModel}})
+async def token(principal: Holder) -> Response:
+    """The request's token: its name, scope, knowledge bases and rate limit (never its secret)."""
+    return ok({"name": principal.name, "scope": principal.scope, "kbs": list(principal.kbs), "rpm": principal.rpm})
 
 
 @router.get("/v1/tokens", responses={200: {"model": TokenList}, **errors(503)})
