@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 KB     := $(VENV)/bin/kb
 DEMO_HOME := .kb-demo
 
-.PHONY: demo test lint test-soak bench bench-quick bench-load bench-cluster bench-avx2 install install-dev system-deps \
+.PHONY: demo test lint test-soak bench bench-serve bench-quick bench-load bench-cluster bench-avx2 install install-dev system-deps \
 	cluster cluster-stop clean
 
 $(PY):
@@ -77,6 +77,11 @@ test-soak: install-dev
 # Every performance target next to its goal (benchmarks/run.py; docs/benchmarks.md).
 bench: $(VENV)/.installed-bench
 	$(PY) benchmarks/run.py $(BENCH_ARGS)
+	$(PY) benchmarks/serve.py
+
+# kb serve against the FastAPI script a user would write instead (benchmarks/serve.py).
+bench-serve: $(VENV)/.installed-dev
+	$(PY) benchmarks/serve.py $(BENCH_ARGS)
 
 # kb serve under load: 1, 8 and 32 clients, micro-batching on and off (benchmarks/load.py).
 bench-load: $(VENV)/.installed-dev

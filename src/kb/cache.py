@@ -11,6 +11,8 @@ import contextlib
 import hashlib
 import json
 import pickle
+import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
@@ -102,6 +104,40 @@ class RedisCache:
         state.release(self._client)
 
 
+class MemoryCache:
+    """A bounded least-recently-used cache in this process's memory: for query embeddings in
+    long-lived processes, where a disk or Redis round trip per search costs more than it saves
+    (a query's vector takes milliseconds to compute; kb serve's hot path writes nothing)."""
+
+    def __init__(self, max_items: int = 4096) -> None:
+        self._items: OrderedDict[str, Any] = OrderedDict()
+        self._max = max_items
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> Any:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def set(self, key: str, value: Any) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self._max:
+                self._items.popitem(last=False)
+
+    def clear(self) -> int:
+        with self._lock:
+            count = len(self._items)
+            self._items.clear()
+            return count
+
+    def close(self) -> None:
+        pass
+
+
 class NullCache:
     """No cache: used when the KB home cannot hold one."""
 
@@ -131,4 +167,4 @@ def answer_key(**parts: Any) -> str:
 
 
 if TYPE_CHECKING:  # mypy holds every cache to the protocol
-    _CACHES: tuple[type[Cache], ...] = (DiskCache, RedisCache, NullCache)
+    _CACHES: tuple[type[Cache], ...] = (DiskCache, RedisCache, MemoryCache, NullCache)

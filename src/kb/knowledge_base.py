@@ -243,29 +243,47 @@ class KnowledgeBase:
             self.access.check_model()
             self.access.require_content()
             event = "search" if record else None
-            return [self._retrieve(q, search, record=event)[0] for q in cleaned]
+            dense: list[Any] = [None] * len(cleaned)
+            shared_ms = 0.0
+            if len(cleaned) > 1 and self.access.manifest.keyword_ready():  # one encoder and store call for all
+                from kb.retrieval import ranking
+
+                started = time.perf_counter()
+                dense = ranking.nearest_of(self.access.store, self.home.query_embedder, cleaned, search.k,
+                                           search.mode, search.unique_sources)  # fmt: skip
+                shared_ms = _ms(started) / len(cleaned)
+            return [self._retrieve(q, search, record=event, dense=d, shared_ms=shared_ms)[0]
+                    for q, d in zip(cleaned, dense, strict=True)]  # fmt: skip
 
     def _retrieve(
-        self, query: str, search: ResolvedSearch, record: str | None = None
+        self,
+        query: str,
+        search: ResolvedSearch,
+        record: str | None = None,
+        dense: list[tuple[str, float]] | None = None,
+        shared_ms: float = 0.0,
     ) -> tuple[list[Hit], float, float | None]:
-        """(hits, milliseconds, the dense top-1 similarity for the drift monitor)."""
+        """(hits, milliseconds, the dense top-1 similarity for the drift monitor). `dense`:
+        the query's dense candidates when a batch of searches found them together
+        (`shared_ms` each, counted in its milliseconds)."""
         from kb.metrics.store import Event
         from kb.retrieval import ranking
 
         access = self.access
+        embedder = self.home.query_embedder
         started = time.perf_counter()
         if access.manifest.keyword_ready():
-            hits, top1 = ranking.ranked(access.manifest, access.store, self.home.query_embedder, access.rare_terms,
-                                        query, search.k, search.mode, search.unique_sources)  # fmt: skip
+            hits, top1 = ranking.ranked(access.manifest, access.store, embedder, access.rare_terms,
+                                        query, search.k, search.mode, search.unique_sources, dense)  # fmt: skip
         else:
             if search.mode != "dense":
                 self._fallback_notice(
                     f"the keyword index of {self.name!r} is not built yet (the next write to it, or a repair, builds it)"
                 )
-            hits = ranking.dense_from_store(access.manifest, access.store, self.home.query_embedder,
+            hits = ranking.dense_from_store(access.manifest, access.store, embedder,
                                             self.settings.kb_dir, query, search.k, search.unique_sources)  # fmt: skip
             top1 = hits[0].score if hits else None
-        elapsed = _ms(started)
+        elapsed = _ms(started) + shared_ms
         if record:
             self._record(Event(record, self.name, elapsed, retrieve_ms=elapsed, top1=top1))
         return hits, elapsed, top1

@@ -30,9 +30,9 @@ JOB_LOCK_TIMEOUT_S = 24 * 3600  # a job waits for another job of its KB rather t
 
 
 class Library:
-    def __init__(self, settings: Settings, batch_queries: bool = False) -> None:
+    def __init__(self, settings: Settings, long_lived: bool = False) -> None:
         self.settings = settings
-        self.home = Home(settings, batch_queries)
+        self.home = Home(settings, long_lived)
         self._kbs: dict[str, KnowledgeBase] = {}
         self._lock = threading.Lock()
         self.on_wait: Callable[[str], None] = lambda message: None

@@ -216,7 +216,7 @@ UNIQUE_ARG = Field(description="At most one passage per document.")
 
 def build(settings: Settings, debug: bool = False) -> tuple[KbServer, Library]:
     """The server and the knowledge bases it serves (the caller closes them after run())."""
-    kbs = Library(settings)
+    kbs = Library(settings, long_lived=True)
     server = KbServer(
         "kb",
         title="kb knowledge base",

@@ -24,7 +24,7 @@ def _runner(library: Library) -> Runner:
 def run_worker(settings: Settings, workers: int | None, say: Callable[[str], None]) -> None:
     from kb.jobs.webhooks import secret_problems
 
-    library = Library(settings)
+    library = Library(settings, long_lived=True)
     runner = _runner(library)
     queue = library.home.queue
     count = workers or settings.queue.workers

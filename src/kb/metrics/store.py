@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
@@ -87,6 +88,7 @@ class Metrics(Protocol):
     def readonly(self) -> bool: ...
     def close(self) -> None: ...
     def record(self, event: Event) -> None: ...
+    def record_many(self, events: Sequence[Event]) -> None: ...
     def events(self, kb: str | None, since: float | None = None) -> list[dict]: ...
     def attempts(self, kb: str | None, since: float | None = None) -> list[dict]: ...
     def top1_before(self, kb: str | None, ts: float) -> list[float]: ...
@@ -107,19 +109,26 @@ class MetricsStore:
         self._db.close()
 
     def record(self, event: Event) -> None:
-        row = asdict(event)
-        attempts = row.pop("attempts")
-        row["cached"] = int(row["cached"])
-        cols = ", ".join(row)
+        self.record_many([event])
+
+    def record_many(self, events: Sequence[Event]) -> None:
+        """Appends events in one transaction."""
         with self._db.transaction() as conn:
-            conn.execute(f"INSERT INTO events({cols}) VALUES ({', '.join('?' * len(row))})", tuple(row.values()))
-            conn.executemany(
-                "INSERT INTO attempts(ts, kb, provider, outcome, error, message, latency_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (event.ts, event.kb, a["provider"], a["outcome"], a["error"], a.get("message"), a["latency_ms"])
-                    for a in attempts
-                ],
-            )
+            for event in events:
+                row = asdict(event)
+                attempts = row.pop("attempts")
+                row["cached"] = int(row["cached"])
+                cols = ", ".join(row)
+                conn.execute(f"INSERT INTO events({cols}) VALUES ({', '.join('?' * len(row))})", tuple(row.values()))
+                conn.executemany(
+                    "INSERT INTO attempts(ts, kb, provider, outcome, error, message, latency_ms) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (event.ts, event.kb, a["provider"], a["outcome"], a["error"], a.get("message"),
+                         a["latency_ms"])
+                        for a in attempts
+                    ],
+                )  # fmt: skip
 
     @staticmethod
     def _where(kb: str | None, since: float | None, before: float | None = None) -> tuple[str, list]:
@@ -223,11 +232,19 @@ class RedisMetricsStore:
         state.release(self._client)
 
     def record(self, event: Event) -> None:
-        row = asdict(event)
-        row["cached"] = int(row["cached"])
-        row["attempts"] = [{c: a.get(c) for c in ATTEMPT_COLUMNS} for a in row["attempts"]]
-        with state.translated(self._client, "recording a metrics event"):
-            self._record(keys=[self._key, self._seq], args=[repr(float(event.ts)), json.dumps(row), self._max])
+        self.record_many([event])
+
+    def record_many(self, events: Sequence[Event]) -> None:
+        """Appends events in one round trip (a pipeline of the recording script)."""
+        with state.translated(self._client, "recording metrics events"):
+            pipe = self._client.pipeline(transaction=False)
+            for event in events:
+                row = asdict(event)
+                row["cached"] = int(row["cached"])
+                row["attempts"] = [{c: a.get(c) for c in ATTEMPT_COLUMNS} for a in row["attempts"]]
+                self._record(keys=[self._key, self._seq], args=[repr(float(event.ts)), json.dumps(row), self._max],
+                             client=pipe)  # fmt: skip
+            pipe.execute()
 
     def _range(self, low: float | str, high: float | str, kb: str | None) -> list[dict]:
         with state.translated(self._client, "reading the metrics"):

@@ -31,6 +31,21 @@ CANDIDATES = 50
 RANKING_VERSION = "2"
 
 
+def depth(k: int, mode: str, unique: bool) -> int:
+    """Candidates each list contributes for a search of `k` hits."""
+    return max(CANDIDATES, k) if mode == "hybrid" or unique else k
+
+
+def nearest_of(
+    store: VectorStore, embedder: Embedder, queries: list[str], k: int, mode: str, unique: bool
+) -> list[list[tuple[str, float]]]:
+    """The dense candidates of several queries, encoded in one batch and looked up in one
+    call of the store: what `ranked` takes as `dense` for each."""
+    if mode == "keyword":
+        return [[] for _ in queries]
+    return store.nearest_many(embedder.embed(queries), depth(k, mode, unique))
+
+
 def ranked(
     manifest: Manifest,
     store: VectorStore,
@@ -40,17 +55,19 @@ def ranked(
     k: int,
     mode: str,
     unique: bool,
+    dense: list[tuple[str, float]] | None = None,
 ) -> tuple[list[Hit], float | None]:
-    """(the top `k` committed hits, the dense top-1 similarity for the drift monitor)."""
-    depth = max(CANDIDATES, k) if mode == "hybrid" or unique else k
-    dense: list[tuple[str, float]] = []
-    if mode != "keyword":
-        dense = store.nearest(embedder.embed([query])[0], depth)
+    """(the top `k` committed hits, the dense top-1 similarity for the drift monitor).
+    `dense`: the query's `depth(...)` nearest chunks, when a batch of searches found them
+    together (see `nearest_of`)."""
+    size = depth(k, mode, unique)
+    if dense is None:
+        dense = store.nearest(embedder.embed([query])[0], size) if mode != "keyword" else []
     keyword: list[tuple[str, float]] = []
     if mode == "hybrid":
-        keyword = _hybrid_keyword(manifest, rare_terms, terms(query), [cid for cid, _ in dense], depth)
+        keyword = _hybrid_keyword(manifest, rare_terms, terms(query), [cid for cid, _ in dense], size)
     elif mode == "keyword" and (match := match_expression(query)):
-        keyword = manifest.keyword_search(match, depth)  # exhaustive: every word ranks
+        keyword = manifest.keyword_search(match, size)  # exhaustive: every word ranks
     similarity = dict(dense)
     keyword_rank = {cid: rank for rank, (cid, _) in enumerate(keyword, start=1)}
     if mode == "hybrid":
@@ -78,19 +95,19 @@ def ranked(
 
 
 def _hybrid_keyword(
-    manifest: Manifest, rare_terms: RareTerms, words: list[str], dense: list[str], depth: int
+    manifest: Manifest, rare_terms: RareTerms, words: list[str], dense: list[str], size: int
 ) -> list[tuple[str, float]]:
     """The keyword list of a hybrid search, (chunk id, bm25) best first, within a latency
     budget (see keyword.py): FTS5 ranks the chunks holding the query's rarest words, then
     those and the dense candidates are scored by bm25 over more of its words."""
     version = manifest.content_key()
     rare = match_expression(rare_terms.choose(words, version))
-    found = manifest.keyword_search(rare, depth) if rare else []
+    found = manifest.keyword_search(rare, size) if rare else []
     more = match_expression(rare_terms.choose(words, version, rare_terms.rescore_budget))
     if not more or more == rare:  # no other word fits: the ranking is already over them all
         return found
     candidates = list(dict.fromkeys([cid for cid, _ in found] + dense))
-    return sorted(manifest.keyword_rescore(more, candidates), key=lambda pair: pair[1])[:depth]  # lower is better
+    return sorted(manifest.keyword_rescore(more, candidates), key=lambda pair: pair[1])[:size]  # lower is better
 
 
 def _dense_top1(manifest: Manifest, dense: list[tuple[str, float]], hits: list[Hit]) -> float | None:

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import AsyncIterator, Callable, MutableMapping
+from collections.abc import AsyncIterator, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match
@@ -70,7 +69,6 @@ def create_app(settings: Settings, worker: bool = False) -> Guards:
     )
     app.state.service = service
     _handlers(app)
-    _metrics_middleware(app, service)
     routers = (probes.router, search.router, jobs.router, documents.router, token_routes.router,
                token_routes.current, openai.router)  # fmt: skip
     for router in routers:
@@ -84,6 +82,9 @@ def create_app(settings: Settings, worker: bool = False) -> Guards:
         auth=service.auth,
         limits=service.limits,
         observe=lambda scope, status: service.observability.refused(_route(routes, scope), scope["method"], status),
+        answered=lambda scope, status, started: service.observability.request(
+            str(getattr(scope.get("route"), "path", "unmatched")), scope["method"], status, started
+        ),
         max_body=int(settings.serve.max_body_mb * mb),
         max_upload=int(settings.serve.max_upload_mb * mb),
         max_in_flight=settings.serve.max_in_flight,
@@ -162,18 +163,3 @@ def _body_too_large(exc: BaseException) -> BodyTooLarge | None:
             return match.exceptions[0] if match is not None else None  # type: ignore[return-value]
         seen = seen.__cause__
     return None
-
-
-def _metrics_middleware(app: FastAPI, service: Service) -> None:
-    @app.middleware("http")
-    async def observe(request: Request, call_next: Callable) -> Response:
-        started = time.perf_counter()
-        status = 500
-        try:
-            response = await call_next(request)
-            status = response.status_code
-            return response
-        finally:
-            route = request.scope.get("route")
-            path = getattr(route, "path", "unmatched")
-            service.observability.request(path, request.method, status, started)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hmac
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -157,11 +157,15 @@ def principal_of(request: Request) -> Principal:
     return principal if isinstance(principal, Principal) else OPEN
 
 
-def need(scope: Scope, doing: str) -> Callable[..., Principal]:
+def need(scope: Scope, doing: str) -> Callable[..., Awaitable[Principal]]:
     """A route dependency: the request's principal, which must hold `scope`. The bearer
-    parameter puts the security scheme in the OpenAPI document (Guards has checked it)."""
+    parameter puts the security scheme in the OpenAPI document (Guards has checked it).
+    Async, as every dependency of kb's routes: FastAPI runs a plain function on a worker
+    thread, a hand-off per request for a dictionary look-up."""
 
-    def dependency(request: Request, credentials: HTTPAuthorizationCredentials | None = Security(bearer)) -> Principal:
+    async def dependency(
+        request: Request, credentials: HTTPAuthorizationCredentials | None = Security(bearer)
+    ) -> Principal:
         principal = principal_of(request)
         principal.require(scope, doing)
         return principal

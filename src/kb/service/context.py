@@ -18,6 +18,7 @@ from kb.errors import KbError
 from kb.knowledge_base import KnowledgeBase
 from kb.library import Library
 from kb.service.auth import Authenticator, Principal, RateLimits
+from kb.service.batching import Batcher
 from kb.service.observability import Observability
 
 T = TypeVar("T")
@@ -30,7 +31,7 @@ class RequestTimeout(Exception):
 class Service:
     def __init__(self, settings: Settings, worker: bool) -> None:
         self.settings = settings
-        self.library = Library(settings, batch_queries=settings.serve.micro_batch)
+        self.library = Library(settings, long_lived=True)
         self.observability = Observability(self.library.home)
         static = [t.strip() for t in os.environ.get("KB_SERVE_TOKENS", "").split(",") if t.strip()]
         self.auth = Authenticator(static, self.library.home)
@@ -41,6 +42,8 @@ class Service:
 
             self.worker = EmbeddedWorker(self.library, settings.queue.workers)
         self.model_ready = False
+        self.batcher = Batcher(self.call)
+        self.observability.watch(self.batcher)
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Runs a blocking call of the core on a worker thread, within the request deadline."""
@@ -87,7 +90,7 @@ def ok(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> R
     return Response(orjson.dumps(data), status_code=status, headers=headers, media_type="application/json")
 
 
-def service_of(request: Request) -> Service:
+async def service_of(request: Request) -> Service:
     service: Service = request.app.state.service
     return service
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from kb.answering.answer import Answer
     from kb.documents import Hit
     from kb.home import Home
+    from kb.service.batching import Batcher
 
 _LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 _BREAKER = {"closed": 0, "half_open": 1, "open": 2}
@@ -54,6 +55,22 @@ class _AtScrape(Collector):
         yield jobs
 
 
+class _Batches(Collector):
+    """How many calls of the core answered how many searches and embedding inputs (their
+    ratio is the batch size the load reaches; service/batching.py)."""
+
+    def __init__(self, batcher: Batcher) -> None:
+        self.batcher = batcher
+
+    def collect(self) -> Iterator[Any]:
+        calls = CounterMetricFamily("kb_batched_calls", "Calls of the core made for batched requests.")
+        calls.add_metric([], self.batcher.calls)
+        yield calls
+        items = CounterMetricFamily("kb_batched_items", "Queries and inputs those calls carried.")
+        items.add_metric([], self.batcher.items)
+        yield items
+
+
 class Observability:
     def __init__(self, home: Home) -> None:
         self.registry = CollectorRegistry()
@@ -70,6 +87,9 @@ class Observability:
         self.top1 = Histogram("kb_top1_similarity", "Similarity of the best passage per search or question.",
                               buckets=[i / 20 for i in range(-4, 21)], registry=r)  # fmt: skip
         r.register(_AtScrape(home))
+
+    def watch(self, batcher: Batcher) -> None:
+        self.registry.register(_Batches(batcher))
 
     def request(self, route: str, method: str, status: int, started: float) -> None:
         self.requests.labels(route, method, str(status)).inc()

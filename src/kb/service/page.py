@@ -49,7 +49,7 @@ def mount(app: FastAPI) -> None:
     async def server(request: Request) -> Response:
         """Whether the page must ask for a token before its first data call (a 401 would say
         so too, but as an error in the browser's console)."""
-        service = service_of(request)
+        service = await service_of(request)
         required = await service.call(lambda: service.auth.required)
         return ok({"token_required": required, "version": __version__}, headers={"cache-control": "no-store"})
 

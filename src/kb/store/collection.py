@@ -77,11 +77,17 @@ class ChromaCollection:
         hybrid search reads the texts of the few it keeps from the manifest. No count()
         first: it costs more than the query at 100k chunks (7 ms against 3), and chromadb 1.5
         answers an empty collection, or one smaller than `n`, with what it has."""
+        return self.nearest_many(vector[None], n)[0]
+
+    def nearest_many(self, vectors: np.ndarray, n: int) -> list[list[tuple[str, float]]]:
+        """`nearest` for each row of `vectors`, in one call: a batch of searches pays
+        Chroma's per-call work (and the store's lock) once."""
         res = self._call(
             "searching the vector store failed",
-            lambda col: col.query(query_embeddings=vector[None], n_results=n, include=["distances"]),
+            lambda col: col.query(query_embeddings=vectors, n_results=n, include=["distances"]),
         )
-        return [(cid, 1.0 - dist) for cid, dist in zip(res["ids"][0], (res["distances"] or [[]])[0])]
+        distances = res["distances"] or [[] for _ in res["ids"]]
+        return [[(cid, 1.0 - dist) for cid, dist in zip(ids, dists)] for ids, dists in zip(res["ids"], distances)]
 
     def stored(self, ids: list[str]) -> list[StoredChunk]:
         """The texts and locations of the chunks among `ids` that the store holds (to build

@@ -16,6 +16,7 @@ accepted and not applied: kb answers through its configured provider chain.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
 import time
@@ -38,6 +39,7 @@ from kb.service.streaming import answer_stream
 
 if TYPE_CHECKING:
     from kb.answering.answer import Answer
+    from kb.home import Home
     from kb.knowledge_base import KnowledgeBase
 
 router = APIRouter(tags=["openai"], responses=errors(*GUARDED, 400, 403, 404))
@@ -158,20 +160,25 @@ async def embeddings(body: EmbeddingsRequest, service: ServiceDep, principal: Re
     if any(not t or len(t) > MAX_INPUT_CHARS for t in texts):
         raise InputError(f"every input must be a non-empty text of at most {MAX_INPUT_CHARS} characters", field="input")
     home = service.library.home
-    vectors = np.asarray(await service.call(home.query_embedder.embed, texts), dtype=np.float32)
-    if body.dimensions is not None and body.dimensions != vectors.shape[1]:
-        raise InputError(f"dimensions={body.dimensions}: kb's model gives {vectors.shape[1]} only", field="dimensions")
-    tokens = await service.call(lambda: sum(home.chunker.count(t) for t in texts))
+    embedded = await service.batcher.submit("embeddings", texts, functools.partial(_embedded, home))
+    width = len(embedded[0][0])
+    if body.dimensions is not None and body.dimensions != width:
+        raise InputError(f"dimensions={body.dimensions}: kb's model gives {width} only", field="dimensions")
+    tokens = sum(count for _, count in embedded)
     data = []
-    for i, row in enumerate(vectors):
+    for i, (row, _) in enumerate(embedded):
         value: Any = (
-            base64.b64encode(row.astype("<f4").tobytes()).decode()
-            if body.encoding_format == "base64"
-            else [float(x) for x in row]
+            base64.b64encode(row.astype("<f4").tobytes()).decode() if body.encoding_format == "base64" else row.tolist()
         )
         data.append({"object": "embedding", "index": i, "embedding": value})
     return ok({"object": "list", "data": data, "model": home.model_id,
                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})  # fmt: skip
+
+
+def _embedded(home: Home, texts: list[str]) -> list[tuple[np.ndarray, int]]:
+    """Each text's vector and word-piece count, for every text of a batch of requests."""
+    vectors = np.asarray(home.query_embedder.embed(texts), dtype=np.float32)
+    return [(row, home.chunker.count(text)) for row, text in zip(vectors, texts, strict=True)]
 
 
 @router.post(

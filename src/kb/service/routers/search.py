@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -37,7 +38,10 @@ async def search(body: SearchRequest, service: ServiceDep, principal: Reader) ->
     kb = service.kb(principal, body.kb)
     options = SearchOptions().merged(k=body.k, mode=body.mode, unique_sources=body.unique_sources)
     queries = [body.query] if isinstance(body, SearchOne) else body.queries
-    results = await service.call(kb.search_many, queries, options)
+    for query in queries:  # refused alone, before it joins the searches of other requests
+        clean_question(query, service.settings.max_question_chars)
+    results = await service.batcher.submit(("search", kb.name, options), queries,
+                                           functools.partial(kb.search_many, options=options))  # fmt: skip
     for hits in results:
         service.observability.searched(hits)
     if isinstance(body, SearchOne):
