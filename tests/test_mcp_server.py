@@ -17,7 +17,7 @@ import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
-from kb import KnowledgeBase
+from kb import KnowledgeBase, SearchFilter, SearchOptions
 from kb.config import load_settings
 from tests.conftest import ROOT, SAMPLE, run_kb
 
@@ -138,6 +138,32 @@ def test_search_ask_and_list_give_what_the_facade_gives_hash_embedder(tmp_path, 
     assert _text(docs).startswith("2 documents in knowledge base 'notes':")
     assert default_docs.structured_content == {"kb": "default", "documents": other_docs}
     assert wax.structured_content["hits"] == wax_hits
+
+
+def test_filters_give_what_the_facade_gives_hash_embedder(tmp_path, monkeypatch):
+    monkeypatch.setenv("KB_MODEL", "hash")
+    notes = _ingest(_write(tmp_path / "notes", NOTES))
+    only_queen = SearchOptions(filter=SearchFilter.of(["queen.md"]))
+    expected_hits = [h.to_json("varroa mites") for h in notes.search("varroa mites", 2, options=only_queen)]
+    expected = notes.ask("How many eggs does the queen lay per day?", options=only_queen, use_cache=False).to_json()
+    notes.close()
+
+    async def session(client):
+        return (
+            await client.call_tool("search", {"query": "varroa mites", "k": 2, "source": ["queen.md"]}),
+            await client.call_tool(
+                "ask", {"question": "How many eggs does the queen lay per day?", "source": ["queen.md"]}
+            ),
+            await client.call_tool("search", {"query": "varroa", "type": ["pdf"], "since": "2000-01-01"}),
+        )
+
+    search, ask, nothing = _run(tmp_path / "err.log", session)
+    assert search.structured_content["hits"] == expected_hits and expected_hits
+    assert all(h["source"].endswith("queen.md") for h in expected_hits)
+    body = ask.structured_content
+    assert body["answer"] == expected["answer"] and body["citations"][0]["source"].endswith("queen.md")
+    assert nothing.is_error and "matches the filter (type pdf" in _text(nothing)
+    assert "list_documents shows what is" in _text(nothing)
 
 
 def test_errors_are_one_line_tool_errors_and_the_server_keeps_serving_hash_embedder(tmp_path, kb_home, monkeypatch):

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
         KbError,
         KbNotFound,
         LockTimeout,
+        NoMatchingDocuments,
         NotFound,
         ProviderError,
         StoreError,
@@ -52,7 +53,7 @@ if TYPE_CHECKING:
     from kb.jobs.store import Job
     from kb.knowledge_base import KnowledgeBase
     from kb.library import Library
-    from kb.options import IngestScope, JobState, SearchMode, SearchOptions
+    from kb.options import IngestScope, JobState, SearchFilter, SearchMode, SearchOptions
     from kb.results import DocumentInfo, KbInfo, KbSummary
 
 # Where each public name lives: imported on first use, so `import kb` (and `kb --help`) stays
@@ -70,6 +71,7 @@ _HOMES = {
     "Library": "kb.library",
     "IngestScope": "kb.options",
     "JobState": "kb.options",
+    "SearchFilter": "kb.options",
     "SearchMode": "kb.options",
     "SearchOptions": "kb.options",
     "DocumentInfo": "kb.results",
@@ -78,8 +80,8 @@ _HOMES = {
 }
 _ERRORS = {
     "AllProvidersFailed", "ConfigError", "Conflict", "DocumentNotFound", "EmptyKb", "Forbidden", "IngestError",
-    "InputError", "JobNotFound", "KbError", "KbNotFound", "LockTimeout", "NotFound", "ProviderError", "StoreError",
-    "WebhookError",
+    "InputError", "JobNotFound", "KbError", "KbNotFound", "LockTimeout", "NoMatchingDocuments", "NotFound",
+    "ProviderError", "StoreError", "WebhookError",
 }  # fmt: skip
 
 
@@ -144,8 +146,10 @@ __all__ = [
     "KnowledgeBase",
     "Library",
     "LockTimeout",
+    "NoMatchingDocuments",
     "NotFound",
     "ProviderError",
+    "SearchFilter",
     "SearchMode",
     "SearchOptions",
     "Settings",

@@ -16,6 +16,8 @@ store) and the keyword candidates (FTS5 bm25 over the manifest's `chunks`) are f
 their normalised scores (retrieval/fusion.py), and only the final top-k's texts are read,
 from the manifest. A KB from before the keyword index gets it on its first write or hybrid
 search; until then, and in a read-only home, searches are dense, with a one-line notice.
+A search filter narrows each candidate search to the documents it leaves
+(retrieval/filtering.py).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
     from kb.ingest.pipeline import IngestReport, Progress
     from kb.ingest.planning import IngestPlan
     from kb.results import DocumentInfo, KbInfo
+    from kb.retrieval.filtering import Scope
 
 log = logging.getLogger("kb")
 
@@ -224,9 +227,10 @@ class KnowledgeBase:
         self, query: str, k: int | None = None, *, options: SearchOptions | None = None, record: bool = True
     ) -> list[Hit]:
         """The top `k` passages for `query` (default: the top_k setting). `options` chooses the
-        mode (hybrid, dense or keyword) and whether to keep one passage per document; its `k`
-        gives way to the argument. `record=False` keeps the search out of `kb stats`
-        (evaluation runs). Empty, huge or binary queries raise InputError."""
+        mode (hybrid, dense or keyword), whether to keep one passage per document and the
+        documents searched (`filter`); its `k` gives way to the argument. `record=False` keeps
+        the search out of `kb stats` (evaluation runs). Empty, huge or binary queries raise
+        InputError; a filter that leaves no document, NoMatchingDocuments."""
         return self.search_many([query], (options or SearchOptions()).merged(k=k), record=record)[0]
 
     def search_many(
@@ -242,11 +246,18 @@ class KnowledgeBase:
         with self.access.reading():
             self.access.check_model()
             self.access.require_content()
+            scope = self._scope(search)
             event = "search" if record else None
-            return [self._retrieve(q, search, record=event)[0] for q in cleaned]
+            return [self._retrieve(q, search, scope, record=event)[0] for q in cleaned]
+
+    def _scope(self, search: ResolvedSearch) -> Scope | None:
+        """The documents `search.filter` leaves (None: every one); under `reading`."""
+        from kb.retrieval.filtering import scope_of
+
+        return scope_of(self.access.manifest, search.filter, self.name)
 
     def _retrieve(
-        self, query: str, search: ResolvedSearch, record: str | None = None
+        self, query: str, search: ResolvedSearch, scope: Scope | None, record: str | None = None
     ) -> tuple[list[Hit], float, float | None]:
         """(hits, milliseconds, the dense top-1 similarity for the drift monitor)."""
         from kb.metrics.store import Event
@@ -256,14 +267,15 @@ class KnowledgeBase:
         started = time.perf_counter()
         if access.manifest.keyword_ready():
             hits, top1 = ranking.ranked(access.manifest, access.store, self.home.query_embedder, access.rare_terms,
-                                        query, search.k, search.mode, search.unique_sources)  # fmt: skip
+                                        query, search.k, search.mode, search.unique_sources, scope=scope)  # fmt: skip
         else:
             if search.mode != "dense":
                 self._fallback_notice(
                     f"the keyword index of {self.name!r} is not built yet (the next write to it, or a repair, builds it)"
                 )
             hits = ranking.dense_from_store(access.manifest, access.store, self.home.query_embedder,
-                                            self.settings.kb_dir, query, search.k, search.unique_sources)  # fmt: skip
+                                            self.settings.kb_dir, query, search.k, search.unique_sources,
+                                            scope=scope)  # fmt: skip
             top1 = hits[0].score if hits else None
         elapsed = _ms(started)
         if record:
@@ -307,7 +319,7 @@ class KnowledgeBase:
             home = self.home
             self._answerer = Answerer(
                 self.name, self.settings, home.cache, home.breakers, home.query_embedder.embed, home.model_id,
-                lambda q, search: self._retrieve(q, search), self.access.manifest.content_key,
+                lambda q, search: self._retrieve(q, search, self._scope(search)), self.access.manifest.content_key,
                 self.access.require_content, self._record,
             )  # fmt: skip
         return self._answerer

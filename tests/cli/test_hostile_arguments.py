@@ -31,6 +31,12 @@ def _cases(corpus: str) -> list[tuple[list[str], bytes | None]]:
             (["--kb", "../../etc", command, "bees"], None),
             (["--kb", "", command, "bees"], None),
         ]
+    for command in ("search", "ask"):
+        cases += [
+            ([command, "bees", "--since", "yesterday"], None),
+            ([command, "bees", "--type", "*"], None),
+            ([command, "bees", "--source", "*.docx"], None),  # leaves no document
+        ]
     cases += [
         (["ask", "bees", "--provider", "nope"], None),
         (["ingest"], None),

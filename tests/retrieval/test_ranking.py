@@ -20,8 +20,8 @@ class StubStore:
     def __init__(self, nearest: list[tuple[str, float]]) -> None:
         self._nearest = nearest
 
-    def nearest(self, vector: np.ndarray, n: int) -> list[tuple[str, float]]:
-        return self._nearest[:n]
+    def nearest(self, vector: np.ndarray, n: int, only=None) -> list[tuple[str, float]]:
+        return [(cid, sim) for cid, sim in self._nearest if only is None or cid in only][:n]
 
 
 class StubEmbedder:

@@ -2,10 +2,10 @@
 verify citations → cache, with one metrics event per question.
 
 The answer cache is keyed by everything that changes the answer: the question's cache form,
-the knowledge base and its content key, the model, the chain, the search options, the
-ranking's and the prompt's versions. A cached answer needs neither the model nor the
-store. A degraded answer (an earlier link of the chain failed) is not cached: once the
-preferred provider is back, the same question should reach it.
+the knowledge base and its content key, the model, the chain, the search options (the
+filter included), the ranking's and the prompt's versions. A cached answer needs neither
+the model nor the store. A degraded answer (an earlier link of the chain failed) is not
+cached: once the preferred provider is back, the same question should reach it.
 """
 
 from __future__ import annotations
@@ -68,6 +68,7 @@ class Answerer:
             k=search.k,
             mode=search.mode,
             unique_sources=search.unique_sources,
+            filter=search.filter.to_json(),
             prompt=PROMPT_VERSION,
             ranking=RANKING_VERSION,
         )

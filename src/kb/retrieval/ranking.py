@@ -4,6 +4,10 @@ committed chunks among them.
 Texts and locations come from the manifest's chunk table, which lists committed chunks
 only, so a write in progress adds none and removes none. A KB whose keyword index is not
 built yet (a read-only home of a KB from before it) is searched densely from the store.
+
+A search filter (kb.retrieval.filtering) restricts each candidate search itself, not its
+results: the vector store searches the filter's chunks only, FTS5 ranks those documents'
+chunks only, so a filter that leaves one document still gives that document's best chunks.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from kb.retrieval.keyword import RareTerms, match_expression, terms
 if TYPE_CHECKING:
     from kb.embedding import Embedder
     from kb.ingest.manifest import Manifest
+    from kb.retrieval.filtering import Scope
     from kb.store import VectorStore
 
 # Candidates each list contributes to the fusion (and to --unique-sources' pick): enough
@@ -40,17 +45,22 @@ def ranked(
     k: int,
     mode: str,
     unique: bool,
+    *,
+    scope: Scope | None = None,
 ) -> tuple[list[Hit], float | None]:
-    """(the top `k` committed hits, the dense top-1 similarity for the drift monitor)."""
+    """(the top `k` committed hits within `scope` (a filter's documents), the dense top-1
+    similarity for the drift monitor)."""
     depth = max(CANDIDATES, k) if mode == "hybrid" or unique else k
+    only = scope.chunk_ids if scope else None
     dense: list[tuple[str, float]] = []
     if mode != "keyword":
-        dense = store.nearest(embedder.embed([query])[0], depth)
+        dense = store.nearest(embedder.embed([query])[0], depth, only)
     keyword: list[tuple[str, float]] = []
+    sources = scope.sources if scope else None
     if mode == "hybrid":
-        keyword = _hybrid_keyword(manifest, rare_terms, terms(query), [cid for cid, _ in dense], depth)
+        keyword = _hybrid_keyword(manifest, rare_terms, terms(query), [cid for cid, _ in dense], depth, sources)
     elif mode == "keyword" and (match := match_expression(query)):
-        keyword = manifest.keyword_search(match, depth)  # exhaustive: every word ranks
+        keyword = manifest.keyword_search(match, depth, sources)  # exhaustive: every word ranks
     similarity = dict(dense)
     keyword_rank = {cid: rank for rank, (cid, _) in enumerate(keyword, start=1)}
     if mode == "hybrid":
@@ -78,14 +88,20 @@ def ranked(
 
 
 def _hybrid_keyword(
-    manifest: Manifest, rare_terms: RareTerms, words: list[str], dense: list[str], depth: int
+    manifest: Manifest,
+    rare_terms: RareTerms,
+    words: list[str],
+    dense: list[str],
+    depth: int,
+    sources: tuple[str, ...] | None = None,
 ) -> list[tuple[str, float]]:
     """The keyword list of a hybrid search, (chunk id, bm25) best first, within a latency
-    budget (see keyword.py): FTS5 ranks the chunks holding the query's rarest words, then
-    those and the dense candidates are scored by bm25 over more of its words."""
+    budget (see keyword.py): FTS5 ranks the chunks holding the query's rarest words (of the
+    filter's documents, if any), then those and the dense candidates are scored by bm25
+    over more of its words."""
     version = manifest.content_key()
     rare = match_expression(rare_terms.choose(words, version))
-    found = manifest.keyword_search(rare, depth) if rare else []
+    found = manifest.keyword_search(rare, depth, sources) if rare else []
     more = match_expression(rare_terms.choose(words, version, rare_terms.rescore_budget))
     if not more or more == rare:  # no other word fits: the ranking is already over them all
         return found
@@ -106,7 +122,15 @@ def _dense_top1(manifest: Manifest, dense: list[tuple[str, float]], hits: list[H
 
 
 def dense_from_store(
-    manifest: Manifest, store: VectorStore, embedder: Embedder, kb_dir: Path, query: str, k: int, unique: bool
+    manifest: Manifest,
+    store: VectorStore,
+    embedder: Embedder,
+    kb_dir: Path,
+    query: str,
+    k: int,
+    unique: bool,
+    *,
+    scope: Scope | None = None,
 ) -> list[Hit]:
     """Dense search with texts from the vector store: for a KB whose keyword index is not
     built (a read-only home of a KB from before it)."""
@@ -114,7 +138,9 @@ def dense_from_store(
 
     mark = kb_dir / MARKER
     writing = mark.exists()
-    hits = store.query(embedder.embed([query]), max(CANDIDATES, k) if unique else k)[0]
+    hits = store.query(
+        embedder.embed([query]), max(CANDIDATES, k) if unique else k, scope.chunk_ids if scope else None
+    )[0]
     if writing or mark.exists():
         hits = _committed(manifest, hits)
     if unique:

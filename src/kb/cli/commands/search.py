@@ -8,10 +8,9 @@ import typer
 
 from kb.cli import context
 from kb.cli import render as ui
-from kb.cli.options import JSON, MODE, UNIQUE
+from kb.cli.options import JSON, MODE, SINCE, SOURCE, TYPE, UNIQUE, search_options
 from kb.cli.render import answers as render
 from kb.errors import InputError
-from kb.options import SearchOptions
 
 
 def search(
@@ -22,13 +21,16 @@ def search(
     ),
     mode: str | None = MODE,
     unique_sources: bool | None = UNIQUE,
+    source: list[str] | None = SOURCE,
+    types: list[str] | None = TYPE,
+    since: str | None = SINCE,
     as_json: bool = JSON,
 ) -> None:
     """Show the passages that best match QUERY."""
+    options = search_options(k, mode, unique_sources, source, types, since)
     queries = _queries(query)
     if not queries:
         raise InputError("no queries on standard input; pass one per line")
-    options = SearchOptions().merged(k=k, mode=mode, unique_sources=unique_sources)
     results = context.kb(ctx).search_many(queries, options)
     for q, hits in zip(queries, results):
         if as_json:
@@ -51,11 +53,14 @@ def ask(
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the answer cache."),
     mode: str | None = MODE,
     unique_sources: bool | None = UNIQUE,
+    source: list[str] | None = SOURCE,
+    types: list[str] | None = TYPE,
+    since: str | None = SINCE,
     as_json: bool = JSON,
 ) -> None:
     """Answer QUESTION from the knowledge base, with numbered citations."""
+    options = search_options(top_k, mode, unique_sources, source, types, since)
     text = stdin_text() if question == "-" else question
-    options = SearchOptions().merged(k=top_k, mode=mode, unique_sources=unique_sources)
     kb = context.kb(ctx)
     stream = render.MarkdownStream() if ui.out.is_terminal and not (as_json or no_stream) else None
     try:

@@ -5,7 +5,8 @@
   clients ask for by default); at most MAX_INPUTS texts of MAX_INPUT_CHARS characters.
 - POST /v1/chat/completions: the "model" is a knowledge base; the last user message is the
   question; the reply is kb's answer with its numbered sources, streamed if asked. The
-  full answer object (citations, attempts) rides along as `kb_answer`.
+  full answer object (citations, attempts) rides along as `kb_answer`. kb's own extra body
+  field: `filter` (as /v1/search's).
 
 Parameters kb cannot honour are refused with OpenAI's 400 `invalid_request_error` naming
 them (n > 1, tools, logprobs, a JSON response format, other dimensions...), instead of being
@@ -33,7 +34,7 @@ from kb.errors import InputError, KbNotFound
 from kb.options import SearchOptions
 from kb.service.auth import Principal, need
 from kb.service.context import Service, ServiceDep, ok
-from kb.service.schemas import GUARDED, KbName, Text, errors
+from kb.service.schemas import FILTER_FIELD, GUARDED, FilterModel, KbName, Text, errors, search_filter
 from kb.service.streaming import answer_stream
 
 if TYPE_CHECKING:
@@ -86,6 +87,7 @@ class ChatRequest(_Open):
     model: KbName = Field(..., description="The knowledge base to answer from.")
     messages: list[ChatMessage] = Field(..., min_length=1)
     stream: bool = False
+    filter: FilterModel | None = FILTER_FIELD
 
 
 _CHAT_UNSUPPORTED: dict[str, Any] = {
@@ -185,13 +187,14 @@ async def chat(body: ChatRequest, service: ServiceDep, principal: Reader) -> Res
     kb = service.kb(principal, body.model)
     question = _question(body.messages)
     clean_question(question, service.settings.max_question_chars)  # refused before any stream starts
+    options = SearchOptions().merged(filter=search_filter(body.filter))
     if body.stream:
         await service.call(kb.access.storage.require, kb.name)
     created, completion_id = int(time.time()), f"chatcmpl-{uuid.uuid4().hex[:24]}"
     if body.stream:
-        return StreamingResponse(_chunks(service, kb, question, body.model, completion_id, created),
-                                 media_type="text/event-stream")  # fmt: skip
-    answer = await service.call(kb.ask, question)
+        chunks = _chunks(service, kb, question, options, body.model, completion_id, created)
+        return StreamingResponse(chunks, media_type="text/event-stream")
+    answer = await service.call(kb.ask, question, options=options)
     service.observability.answered(answer)
     return ok(
         {
@@ -209,7 +212,13 @@ async def chat(body: ChatRequest, service: ServiceDep, principal: Reader) -> Res
 
 
 async def _chunks(
-    service: Service, kb: KnowledgeBase, question: str, model: str, completion_id: str, created: int
+    service: Service,
+    kb: KnowledgeBase,
+    question: str,
+    options: SearchOptions,
+    model: str,
+    completion_id: str,
+    created: int,
 ) -> AsyncIterator[bytes]:
     """OpenAI's chunk stream: the answer as it is written, then its sources, then [DONE]."""
 
@@ -219,7 +228,7 @@ async def _chunks(
         return f"data: {json.dumps(body, ensure_ascii=False)}\n\n".encode()
 
     yield chunk({"role": "assistant", "content": ""})
-    async for event, payload in answer_stream(service, kb, question, SearchOptions(), None, True):
+    async for event, payload in answer_stream(service, kb, question, options, None, True):
         if event == "delta":
             yield chunk({"content": payload["text"]})
         elif event == "reset":

@@ -20,6 +20,7 @@ from kb.service.schemas import (
     SearchResult,
     SearchResults,
     errors,
+    search_filter,
 )
 from kb.service.streaming import answer_events
 
@@ -35,7 +36,8 @@ Reader = Annotated[Principal, Depends(need("read", "search or ask"))]
 async def search(body: SearchRequest, service: ServiceDep, principal: Reader) -> Response:
     """The passages that best match `query` (or each of `queries`), as `kb search --json`."""
     kb = service.kb(principal, body.kb)
-    options = SearchOptions().merged(k=body.k, mode=body.mode, unique_sources=body.unique_sources)
+    options = SearchOptions().merged(k=body.k, mode=body.mode, unique_sources=body.unique_sources,
+                                     filter=search_filter(body.filter))  # fmt: skip
     queries = [body.query] if isinstance(body, SearchOne) else body.queries
     results = await service.call(kb.search_many, queries, options)
     for hits in results:
@@ -58,7 +60,8 @@ async def ask(body: AskRequest, request: Request, service: ServiceDep, principal
     server-sent events with `"stream": true` or `Accept: text/event-stream`."""
     kb = service.kb(principal, body.kb)
     clean_question(body.question, service.settings.max_question_chars)  # refused before any stream starts
-    options = SearchOptions().merged(k=body.top_k, mode=body.mode, unique_sources=body.unique_sources)
+    options = SearchOptions().merged(k=body.top_k, mode=body.mode, unique_sources=body.unique_sources,
+                                     filter=search_filter(body.filter))  # fmt: skip
     if body.stream or "text/event-stream" in request.headers.get("accept", ""):
         await service.call(kb.access.storage.require, kb.name)  # 404 before the stream, not inside it
         events = answer_events(service, kb, body.question, options, body.provider, not body.no_cache)

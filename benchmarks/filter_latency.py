@@ -1,0 +1,89 @@
+"""What search filters cost a search, on an existing knowledge base.
+
+    python benchmarks/filter_latency.py QUERIES.jsonl [--kb NAME] [--n 300]
+
+For each mode, the same queries (the first N of a BEIR queries file) are searched with no
+filter, then with filters that leave one document and about 1%, 10% and 50% of them (a
+`PREFIX*` glob over the file names, the share printed), and with a type filter that leaves
+every document (nothing to restrict). Query embeddings are cached by a first pass, so the
+figures are the ranking's cost. Prints p50 and p95 milliseconds per search and the CPU line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.cpu import cpu_line
+
+
+def _queries(path: Path, n: int) -> list[str]:
+    with path.open() as f:
+        return [json.loads(line)["text"] for line in f if line.strip()][:n]
+
+
+def _prefix_glob(names: list[str], share: float) -> tuple[str, int]:
+    """A glob `PREFIX*` over file names whose share of the documents is nearest `share`."""
+    counts: dict[str, int] = {}
+    for name in names:
+        for length in range(1, 4):
+            counts[name[:length]] = counts.get(name[:length], 0) + 1
+    prefix = min(counts, key=lambda p: abs(counts[p] / len(names) - share))
+    return f"{prefix}*", counts[prefix]
+
+
+def _filters(sources: list[str]) -> dict[str, object]:
+    from kb import SearchFilter
+
+    names = [p.rsplit("/", 1)[-1] for p in sources]
+    kinds = {n.rsplit(".", 1)[-1] for n in names if "." in n}
+    out: dict[str, object] = {"none": SearchFilter(), "one document": SearchFilter.of([sorted(names)[len(names) // 2]])}
+    for share in (0.01, 0.1, 0.5):
+        glob, count = _prefix_glob(names, share)
+        out[f"{glob} ({count} docs)"] = SearchFilter.of([glob])
+    out["type: every document"] = SearchFilter.of(types=sorted(kinds))
+    return out
+
+
+def _time(kb, queries: list[str], options) -> tuple[float, float]:
+    times = []
+    for q in queries:
+        started = time.perf_counter()
+        kb.search(q, options=options, record=False)
+        times.append((time.perf_counter() - started) * 1000)
+    times.sort()
+    return statistics.median(times), times[int(0.95 * (len(times) - 1))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("queries", type=Path)
+    parser.add_argument("--kb", default=None)
+    parser.add_argument("--n", type=int, default=300)
+    args = parser.parse_args()
+
+    import kb as kblib
+    from kb import SearchOptions
+
+    print(cpu_line())
+    queries = _queries(args.queries, args.n)
+    base = kblib.open(args.kb)
+    sources = [d.source for d in base.documents()]
+    print(f"{len(sources)} documents, {len(queries)} queries")
+    base.search_many(queries, SearchOptions(k=10), record=False)  # caches the query embeddings
+    filters = _filters(sources)
+    for mode in ("hybrid", "dense", "keyword"):
+        for name, found in filters.items():
+            p50, p95 = _time(base, queries, SearchOptions(k=10, mode=mode, filter=found))  # type: ignore[arg-type]
+            print(f"{mode:8} {name:24} p50 {p50:6.2f} ms  p95 {p95:6.2f} ms")
+    base.close()
+
+
+if __name__ == "__main__":
+    main()
