@@ -1,18 +1,21 @@
-"""What search filters cost a search, on an existing knowledge base.
+"""What search filters and the reranker stage cost a search, on an existing knowledge base.
 
-    python benchmarks/filter_latency.py QUERIES.jsonl [--kb NAME] [--n 300]
+    python benchmarks/filter_latency.py QUERIES.jsonl [--kb NAME] [--n 300] [--reranker]
 
 For each mode, the same queries (the first N of a BEIR queries file) are searched with no
 filter, then with filters that leave one document and about 1%, 10% and 50% of them (a
 `PREFIX*` glob over the file names, the share printed), and with a type filter that leaves
 every document (nothing to restrict). Query embeddings are cached by a first pass, so the
-figures are the ranking's cost. Prints p50 and p95 milliseconds per search and the CPU line.
+figures are the ranking's cost. With --reranker, the reranker stage is timed too, against a
+loopback fake reranker (tests/fake_reranker.py; no model): what kb's stage costs on top of a
+real reranker's own inference. Prints p50 and p95 milliseconds per search and the CPU line.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -66,6 +69,7 @@ def main() -> None:
     parser.add_argument("queries", type=Path)
     parser.add_argument("--kb", default=None)
     parser.add_argument("--n", type=int, default=300)
+    parser.add_argument("--reranker", action="store_true", help="also time the stage against a loopback fake")
     args = parser.parse_args()
 
     import kb as kblib
@@ -83,6 +87,21 @@ def main() -> None:
             p50, p95 = _time(base, queries, SearchOptions(k=10, mode=mode, filter=found))  # type: ignore[arg-type]
             print(f"{mode:8} {name:24} p50 {p50:6.2f} ms  p95 {p95:6.2f} ms")
     base.close()
+    if args.reranker:
+        from tests.fake_reranker import FakeReranker
+
+        fake = FakeReranker(favour="the").start()
+        os.environ.update(KB_RERANKER_KIND="http", KB_RERANKER_BASE_URL=fake.url)
+        try:
+            reranked = kblib.open(args.kb)
+            for rerank in (False, True):
+                p50, p95 = _time(reranked, queries, SearchOptions(k=10, rerank=rerank))
+                print(
+                    f"hybrid   reranker {'on (30 candidates)' if rerank else 'off':18} p50 {p50:6.2f} ms  p95 {p95:6.2f} ms"
+                )
+            reranked.close()
+        finally:
+            fake.stop()
 
 
 if __name__ == "__main__":

@@ -17,7 +17,8 @@ their normalised scores (retrieval/fusion.py), and only the final top-k's texts 
 from the manifest. A KB from before the keyword index gets it on its first write or hybrid
 search; until then, and in a read-only home, searches are dense, with a one-line notice.
 A search filter narrows each candidate search to the documents it leaves
-(retrieval/filtering.py).
+(retrieval/filtering.py); a configured reranker reorders the best fused candidates, and
+when it fails the fused order stands, with a one-line notice (retrieval/reranking.py).
 """
 
 from __future__ import annotations
@@ -43,8 +44,11 @@ if TYPE_CHECKING:
     from kb.documents import Hit
     from kb.ingest.pipeline import IngestReport, Progress
     from kb.ingest.planning import IngestPlan
+    from kb.providers.base import Attempt
     from kb.results import DocumentInfo, KbInfo
     from kb.retrieval.filtering import Scope
+    from kb.retrieval.ranking import Ranked
+    from kb.retrieval.reranking import RerankStage
 
 log = logging.getLogger("kb")
 
@@ -64,6 +68,7 @@ class KnowledgeBase:
         self.access = self.home.open(settings.kb)
         self.on_notice: Callable[[str], None] = log.warning  # "searching by embeddings alone"
         self._noticed = False
+        self._rerank_failing = False  # told once until the reranker answers again
         self._answerer: Answerer | None = None
 
     @property
@@ -221,16 +226,17 @@ class KnowledgeBase:
     # -- reading ------------------------------------------------------------------------------
     def _resolve(self, options: SearchOptions) -> ResolvedSearch:
         s = self.settings
-        return options.resolved(s.top_k, s.search_mode, s.unique_sources)
+        return options.resolved(s.top_k, s.search_mode, s.unique_sources, s.reranker.kind != "none")
 
     def search(
         self, query: str, k: int | None = None, *, options: SearchOptions | None = None, record: bool = True
     ) -> list[Hit]:
         """The top `k` passages for `query` (default: the top_k setting). `options` chooses the
-        mode (hybrid, dense or keyword), whether to keep one passage per document and the
-        documents searched (`filter`); its `k` gives way to the argument. `record=False` keeps
-        the search out of `kb stats` (evaluation runs). Empty, huge or binary queries raise
-        InputError; a filter that leaves no document, NoMatchingDocuments."""
+        mode (hybrid, dense or keyword), whether to keep one passage per document, the
+        documents searched (`filter`) and whether a configured reranker reorders them; its `k`
+        gives way to the argument. `record=False` keeps the search out of `kb stats`
+        (evaluation runs). Empty, huge or binary queries raise InputError; a filter that
+        leaves no document, NoMatchingDocuments."""
         return self.search_many([query], (options or SearchOptions()).merged(k=k), record=record)[0]
 
     def search_many(
@@ -248,7 +254,7 @@ class KnowledgeBase:
             self.access.require_content()
             scope = self._scope(search)
             event = "search" if record else None
-            return [self._retrieve(q, search, scope, record=event)[0] for q in cleaned]
+            return [self._retrieve(q, search, scope, record=event).hits for q in cleaned]
 
     def _scope(self, search: ResolvedSearch) -> Scope | None:
         """The documents `search.filter` leaves (None: every one); under `reading`."""
@@ -256,36 +262,53 @@ class KnowledgeBase:
 
         return scope_of(self.access.manifest, search.filter, self.name)
 
-    def _retrieve(
-        self, query: str, search: ResolvedSearch, scope: Scope | None, record: str | None = None
-    ) -> tuple[list[Hit], float, float | None]:
-        """(hits, milliseconds, the dense top-1 similarity for the drift monitor)."""
+    def _rerank_stage(self, search: ResolvedSearch) -> RerankStage | None:
+        from kb.retrieval.reranking import RerankStage
+
+        reranker = self.home.reranker if search.rerank else None
+        return RerankStage(reranker, self.settings.reranker.candidates) if reranker is not None else None
+
+    def _retrieve(self, query: str, search: ResolvedSearch, scope: Scope | None, record: str | None = None) -> Ranked:
+        """The ranked hits, with their milliseconds and the dense top-1 similarity for the
+        drift monitor."""
         from kb.metrics.store import Event
         from kb.retrieval import ranking
 
         access = self.access
         started = time.perf_counter()
+        rerank = self._rerank_stage(search)
         if access.manifest.keyword_ready():
-            hits, top1 = ranking.ranked(access.manifest, access.store, self.home.query_embedder, access.rare_terms,
-                                        query, search.k, search.mode, search.unique_sources, scope=scope)  # fmt: skip
+            result = ranking.ranked(access.manifest, access.store, self.home.query_embedder, access.rare_terms, query,
+                                    search.k, search.mode, search.unique_sources, scope=scope, rerank=rerank)  # fmt: skip
         else:
             if search.mode != "dense":
                 self._fallback_notice(
                     f"the keyword index of {self.name!r} is not built yet (the next write to it, or a repair, builds it)"
                 )
-            hits = ranking.dense_from_store(access.manifest, access.store, self.home.query_embedder,
-                                            self.settings.kb_dir, query, search.k, search.unique_sources,
-                                            scope=scope)  # fmt: skip
-            top1 = hits[0].score if hits else None
-        elapsed = _ms(started)
+            result = ranking.dense_from_store(access.manifest, access.store, self.home.query_embedder,
+                                              self.settings.kb_dir, query, search.k, search.unique_sources,
+                                              scope=scope, rerank=rerank)  # fmt: skip
+        result.ms = _ms(started)
+        self._rerank_notice(result.attempts)
         if record:
-            self._record(Event(record, self.name, elapsed, retrieve_ms=elapsed, top1=top1))
-        return hits, elapsed, top1
+            event = Event(record, self.name, result.ms, retrieve_ms=result.ms, top1=result.top1)
+            event.attempts = result.attempts
+            self._record(event)
+        return result
 
     def _fallback_notice(self, why: str) -> None:
         if not self._noticed:
             self._noticed = True
             self.on_notice(f"{why}; searching by embeddings alone")
+
+    def _rerank_notice(self, attempts: list[Attempt]) -> None:
+        from kb.retrieval.reranking import notice
+
+        for attempt in attempts:
+            message = notice(attempt)
+            if message and not self._rerank_failing:
+                self.on_notice(message)
+            self._rerank_failing = message is not None
 
     def ask(
         self,
@@ -319,8 +342,8 @@ class KnowledgeBase:
             home = self.home
             self._answerer = Answerer(
                 self.name, self.settings, home.cache, home.breakers, home.query_embedder.embed, home.model_id,
-                lambda q, search: self._retrieve(q, search, self._scope(search)), self.access.manifest.content_key,
-                self.access.require_content, self._record,
+                lambda query, search: self._retrieve(query, search, self._scope(search)),
+                self.access.manifest.content_key, self.access.require_content, self._record,
             )  # fmt: skip
         return self._answerer
 

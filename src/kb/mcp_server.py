@@ -54,6 +54,7 @@ class HitJson(TypedDict):
     text: str
     similarity: float | None
     keyword_rank: int | None
+    rerank_score: float | None
 
 
 class SearchResult(TypedDict):
@@ -84,6 +85,7 @@ class AttemptJson(TypedDict):
     error: str | None
     latency_ms: float
     message: str | None
+    stage: str
 
 
 class AnswerJson(TypedDict):
@@ -221,6 +223,7 @@ SINCE_ARG = Field(
     description="Only documents modified at or after: a date (2025-01-31), a date and time (2025-01-31T08:00:00Z) "
     "or a duration back from now (7d, 12h).",
 )
+RERANK_ARG = Field(description="false: keep the fused order even if the server has a reranker.")
 
 
 def _options(
@@ -230,9 +233,10 @@ def _options(
     source: list[str] | None,
     type: list[str] | None,
     since: str | None,
+    rerank: bool | None,
 ) -> SearchOptions:
     found = SearchFilter.of(source or (), type or (), since)
-    return SearchOptions().merged(k=k, mode=mode, unique_sources=unique_sources, filter=found or None)
+    return SearchOptions().merged(k=k, mode=mode, unique_sources=unique_sources, filter=found or None, rerank=rerank)
 
 
 def build(settings: Settings, debug: bool = False) -> tuple[KbServer, Library]:
@@ -255,6 +259,7 @@ def build(settings: Settings, debug: bool = False) -> tuple[KbServer, Library]:
         source: Annotated[list[str] | None, SOURCE_ARG] = None,
         type: Annotated[list[str] | None, TYPE_ARG] = None,
         since: Annotated[str | None, SINCE_ARG] = None,
+        rerank: Annotated[bool | None, RERANK_ARG] = None,
     ) -> Annotated[CallToolResult, SearchResult]:
         """Find the passages of the user's documents that best match `query`, by meaning and by
         exact words (names, codes, numbers), best first, each with its source file, location
@@ -262,7 +267,7 @@ def build(settings: Settings, debug: bool = False) -> tuple[KbServer, Library]:
         `since` narrow the search to some documents. Use it to look things up, to quote, or to
         collect material before answering yourself; use `ask` for a ready answer with citations."""
         base = kbs.kb(kb)
-        hits = base.search(query, options=_options(k, mode, unique_sources, source, type, since))
+        hits = base.search(query, options=_options(k, mode, unique_sources, source, type, since, rerank))
         data = {"kb": base.name, "query": query, "hits": [h.to_json(query) for h in hits]}
         return _result(search_text(base.name, query, hits), data)
 
@@ -277,6 +282,7 @@ def build(settings: Settings, debug: bool = False) -> tuple[KbServer, Library]:
         source: Annotated[list[str] | None, SOURCE_ARG] = None,
         type: Annotated[list[str] | None, TYPE_ARG] = None,
         since: Annotated[str | None, SINCE_ARG] = None,
+        rerank: Annotated[bool | None, RERANK_ARG] = None,
     ) -> Annotated[CallToolResult, AnswerJson]:
         """Answer `question` from the user's documents: the most relevant passages are
         retrieved and an answer is written from them alone, citing them as [1], [2]..., with
@@ -284,7 +290,7 @@ def build(settings: Settings, debug: bool = False) -> tuple[KbServer, Library]:
         or, without one, from the passages' most relevant sentences. `source`, `type` and `since`
         narrow the passages to some documents. Use it for questions about the content of the
         documents; use `search` to read the passages themselves."""
-        options = _options(top_k, mode, unique_sources, source, type, since)
+        options = _options(top_k, mode, unique_sources, source, type, since, rerank)
         answer = kbs.kb(kb).ask(question, options=options)
         return _result(answer_text(answer), answer.to_json())
 

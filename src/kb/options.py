@@ -206,13 +206,14 @@ class SearchFilter:
 @dataclass(frozen=True)
 class SearchOptions:
     """How passages are chosen, for a search and for the passages an answer is written from.
-    None means the knowledge base's setting (top_k, search_mode, unique_sources). `filter`
-    narrows the documents searched."""
+    None means the knowledge base's setting (top_k, search_mode, unique_sources; `rerank`:
+    whether a reranker is configured). `filter` narrows the documents searched."""
 
     k: int | None = None
     mode: SearchMode | None = None
     unique_sources: bool | None = None
     filter: SearchFilter = field(default_factory=SearchFilter)
+    rerank: bool | None = None
 
     def merged(self, **overrides: Any) -> SearchOptions:
         """These options with every override that is not None."""
@@ -221,13 +222,14 @@ class SearchOptions:
             given["mode"] = search_mode(given["mode"])
         return replace(self, **given)
 
-    def resolved(self, top_k: int, mode: str, unique_sources: bool) -> ResolvedSearch:
-        """Every option decided, from these and the given defaults."""
+    def resolved(self, top_k: int, mode: str, unique_sources: bool, reranker: bool = False) -> ResolvedSearch:
+        """Every option decided, from these and the given defaults (`reranker`: one is configured)."""
         return ResolvedSearch(
             self.k or top_k,
             self.mode or search_mode(mode),
             unique_sources if self.unique_sources is None else self.unique_sources,
             self.filter,
+            reranker and self.rerank is not False,
         )
 
 
@@ -237,3 +239,4 @@ class ResolvedSearch:
     mode: SearchMode
     unique_sources: bool
     filter: SearchFilter = field(default_factory=SearchFilter)
+    rerank: bool = False

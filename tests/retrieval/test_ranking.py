@@ -44,8 +44,7 @@ def _manifest(path: Path, texts: dict[str, str]) -> SqliteManifest:
 
 def _search(manifest: SqliteManifest, store: StubStore, query: str, k: int = 5, mode: str = "hybrid") -> list:
     rare = RareTerms(manifest.keyword_count)
-    hits, _ = ranked(manifest, store, StubEmbedder(), rare, query, k, mode, False)  # type: ignore[arg-type]
-    return hits
+    return ranked(manifest, store, StubEmbedder(), rare, query, k, mode, False).hits  # type: ignore[arg-type]
 
 
 @pytest.fixture

@@ -1,35 +1,42 @@
-"""Search filters over HTTP, against a real `kb serve`: the same JSON as the CLI, and bad
-filters refused with the HTTP error a client can act on (hash embedder at the model seam)."""
+"""Search filters and the reranker over HTTP, against a real `kb serve` whose [reranker] is a
+loopback fake reranker (tests/fake_reranker.py): the same JSON as the CLI, bad filters
+refused with the HTTP error a client can act on, and the reranker's fallback counted in
+/metrics and /v1/stats (hash embedder at the model seam)."""
 
 from __future__ import annotations
 
 import shutil
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import SAMPLE, run_kb
+from tests.conftest import SAMPLE, run_kb, write_config
+from tests.fake_reranker import FakeReranker
 from tests.service.processes import Server
 
 HASH = {"KB_MODEL": "hash"}
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
+def served_reranked(tmp_path_factory):
     root = tmp_path_factory.mktemp("options")
     home, corpus = root / "home", root / "corpus"
     shutil.copytree(SAMPLE, corpus)
+    reranker = FakeReranker(favour="wax").start()
+    write_config(home, f'[reranker]\nkind = "http"\nbase_url = "{reranker.url}"\n[breaker]\nfailure_threshold = 100\n')
     assert run_kb("ingest", corpus, env={**HASH, "KB_HOME": str(home)}).code == 0
     server = Server(home, HASH).wait_ready()
-    yield server, home, corpus
+    yield server, home, corpus, reranker
     assert server.stop() in (0, -15), server.output()[-2000:]
+    reranker.stop()
 
 
 def _cli(home, *args, stdin=None):
     return run_kb(*args, env={**HASH, "KB_HOME": str(home)}, stdin=stdin)
 
 
-def test_search_filters_give_the_same_hits_as_the_cli(served):
-    server, home, _ = served
+def test_search_filters_give_the_same_hits_as_the_cli(served_reranked):
+    server, home, _, _ = served_reranked
     body = {"query": "winter stores", "k": 4, "filter": {"source": ["corpus"], "type": ["pdf", "md"]}}
     with server.client() as http:
         hits = http.post("/v1/search", json=body).json()["hits"]
@@ -45,3 +52,37 @@ def test_search_filters_give_the_same_hits_as_the_cli(served):
     assert bad_date.status_code == 400 and bad_date.json()["error"]["param"] == "since"
     assert bad_type.status_code == 422 and unknown.status_code == 422
     assert asked["citations"] and all(c["source"].endswith(".pdf") for c in asked["citations"])
+
+
+def test_the_reranker_orders_hits_unless_asked_not_to_and_its_fallback_is_counted(served_reranked):
+    server, home, _, reranker = served_reranked
+    with server.client() as http:
+        reranked = http.post("/v1/search", json={"query": "honey harvest", "k": 3}).json()["hits"]
+        fused = http.post("/v1/search", json={"query": "honey harvest", "k": 3, "rerank": False}).json()["hits"]
+        assert "wax" in reranked[0]["text"].lower() and reranked[0]["rerank_score"] >= 1
+        assert all(h["rerank_score"] is None for h in fused)
+        assert _cli(home, "search", "honey harvest", "-k", "3", "--no-rerank", "--json").ndjson() == fused
+        reranker.mode = "500"
+        try:
+            fallen = http.post("/v1/search", json={"query": "honey harvest", "k": 3}).json()["hits"]
+            answer = http.post("/v1/ask", json={"question": "What is the honey harvest?", "no_cache": True}).json()
+        finally:
+            reranker.mode = "ok"
+        metrics = http.get("/metrics").text
+        stats = http.get("/v1/stats").json()
+    assert [h["chunk_id"] for h in fallen] == [h["chunk_id"] for h in fused]
+    assert answer["attempts"][0] == {
+        **answer["attempts"][0],
+        "provider": "reranker",
+        "stage": "rerank",
+        "outcome": "error",
+    }
+    samples = {
+        s.labels["outcome"]: s.value
+        for f in text_string_to_metric_families(metrics)
+        if f.name == "kb_reranker_calls"
+        for s in f.samples
+        if s.name.endswith("_total")
+    }
+    assert samples["ok"] >= 1 and samples["error"] >= 2
+    assert stats["reranker"]["fell_back"] >= 2 and stats["reranker"]["reranked"] >= 1

@@ -2,10 +2,11 @@
 verify citations → cache, with one metrics event per question.
 
 The answer cache is keyed by everything that changes the answer: the question's cache form,
-the knowledge base and its content key, the model, the chain, the search options (the
-filter included), the ranking's and the prompt's versions. A cached answer needs neither
-the model nor the store. A degraded answer (an earlier link of the chain failed) is not
-cached: once the preferred provider is back, the same question should reach it.
+the knowledge base and its content key, the model, the chain, the search options (filter and
+reranker included), the ranking's and the prompt's versions. A cached answer needs neither
+the model nor the store. A degraded answer (an earlier link of the chain failed, or the
+reranker fell back to the fused order) is not cached: once the preferred path is back, the
+same question should take it.
 """
 
 from __future__ import annotations
@@ -21,12 +22,12 @@ if TYPE_CHECKING:
     from kb.answering.answer import Answer
     from kb.cache import Cache
     from kb.config import Settings
-    from kb.documents import Hit
     from kb.metrics.store import Event
     from kb.options import ResolvedSearch
     from kb.providers.breaker import BreakerBoard
+    from kb.retrieval.ranking import Ranked
 
-Retrieve = Callable[[str, "ResolvedSearch"], tuple[list["Hit"], float, "float | None"]]
+Retrieve = Callable[[str, "ResolvedSearch"], "Ranked"]
 
 
 def ms_since(started: float) -> float:
@@ -35,9 +36,10 @@ def ms_since(started: float) -> float:
 
 @dataclass
 class Answerer:
-    """Answers the questions of one knowledge base. `retrieve` gives (hits, milliseconds, the
-    dense top-1 similarity); `content_key` moves with every write; `require_content` raises
-    for an empty knowledge base; `record` keeps a metrics event."""
+    """Answers the questions of one knowledge base. `retrieve` gives the ranked hits (with
+    their milliseconds, the dense top-1 similarity and the reranker's attempt); `content_key`
+    moves with every write; `require_content` raises for an empty knowledge base; `record`
+    keeps a metrics event."""
 
     kb: str
     settings: Settings
@@ -51,12 +53,19 @@ class Answerer:
     record: Callable[[Event], None]
 
     def answer(
-        self, question: str, search: ResolvedSearch, provider: str | None, use_cache: bool, stream: Any, started: float
+        self,
+        question: str,
+        search: ResolvedSearch,
+        provider: str | None,
+        use_cache: bool,
+        stream: Any,
+        started: float,
     ) -> Answer:
         from kb.answering.prompt import PROMPT_VERSION
         from kb.answering.question import cache_form
         from kb.cache import answer_key
         from kb.providers.chain import chain_fingerprint
+        from kb.rerankers import fingerprint
         from kb.retrieval.ranking import RANKING_VERSION
 
         key = answer_key(
@@ -69,6 +78,7 @@ class Answerer:
             mode=search.mode,
             unique_sources=search.unique_sources,
             filter=search.filter.to_json(),
+            reranker=fingerprint(self.settings.reranker) if search.rerank else None,
             prompt=PROMPT_VERSION,
             ranking=RANKING_VERSION,
         )
@@ -95,7 +105,12 @@ class Answerer:
         return hit
 
     def _generate(
-        self, question: str, search: ResolvedSearch, provider: str | None, stream: Any, started: float
+        self,
+        question: str,
+        search: ResolvedSearch,
+        provider: str | None,
+        stream: Any,
+        started: float,
     ) -> Answer:
         from kb.answering.answer import Answer
         from kb.answering.citations import verify
@@ -106,26 +121,35 @@ class Answerer:
 
         self.require_content()
         chain = build_chain(self.settings, self.breakers, self.embed, only=provider)
-        hits, retrieve_ms, top1 = self.retrieve(question, search)
+        retrieved = self.retrieve(question, search)
+        hits, earlier = retrieved.hits, retrieved.attempts
         request = CompletionRequest(question=question, passages=hits, prompt=Prompt(question, hits), stream=stream)
         generating = time.perf_counter()
         try:
             completion = chain.complete(request)
         except AllProvidersFailed as exc:
-            event = Event("ask", self.kb, ms_since(started), retrieve_ms=retrieve_ms, generate_ms=ms_since(generating))
-            event.error, event.top1, event.attempts = exc.failure, top1, exc.attempts
+            event = Event("ask", self.kb, ms_since(started), retrieve_ms=retrieved.ms,
+                          generate_ms=ms_since(generating))  # fmt: skip
+            event.error, event.top1, event.attempts = exc.failure, retrieved.top1, earlier + exc.attempts
             self.record(event)
             raise
         generate_ms = ms_since(generating)
         text, citations, dropped = verify(completion.text, hits, completion.passages_given)
-        latency = {"retrieve": retrieve_ms, "generate": generate_ms, "total": ms_since(started)}
+        latency = {"retrieve": retrieved.ms, "generate": generate_ms, "total": ms_since(started)}
+        usage = completion.usage
+        attempts = earlier + completion.attempts
         answer = Answer(
-            question, text, citations, completion.provider, completion.model, completion.usage, latency,
-            completion.attempts, dropped_citations=dropped, top1=top1,
+            question, text, citations, completion.provider, completion.model, usage, latency, attempts,
+            dropped_citations=dropped, top1=retrieved.top1,
         )  # fmt: skip
-        u = completion.usage
-        event = Event("ask", self.kb, latency["total"], retrieve_ms, generate_ms, completion.provider, completion.model)
-        event.input_tokens, event.output_tokens, event.cost_usd = u.input_tokens, u.output_tokens, u.cost_usd
-        event.top1, event.attempts = top1, completion.attempts
+        event = Event(
+            "ask", self.kb, latency["total"], retrieved.ms, generate_ms, completion.provider, completion.model
+        )
+        event.input_tokens, event.output_tokens, event.cost_usd = (
+            usage.input_tokens,
+            usage.output_tokens,
+            usage.cost_usd,
+        )
+        event.top1, event.attempts = retrieved.top1, attempts
         self.record(event)
         return answer

@@ -26,6 +26,7 @@ TYPE = typer.Option(None, "--type", metavar="TYPES", help="Only documents of the
 SINCE = typer.Option(
     None, "--since", metavar="DATE", help="Only documents modified since DATE: 2025-01-31, 2025-01-31T08:00Z or 7d."
 )
+NO_RERANK = typer.Option(False, "--no-rerank", help="Keep the fused order even when a [reranker] is configured.")
 
 
 def search_options(
@@ -35,7 +36,10 @@ def search_options(
     source: list[str] | None,
     types: list[str] | None,
     since: str | None,
+    no_rerank: bool,
 ) -> SearchOptions:
     """The SearchOptions of the flags above."""
     found = SearchFilter.of(source or (), types or (), since)
-    return SearchOptions().merged(k=k, mode=mode, unique_sources=unique_sources, filter=found or None)
+    return SearchOptions().merged(
+        k=k, mode=mode, unique_sources=unique_sources, filter=found or None, rerank=False if no_rerank else None
+    )

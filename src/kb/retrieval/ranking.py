@@ -1,5 +1,5 @@
-"""Ranking for `KnowledgeBase.search`: dense, keyword or fused candidates, and the
-committed chunks among them.
+"""Ranking for `KnowledgeBase.search`: dense, keyword or fused candidates, the committed
+chunks among them, and the optional reranker stage.
 
 Texts and locations come from the manifest's chunk table, which lists committed chunks
 only, so a write in progress adds none and removes none. A KB whose keyword index is not
@@ -8,10 +8,14 @@ built yet (a read-only home of a KB from before it) is searched densely from the
 A search filter (kb.retrieval.filtering) restricts each candidate search itself, not its
 results: the vector store searches the filter's chunks only, FTS5 ranks those documents'
 chunks only, so a filter that leaves one document still gives that document's best chunks.
+A reranker (kb.retrieval.reranking) reorders the best `candidates` committed hits of the
+fused order; the rest follow in that order.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,7 +26,9 @@ from kb.retrieval.keyword import RareTerms, match_expression, terms
 if TYPE_CHECKING:
     from kb.embedding import Embedder
     from kb.ingest.manifest import Manifest
+    from kb.providers.base import Attempt
     from kb.retrieval.filtering import Scope
+    from kb.retrieval.reranking import RerankStage
     from kb.store import VectorStore
 
 # Candidates each list contributes to the fusion (and to --unique-sources' pick): enough
@@ -36,6 +42,14 @@ CANDIDATES = 50
 RANKING_VERSION = "2"
 
 
+@dataclass
+class Ranked:
+    hits: list[Hit]
+    top1: float | None  # the dense top-1 similarity, for the drift monitor
+    attempts: list[Attempt] = field(default_factory=list)  # the reranker's, when it was asked
+    ms: float = 0.0  # how long the search took (set by the caller that timed it)
+
+
 def ranked(
     manifest: Manifest,
     store: VectorStore,
@@ -47,10 +61,11 @@ def ranked(
     unique: bool,
     *,
     scope: Scope | None = None,
-) -> tuple[list[Hit], float | None]:
-    """(the top `k` committed hits within `scope` (a filter's documents), the dense top-1
-    similarity for the drift monitor)."""
-    depth = max(CANDIDATES, k) if mode == "hybrid" or unique else k
+    rerank: RerankStage | None = None,
+) -> Ranked:
+    """The top `k` committed hits of `query`, within `scope` (a filter's documents)."""
+    pool = max(rerank.candidates, k) if rerank else 0
+    depth = max(CANDIDATES, k, pool) if mode == "hybrid" or unique or rerank else k
     only = scope.chunk_ids if scope else None
     dense: list[tuple[str, float]] = []
     if mode != "keyword":
@@ -58,7 +73,7 @@ def ranked(
     keyword: list[tuple[str, float]] = []
     sources = scope.sources if scope else None
     if mode == "hybrid":
-        keyword = _hybrid_keyword(manifest, rare_terms, terms(query), [cid for cid, _ in dense], depth, sources)
+        keyword = _hybrid_keyword(manifest, rare_terms, terms(query), [c for c, _ in dense], depth, sources)
     elif mode == "keyword" and (match := match_expression(query)):
         keyword = manifest.keyword_search(match, depth, sources)  # exhaustive: every word ranks
     similarity = dict(dense)
@@ -69,22 +84,53 @@ def ranked(
         order = dense
     else:
         order = [(cid, -bm25) for cid, bm25 in keyword]  # FTS5's bm25 is negative, lower is better
-    hits: list[Hit] = []
-    seen: set[str] = set()
-    start, size = 0, k + 2  # a few spare for uncommitted ids; more only when they run out
-    while len(hits) < k and start < len(order):
+    found = _committed(manifest, order, similarity, keyword_rank, max(k, pool) + 2)
+    hits, attempts = _selected(found, query, k, unique, rerank)
+    return Ranked(hits, _dense_top1(manifest, dense, hits), attempts)
+
+
+def _committed(
+    manifest: Manifest,
+    order: list[tuple[str, float]],
+    similarity: dict[str, float],
+    keyword_rank: dict[str, int],
+    first: int,
+) -> Iterator[Hit]:
+    """The committed chunks of `order`, as hits, in that order. Their texts are read `first`
+    at a time (what is needed and a few spare for uncommitted ids), twice as many each time
+    they run out."""
+    start, size = 0, first
+    while start < len(order):
         part = order[start : start + size]
         start, size = start + size, size * 2
-        found = manifest.chunks([cid for cid, _ in part])
+        chunks = manifest.chunks([cid for cid, _ in part])
         for cid, score in part:
-            chunk = found.get(cid)
-            if chunk is None or (unique and chunk.source in seen):
-                continue
-            seen.add(chunk.source)
-            hits.append(Hit.of(len(hits) + 1, score, chunk, similarity.get(cid), keyword_rank.get(cid)))
-            if len(hits) == k:
-                break
-    return hits, _dense_top1(manifest, dense, hits)
+            if (chunk := chunks.get(cid)) is not None:
+                yield Hit.of(0, score, chunk, similarity.get(cid), keyword_rank.get(cid))
+
+
+def _selected(
+    hits: Iterator[Hit], query: str, k: int, unique: bool, rerank: RerankStage | None
+) -> tuple[list[Hit], list[Attempt]]:
+    """The first `k` hits (one per document with `unique`), after the reranker reordered
+    the first `rerank.candidates`; ranks numbered from 1."""
+    attempts: list[Attempt] = []
+    if rerank is not None:
+        pool = [hit for _, hit in zip(range(max(rerank.candidates, k)), hits)]
+        reranked = rerank.apply(query, pool)
+        attempts.append(reranked.attempt)
+        hits = iter([*reranked.hits, *hits])
+    out: list[Hit] = []
+    seen: set[str] = set()
+    for hit in hits:
+        if unique and hit.source in seen:
+            continue
+        seen.add(hit.source)
+        hit.rank = len(out) + 1
+        out.append(hit)
+        if len(out) == k:
+            break
+    return out, attempts
 
 
 def _hybrid_keyword(
@@ -131,28 +177,23 @@ def dense_from_store(
     unique: bool,
     *,
     scope: Scope | None = None,
-) -> list[Hit]:
+    rerank: RerankStage | None = None,
+) -> Ranked:
     """Dense search with texts from the vector store: for a KB whose keyword index is not
     built (a read-only home of a KB from before it)."""
     from kb.store.guard import MARKER
 
     mark = kb_dir / MARKER
     writing = mark.exists()
-    hits = store.query(
-        embedder.embed([query]), max(CANDIDATES, k) if unique else k, scope.chunk_ids if scope else None
-    )[0]
+    depth = max(CANDIDATES, k, rerank.candidates if rerank else 0) if unique or rerank else k
+    hits = store.query(embedder.embed([query]), depth, scope.chunk_ids if scope else None)[0]
     if writing or mark.exists():
-        hits = _committed(manifest, hits)
-    if unique:
-        seen: set[str] = set()
-        hits = [h for h in hits if not (h.source in seen or seen.add(h.source))]  # type: ignore[func-returns-value]
-    hits = hits[:k]
-    for rank, hit in enumerate(hits, start=1):
-        hit.rank = rank
-    return hits
+        hits = _committed_in_store(manifest, hits)
+    selected, attempts = _selected(iter(hits), query, k, unique, rerank)
+    return Ranked(selected, hits[0].similarity if hits else None, attempts)
 
 
-def _committed(manifest: Manifest, hits: list[Hit]) -> list[Hit]:
+def _committed_in_store(manifest: Manifest, hits: list[Hit]) -> list[Hit]:
     """While a write is in progress the store may hold chunks the manifest does not list
     yet (or any more); results show committed chunks only."""
     keep = []

@@ -89,6 +89,7 @@ class FilterModel(Strict):
 
 
 FILTER_FIELD = Field(None, description="Search only the documents this filter leaves (404 if it leaves none).")
+RERANK_FIELD = Field(None, description="false: keep the fused order even if the server has a reranker.")
 
 
 def search_filter(model: FilterModel | None) -> SearchFilter | None:
@@ -101,6 +102,7 @@ class _Search(Strict):
     mode: SearchMode | None = Field(None, description="hybrid, dense or keyword (default: the search_mode setting).")
     unique_sources: bool | None = Field(None, description="At most one passage per document.")
     filter: FilterModel | None = FILTER_FIELD
+    rerank: bool | None = RERANK_FIELD
 
 
 class SearchOne(_Search):
@@ -131,6 +133,7 @@ class AskRequest(Strict):
     unique_sources: bool | None = Field(None, description="At most one passage per document.")
     stream: bool = Field(False, description="Server-sent events: deltas, then one final event.")
     filter: FilterModel | None = FILTER_FIELD
+    rerank: bool | None = RERANK_FIELD
 
 
 class IngestRequest(Strict):
@@ -201,6 +204,7 @@ class HitModel(_Out):
     text: str
     similarity: float | None
     keyword_rank: int | None
+    rerank_score: float | None
 
 
 class SearchResult(_Out):
@@ -238,6 +242,7 @@ class AttemptModel(_Out):
     error: str | None
     latency_ms: float
     message: str | None
+    stage: Literal["answer", "rerank"]
 
 
 class AnswerModel(_Out):
@@ -321,6 +326,7 @@ class StatsModel(_Out):
     cache: dict[str, Any]
     latency_ms: dict[str, Any]
     providers: dict[str, Any]
+    reranker: dict[str, Any] | None = Field(None, description="The reranker stage, when one ran or has a breaker.")
     drift: dict[str, Any]
 
 

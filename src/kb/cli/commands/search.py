@@ -8,7 +8,7 @@ import typer
 
 from kb.cli import context
 from kb.cli import render as ui
-from kb.cli.options import JSON, MODE, SINCE, SOURCE, TYPE, UNIQUE, search_options
+from kb.cli.options import JSON, MODE, NO_RERANK, SINCE, SOURCE, TYPE, UNIQUE, search_options
 from kb.cli.render import answers as render
 from kb.errors import InputError
 
@@ -24,10 +24,11 @@ def search(
     source: list[str] | None = SOURCE,
     types: list[str] | None = TYPE,
     since: str | None = SINCE,
+    no_rerank: bool = NO_RERANK,
     as_json: bool = JSON,
 ) -> None:
     """Show the passages that best match QUERY."""
-    options = search_options(k, mode, unique_sources, source, types, since)
+    options = search_options(k, mode, unique_sources, source, types, since, no_rerank)
     queries = _queries(query)
     if not queries:
         raise InputError("no queries on standard input; pass one per line")
@@ -56,10 +57,11 @@ def ask(
     source: list[str] | None = SOURCE,
     types: list[str] | None = TYPE,
     since: str | None = SINCE,
+    no_rerank: bool = NO_RERANK,
     as_json: bool = JSON,
 ) -> None:
     """Answer QUESTION from the knowledge base, with numbered citations."""
-    options = search_options(top_k, mode, unique_sources, source, types, since)
+    options = search_options(top_k, mode, unique_sources, source, types, since, no_rerank)
     text = stdin_text() if question == "-" else question
     kb = context.kb(ctx)
     stream = render.MarkdownStream() if ui.out.is_terminal and not (as_json or no_stream) else None

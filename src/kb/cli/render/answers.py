@@ -72,4 +72,5 @@ def answer(ans, streamed: bool) -> None:
     note(line)
     for a in ans.attempts:
         if a.outcome != "ok":
-            note(f"  fell back past {a.provider} ({a.error}): {a.message or 'no details'}")
+            stage = "" if a.stage == "answer" else f"{a.stage}: "
+            note(f"  fell back past {a.provider} ({stage}{a.error}): {a.message or 'no details'}")

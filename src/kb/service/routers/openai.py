@@ -6,7 +6,7 @@
 - POST /v1/chat/completions: the "model" is a knowledge base; the last user message is the
   question; the reply is kb's answer with its numbered sources, streamed if asked. The
   full answer object (citations, attempts) rides along as `kb_answer`. kb's own extra body
-  field: `filter` (as /v1/search's).
+  fields: `filter` (as /v1/search's) and `rerank`.
 
 Parameters kb cannot honour are refused with OpenAI's 400 `invalid_request_error` naming
 them (n > 1, tools, logprobs, a JSON response format, other dimensions...), instead of being
@@ -34,7 +34,7 @@ from kb.errors import InputError, KbNotFound
 from kb.options import SearchOptions
 from kb.service.auth import Principal, need
 from kb.service.context import Service, ServiceDep, ok
-from kb.service.schemas import FILTER_FIELD, GUARDED, FilterModel, KbName, Text, errors, search_filter
+from kb.service.schemas import FILTER_FIELD, GUARDED, RERANK_FIELD, FilterModel, KbName, Text, errors, search_filter
 from kb.service.streaming import answer_stream
 
 if TYPE_CHECKING:
@@ -88,6 +88,7 @@ class ChatRequest(_Open):
     messages: list[ChatMessage] = Field(..., min_length=1)
     stream: bool = False
     filter: FilterModel | None = FILTER_FIELD
+    rerank: bool | None = RERANK_FIELD
 
 
 _CHAT_UNSUPPORTED: dict[str, Any] = {
@@ -187,7 +188,7 @@ async def chat(body: ChatRequest, service: ServiceDep, principal: Reader) -> Res
     kb = service.kb(principal, body.model)
     question = _question(body.messages)
     clean_question(question, service.settings.max_question_chars)  # refused before any stream starts
-    options = SearchOptions().merged(filter=search_filter(body.filter))
+    options = SearchOptions().merged(filter=search_filter(body.filter), rerank=body.rerank)
     if body.stream:
         await service.call(kb.access.storage.require, kb.name)
     created, completion_id = int(time.time()), f"chatcmpl-{uuid.uuid4().hex[:24]}"

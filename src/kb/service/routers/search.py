@@ -37,7 +37,7 @@ async def search(body: SearchRequest, service: ServiceDep, principal: Reader) ->
     """The passages that best match `query` (or each of `queries`), as `kb search --json`."""
     kb = service.kb(principal, body.kb)
     options = SearchOptions().merged(k=body.k, mode=body.mode, unique_sources=body.unique_sources,
-                                     filter=search_filter(body.filter))  # fmt: skip
+                                     filter=search_filter(body.filter), rerank=body.rerank)  # fmt: skip
     queries = [body.query] if isinstance(body, SearchOne) else body.queries
     results = await service.call(kb.search_many, queries, options)
     for hits in results:
@@ -61,7 +61,7 @@ async def ask(body: AskRequest, request: Request, service: ServiceDep, principal
     kb = service.kb(principal, body.kb)
     clean_question(body.question, service.settings.max_question_chars)  # refused before any stream starts
     options = SearchOptions().merged(k=body.top_k, mode=body.mode, unique_sources=body.unique_sources,
-                                     filter=search_filter(body.filter))  # fmt: skip
+                                     filter=search_filter(body.filter), rerank=body.rerank)  # fmt: skip
     if body.stream or "text/event-stream" in request.headers.get("accept", ""):
         await service.call(kb.access.storage.require, kb.name)  # 404 before the stream, not inside it
         events = answer_events(service, kb, body.question, options, body.provider, not body.no_cache)
