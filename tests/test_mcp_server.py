@@ -85,7 +85,7 @@ def test_tools_and_their_schemas_hash_embedder(tmp_path, mode):
     assert set(tools["list_documents"].output_schema["properties"]) == {"kb", "documents"}
     assert set(tools["ask"].output_schema["properties"]) == {
         "question", "answer", "citations", "provider", "model", "cached", "usage", "latency_ms", "attempts",
-        "dropped_citations",
+        "dropped_citations", "standalone_question", "standalone_method",
     }  # fmt: skip
     log = (tmp_path / "err.log").read_text()
     assert "kb mcp: serving knowledge base 'default'" in log
@@ -164,6 +164,33 @@ def test_filters_give_what_the_facade_gives_hash_embedder(tmp_path, monkeypatch)
     assert body["answer"] == expected["answer"] and body["citations"][0]["source"].endswith("queen.md")
     assert nothing.is_error and "matches the filter (type pdf" in _text(nothing)
     assert "list_documents shows what is" in _text(nothing)
+
+
+def test_a_conversation_gives_what_the_facade_gives_hash_embedder(tmp_path, monkeypatch):
+    monkeypatch.setenv("KB_MODEL", "hash")
+    wax = {"wax.md": "# Wax\n\nBeeswax candles are poured at 75 degrees into moulds.\n"}
+    notes = _ingest(_write(tmp_path / "notes", NOTES | wax))
+    history = [
+        {"role": "user", "content": "How are beeswax candles made?"},
+        {"role": "assistant", "content": "They are poured into moulds."},
+    ]
+    expected = notes.ask("At what temperature?", history=history, use_cache=False).to_json()
+    notes.close()
+
+    async def session(client):
+        return (
+            await client.call_tool("ask", {"question": "At what temperature?", "history": history}),
+            await client.call_tool("ask", {"question": "x?", "history": [{"role": "tool", "content": "x"}]}),
+        )
+
+    ask, bad_role = _run(tmp_path / "err.log", session)
+    body = ask.structured_content
+    assert (body["standalone_question"], body["standalone_method"]) == (
+        "How are beeswax candles made? At what temperature?", "weighted"
+    )  # fmt: skip
+    assert body["answer"] == expected["answer"] and body["citations"][0]["source"].endswith("wax.md")
+    assert "Searched for: How are beeswax candles made? At what temperature?" in _text(ask)
+    assert bad_role.is_error and "history" in _text(bad_role)
 
 
 def test_errors_are_one_line_tool_errors_and_the_server_keeps_serving_hash_embedder(tmp_path, kb_home, monkeypatch):

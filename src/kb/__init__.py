@@ -26,6 +26,7 @@ from kb.version import __version__
 if TYPE_CHECKING:
     from kb.answering.answer import Answer
     from kb.answering.citations import Citation
+    from kb.answering.conversation import Turn
     from kb.config import Settings
     from kb.doctor import DoctorReport
     from kb.documents import Hit
@@ -61,6 +62,7 @@ if TYPE_CHECKING:
 _HOMES = {
     "Answer": "kb.answering.answer",
     "Citation": "kb.answering.citations",
+    "Turn": "kb.answering.conversation",
     "Settings": "kb.config",
     "DoctorReport": "kb.doctor",
     "Hit": "kb.documents",
@@ -154,6 +156,7 @@ __all__ = [
     "SearchOptions",
     "Settings",
     "StoreError",
+    "Turn",
     "WebhookError",
     "__version__",
     "library",

@@ -27,7 +27,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -40,6 +40,7 @@ from kb.options import IngestScope, PathLike, ResolvedSearch, SearchOptions, sco
 if TYPE_CHECKING:
     from kb.answering.answer import Answer
     from kb.answering.answerer import Answerer
+    from kb.answering.conversation import Turn
     from kb.doctor import DoctorReport
     from kb.documents import Hit
     from kb.ingest.pipeline import IngestReport, Progress
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     from kb.providers.base import Attempt
     from kb.results import DocumentInfo, KbInfo
     from kb.retrieval.filtering import Scope
+    from kb.retrieval.query import Query
     from kb.retrieval.ranking import Ranked
     from kb.retrieval.reranking import RerankStage
 
@@ -244,6 +246,7 @@ class KnowledgeBase:
     ) -> list[list[Hit]]:
         """`search` for several queries at once (validated first, all of them)."""
         from kb.answering.question import clean_question
+        from kb.retrieval.query import Query
 
         cleaned = [clean_question(q, self.settings.max_question_chars) for q in queries]
         search = self._resolve(options or SearchOptions())
@@ -254,7 +257,7 @@ class KnowledgeBase:
             self.access.require_content()
             scope = self._scope(search)
             event = "search" if record else None
-            return [self._retrieve(q, search, scope, record=event).hits for q in cleaned]
+            return [self._retrieve(Query(q), search, scope, record=event).hits for q in cleaned]
 
     def _scope(self, search: ResolvedSearch) -> Scope | None:
         """The documents `search.filter` leaves (None: every one); under `reading`."""
@@ -268,7 +271,7 @@ class KnowledgeBase:
         reranker = self.home.reranker if search.rerank else None
         return RerankStage(reranker, self.settings.reranker.candidates) if reranker is not None else None
 
-    def _retrieve(self, query: str, search: ResolvedSearch, scope: Scope | None, record: str | None = None) -> Ranked:
+    def _retrieve(self, query: Query, search: ResolvedSearch, scope: Scope | None, record: str | None = None) -> Ranked:
         """The ranked hits, with their milliseconds and the dense top-1 similarity for the
         drift monitor."""
         from kb.metrics.store import Event
@@ -319,21 +322,28 @@ class KnowledgeBase:
         provider: str | None = None,
         use_cache: bool = True,
         stream: Any = None,
+        history: Sequence[Turn | Mapping[str, Any]] = (),
     ) -> Answer:
         """Answers from the knowledge base through the provider chain, with verified
         citations. `k` and `options` choose the passages as for `search`; `provider` uses one
         link of the chain only; `stream` receives the answer's text as it is written
-        (`text(delta)`, `reset(reason)`). A cached answer needs neither the model nor the store."""
+        (`text(delta)`, `reset(reason)`). `history` holds the conversation's earlier turns
+        (`Turn`s, or {"role", "content"} mappings), oldest first: the passages are then
+        retrieved for the question as the conversation means it, and the turns reach the
+        model's prompt (kb.answering.conversation). A cached answer needs neither the model
+        nor the store."""
+        from kb.answering.conversation import clean_history
         from kb.answering.question import clean_question
 
         started = time.perf_counter()
         q = clean_question(question, self.settings.max_question_chars)
+        turns = clean_history(history)
         search = self._resolve((options or SearchOptions()).merged(k=k))
         if search.mode != "dense":
             self.access.ensure_keyword_index()
         with self.access.reading():
             self.access.check_model()
-            return self._answering().answer(q, search, provider, use_cache, stream, started)
+            return self._answering().answer(q, search, provider, use_cache, stream, started, turns)
 
     def _answering(self) -> Answerer:
         if self._answerer is None:

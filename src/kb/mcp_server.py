@@ -99,6 +99,8 @@ class AnswerJson(TypedDict):
     latency_ms: dict[str, float]
     attempts: list[AttemptJson]
     dropped_citations: list[int]
+    standalone_question: str
+    standalone_method: str
 
 
 class DocumentJson(TypedDict):
@@ -136,6 +138,8 @@ def answer_text(answer: Any) -> str:
     if answer.citations:
         lines += ["", "Sources:"]
         lines += [f"[{c.n}] {_where(c.hit.source, c.hit.location(), c.hit.heading)}" for c in answer.citations]
+    if answer.standalone_method != "question":
+        lines += ["", f"Searched for: {answer.standalone_question}"]
     return "\n".join(lines)
 
 
@@ -226,6 +230,18 @@ SINCE_ARG = Field(
 RERANK_ARG = Field(description="false: keep the fused order even if the server has a reranker.")
 
 
+class TurnArg(TypedDict):
+    role: Annotated[str, Field(pattern="^(user|assistant)$")]
+    content: str
+
+
+HISTORY_ARG = Field(
+    description="The conversation before `question`, oldest first ({role: user|assistant, content}): the passages "
+    "are retrieved for the question as the conversation means it ('What temperature should it be?' after a "
+    "question about candles), and the answer's standalone_question shows what was searched.",
+)
+
+
 def _options(
     k: int | None,
     mode: str | None,
@@ -283,15 +299,17 @@ def build(settings: Settings, debug: bool = False) -> tuple[KbServer, Library]:
         type: Annotated[list[str] | None, TYPE_ARG] = None,
         since: Annotated[str | None, SINCE_ARG] = None,
         rerank: Annotated[bool | None, RERANK_ARG] = None,
+        history: Annotated[list[TurnArg] | None, HISTORY_ARG] = None,
     ) -> Annotated[CallToolResult, AnswerJson]:
         """Answer `question` from the user's documents: the most relevant passages are
         retrieved and an answer is written from them alone, citing them as [1], [2]..., with
         the numbered sources after it. The answer comes from the configured language model,
         or, without one, from the passages' most relevant sentences. `source`, `type` and `since`
-        narrow the passages to some documents. Use it for questions about the content of the
-        documents; use `search` to read the passages themselves."""
+        narrow the passages to some documents; pass the conversation so far as `history` for a
+        follow-up question. Use it for questions about the content of the documents; use
+        `search` to read the passages themselves."""
         options = _options(top_k, mode, unique_sources, source, type, since, rerank)
-        answer = kbs.kb(kb).ask(question, options=options)
+        answer = kbs.kb(kb).ask(question, options=options, history=[dict(turn) for turn in history or []])
         return _result(answer_text(answer), answer.to_json())
 
     def list_documents(kb: Annotated[str | None, KB_ARG] = None) -> Annotated[CallToolResult, DocumentList]:

@@ -38,6 +38,12 @@ def _cases(corpus: str) -> list[tuple[list[str], bytes | None]]:
             ([command, "bees", "--source", "*.docx"], None),  # leaves no document
         ]
     cases += [
+        (["chat"], BAD_UTF8),
+        (["chat"], b"\x00\x00\x00\n"),
+        (["chat"], LONG.encode() + b"\n"),
+        (["chat", "--since", "soon"], b"bees\n"),
+        (["chat", "--source", "*.docx"], b"bees\n"),
+        (["--kb", "typo", "chat"], b"bees\n"),
         (["ask", "bees", "--provider", "nope"], None),
         (["ingest"], None),
         (["ingest", ""], None),

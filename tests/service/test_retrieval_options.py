@@ -1,7 +1,7 @@
-"""Search filters and the reranker over HTTP, against a real `kb serve` whose [reranker] is a
-loopback fake reranker (tests/fake_reranker.py): the same JSON as the CLI, bad filters
-refused with the HTTP error a client can act on, and the reranker's fallback counted in
-/metrics and /v1/stats (hash embedder at the model seam)."""
+"""Search filters, conversations and the reranker over HTTP, against a real `kb serve` whose
+[reranker] is a loopback fake reranker (tests/fake_reranker.py): the same JSON as the CLI,
+the chat dialect's conversation, and the fallback counted in /metrics and /v1/stats (hash
+embedder at the model seam)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,10 @@ from tests.fake_reranker import FakeReranker
 from tests.service.processes import Server
 
 HASH = {"KB_MODEL": "hash"}
+CANDLES = [
+    {"role": "user", "content": "How do I make candles from beeswax?"},
+    {"role": "assistant", "content": "Pour it into moulds with a wick."},
+]
 
 
 @pytest.fixture(scope="module")
@@ -86,3 +90,47 @@ def test_the_reranker_orders_hits_unless_asked_not_to_and_its_fallback_is_counte
     }
     assert samples["ok"] >= 1 and samples["error"] >= 2
     assert stats["reranker"]["fell_back"] >= 2 and stats["reranker"]["reranked"] >= 1
+
+
+def test_ask_and_chat_take_a_conversation_as_kb_chat_does(served_reranked):
+    import openai
+
+    server, home, _, _ = served_reranked
+    with server.client() as http:
+        asked = http.post(
+            "/v1/ask", json={"question": "What temperature should it be?", "history": CANDLES, "rerank": False}
+        ).json()
+        refused = http.post("/v1/ask", json={"question": "x?", "history": [{"role": "system", "content": "x"}]})
+    chat = _cli(
+        home,
+        "chat",
+        "--json",
+        "--no-rerank",
+        stdin="How do I make candles from beeswax?\nWhat temperature should it be?\n",
+    )
+    second = chat.ndjson()[1]
+    assert asked["standalone_method"] == second["standalone_method"] == "weighted"
+    assert asked["standalone_question"] == "How do I make candles from beeswax? What temperature should it be?"
+    assert (asked["answer"], asked["citations"]) == (second["answer"], second["citations"])
+    assert refused.status_code == 422
+
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+    messages = [
+        {"role": "system", "content": "ignored"},
+        *CANDLES,
+        {"role": "user", "content": "What temperature should it be?"},
+    ]
+    completion = client.chat.completions.create(model="default", messages=messages, extra_body={"rerank": False})
+    kb_answer = completion.model_extra["kb_answer"]
+    assert kb_answer["standalone_question"] == asked["standalone_question"]
+    assert (kb_answer["answer"], kb_answer["citations"]) == (asked["answer"], asked["citations"])
+    with pytest.raises(openai.NotFoundError, match="matches the filter"):
+        client.chat.completions.create(model="default", messages=messages, extra_body={"filter": {"type": ["docx"]}})
+    streamed = "".join(
+        c.choices[0].delta.content or ""
+        for c in client.chat.completions.create(
+            model="default", messages=messages, stream=True, extra_body={"rerank": False}
+        )
+        if c.choices
+    )
+    assert streamed == completion.choices[0].message.content

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from kb.documents import Hit
 from kb.retrieval.fusion import convex
 from kb.retrieval.keyword import RareTerms, match_expression, terms
+from kb.retrieval.query import Query, as_query
 
 if TYPE_CHECKING:
     from kb.embedding import Embedder
@@ -55,7 +56,7 @@ def ranked(
     store: VectorStore,
     embedder: Embedder,
     rare_terms: RareTerms,
-    query: str,
+    query: Query | str,
     k: int,
     mode: str,
     unique: bool,
@@ -64,17 +65,20 @@ def ranked(
     rerank: RerankStage | None = None,
 ) -> Ranked:
     """The top `k` committed hits of `query`, within `scope` (a filter's documents)."""
+    query = as_query(query)
     pool = max(rerank.candidates, k) if rerank else 0
     depth = max(CANDIDATES, k, pool) if mode == "hybrid" or unique or rerank else k
     only = scope.chunk_ids if scope else None
     dense: list[tuple[str, float]] = []
     if mode != "keyword":
-        dense = store.nearest(embedder.embed([query])[0], depth, only)
+        dense = store.nearest(query.vector(embedder), depth, only)
     keyword: list[tuple[str, float]] = []
     sources = scope.sources if scope else None
     if mode == "hybrid":
-        keyword = _hybrid_keyword(manifest, rare_terms, terms(query), [c for c, _ in dense], depth, sources)
-    elif mode == "keyword" and (match := match_expression(query)):
+        keyword = _hybrid_keyword(
+            manifest, rare_terms, terms(query.keyword_text), [c for c, _ in dense], depth, sources
+        )
+    elif mode == "keyword" and (match := match_expression(query.keyword_text)):
         keyword = manifest.keyword_search(match, depth, sources)  # exhaustive: every word ranks
     similarity = dict(dense)
     keyword_rank = {cid: rank for rank, (cid, _) in enumerate(keyword, start=1)}
@@ -85,7 +89,7 @@ def ranked(
     else:
         order = [(cid, -bm25) for cid, bm25 in keyword]  # FTS5's bm25 is negative, lower is better
     found = _committed(manifest, order, similarity, keyword_rank, max(k, pool) + 2)
-    hits, attempts = _selected(found, query, k, unique, rerank)
+    hits, attempts = _selected(found, query.text, k, unique, rerank)
     return Ranked(hits, _dense_top1(manifest, dense, hits), attempts)
 
 
@@ -172,7 +176,7 @@ def dense_from_store(
     store: VectorStore,
     embedder: Embedder,
     kb_dir: Path,
-    query: str,
+    query: Query | str,
     k: int,
     unique: bool,
     *,
@@ -183,13 +187,15 @@ def dense_from_store(
     built (a read-only home of a KB from before it)."""
     from kb.store.guard import MARKER
 
+    query = as_query(query)
     mark = kb_dir / MARKER
     writing = mark.exists()
     depth = max(CANDIDATES, k, rerank.candidates if rerank else 0) if unique or rerank else k
-    hits = store.query(embedder.embed([query]), depth, scope.chunk_ids if scope else None)[0]
+    vector = query.vector(embedder)[None]
+    hits = store.query(vector, depth, scope.chunk_ids if scope else None)[0]
     if writing or mark.exists():
         hits = _committed_in_store(manifest, hits)
-    selected, attempts = _selected(iter(hits), query, k, unique, rerank)
+    selected, attempts = _selected(iter(hits), query.text, k, unique, rerank)
     return Ranked(selected, hits[0].similarity if hits else None, attempts)
 
 

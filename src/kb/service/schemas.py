@@ -96,6 +96,11 @@ def search_filter(model: FilterModel | None) -> SearchFilter | None:
     return model.value() if model is not None else None
 
 
+class TurnModel(Strict):
+    role: Literal["user", "assistant"]
+    content: Annotated[Text, StringConstraints(max_length=100_000)]
+
+
 class _Search(Strict):
     k: UpTo100 | None = Field(None, description="Passages per query (default: top_k).")
     kb: KbName | None = KB_FIELD
@@ -134,6 +139,12 @@ class AskRequest(Strict):
     stream: bool = Field(False, description="Server-sent events: deltas, then one final event.")
     filter: FilterModel | None = FILTER_FIELD
     rerank: bool | None = RERANK_FIELD
+    history: list[TurnModel] = Field(
+        default_factory=list,
+        max_length=200,
+        description="The conversation before `question`, oldest first: passages are retrieved for the question as "
+        "the conversation means it, and the turns reach the model's prompt.",
+    )
 
 
 class IngestRequest(Strict):
@@ -242,7 +253,7 @@ class AttemptModel(_Out):
     error: str | None
     latency_ms: float
     message: str | None
-    stage: Literal["answer", "rerank"]
+    stage: Literal["answer", "condense", "rerank"]
 
 
 class AnswerModel(_Out):
@@ -256,6 +267,9 @@ class AnswerModel(_Out):
     latency_ms: dict[str, float]
     attempts: list[AttemptModel]
     dropped_citations: list[int]
+    standalone_question: str = Field(..., description="What retrieval searched for (the question, unless a "
+                                     "conversation came with it).")  # fmt: skip
+    standalone_method: Literal["question", "condensed", "weighted"]
 
 
 class JobModel(_Out):

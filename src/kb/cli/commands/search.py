@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -11,6 +13,12 @@ from kb.cli import render as ui
 from kb.cli.options import JSON, MODE, NO_RERANK, SINCE, SOURCE, TYPE, UNIQUE, search_options
 from kb.cli.render import answers as render
 from kb.errors import InputError
+
+if TYPE_CHECKING:
+    from kb.answering.answer import Answer
+    from kb.answering.conversation import Turn
+    from kb.knowledge_base import KnowledgeBase
+    from kb.options import SearchOptions
 
 
 def search(
@@ -63,20 +71,35 @@ def ask(
     """Answer QUESTION from the knowledge base, with numbered citations."""
     options = search_options(top_k, mode, unique_sources, source, types, since, no_rerank)
     text = stdin_text() if question == "-" else question
-    kb = context.kb(ctx)
-    stream = render.MarkdownStream() if ui.out.is_terminal and not (as_json or no_stream) else None
+    answer_and_show(context.kb(ctx), text, options, provider, not no_cache, not no_stream, as_json)
+
+
+def answer_and_show(
+    kb: KnowledgeBase,
+    question: str,
+    options: SearchOptions,
+    provider: str | None,
+    use_cache: bool,
+    stream: bool,
+    as_json: bool,
+    history: Sequence[Turn] = (),
+) -> Answer:
+    """Asks, streaming the answer as Markdown on a terminal, and shows it (`kb ask`, `kb chat`)."""
+    sink = render.MarkdownStream() if ui.out.is_terminal and stream and not as_json else None
     try:
-        answer = kb.ask(text, options=options, provider=provider, use_cache=not no_cache, stream=stream)
+        answer = kb.ask(question, options=options, provider=provider, use_cache=use_cache, stream=sink,
+                        history=history)  # fmt: skip
     except BaseException:
-        if stream:
-            stream.close()
+        if sink:
+            sink.close()
         raise
-    if stream:
-        stream.close(final=answer.answer)
+    if sink:
+        sink.close(final=answer.answer)
     if as_json:
         ui.emit_json(answer.to_json())
     else:
-        render.answer(answer, streamed=bool(stream and stream.parts))
+        render.answer(answer, streamed=bool(sink and sink.parts))
+    return answer
 
 
 def stdin_text() -> str:

@@ -4,9 +4,11 @@
 - POST /v1/embeddings: kb's embedding model (float lists, or base64 as the official
   clients ask for by default); at most MAX_INPUTS texts of MAX_INPUT_CHARS characters.
 - POST /v1/chat/completions: the "model" is a knowledge base; the last user message is the
-  question; the reply is kb's answer with its numbered sources, streamed if asked. The
-  full answer object (citations, attempts) rides along as `kb_answer`. kb's own extra body
-  fields: `filter` (as /v1/search's) and `rerank`.
+  question and the user and assistant messages before it the conversation, so the passages
+  are retrieved for the question as the conversation means it (kb.answering.conversation);
+  the reply is kb's answer with its numbered sources, streamed if asked. The full answer
+  object (citations, attempts, the standalone question searched) rides along as
+  `kb_answer`. kb's own extra body fields: `filter` (as /v1/search's) and `rerank`.
 
 Parameters kb cannot honour are refused with OpenAI's 400 `invalid_request_error` naming
 them (n > 1, tools, logprobs, a JSON response format, other dimensions...), instead of being
@@ -29,6 +31,7 @@ from fastapi import APIRouter, Depends, Path
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from kb.answering.conversation import clean_history
 from kb.answering.question import clean_question
 from kb.errors import InputError, KbNotFound
 from kb.options import SearchOptions
@@ -39,6 +42,7 @@ from kb.service.streaming import answer_stream
 
 if TYPE_CHECKING:
     from kb.answering.answer import Answer
+    from kb.answering.conversation import Turn
     from kb.knowledge_base import KnowledgeBase
 
 router = APIRouter(tags=["openai"], responses=errors(*GUARDED, 400, 403, 404))
@@ -85,7 +89,10 @@ class ChatMessage(BaseModel):
 
 class ChatRequest(_Open):
     model: KbName = Field(..., description="The knowledge base to answer from.")
-    messages: list[ChatMessage] = Field(..., min_length=1)
+    messages: list[ChatMessage] = Field(
+        ..., min_length=1, description="The conversation: the last user message is the question; the user and "
+        "assistant messages before it are its context (system, developer and tool messages are not used).",
+    )  # fmt: skip
     stream: bool = False
     filter: FilterModel | None = FILTER_FIELD
     rerank: bool | None = RERANK_FIELD
@@ -98,13 +105,19 @@ _CHAT_UNSUPPORTED: dict[str, Any] = {
 }  # fmt: skip
 
 
-def _question(messages: list[ChatMessage]) -> str:
-    for message in reversed(messages):
-        if message.role == "user":
-            if isinstance(message.content, str):
-                return message.content
-            return "\n".join(part.text for part in message.content or [])
-    raise InputError("no user message: the last user message is the question", field="messages")
+def _text(message: ChatMessage) -> str:
+    if isinstance(message.content, str):
+        return message.content
+    return "\n".join(part.text for part in message.content or [])
+
+
+def _conversation(messages: list[ChatMessage]) -> tuple[str, tuple[Turn, ...]]:
+    """(the question: the last user message, the user and assistant turns before it)."""
+    last = next((i for i in range(len(messages) - 1, -1, -1) if messages[i].role == "user"), None)
+    if last is None:
+        raise InputError("no user message: the last user message is the question", field="messages")
+    earlier = [{"role": m.role, "content": _text(m)} for m in messages[:last] if m.role in ("user", "assistant")]
+    return _text(messages[last]), clean_history(earlier)
 
 
 def _reply(answer: Answer) -> str:
@@ -186,16 +199,16 @@ async def chat(body: ChatRequest, service: ServiceDep, principal: Reader) -> Res
     """A RAG answer from the knowledge base named by `model`, with citations."""
     _refuse_unsupported(body, _CHAT_UNSUPPORTED)
     kb = service.kb(principal, body.model)
-    question = _question(body.messages)
+    question, history = _conversation(body.messages)
     clean_question(question, service.settings.max_question_chars)  # refused before any stream starts
     options = SearchOptions().merged(filter=search_filter(body.filter), rerank=body.rerank)
     if body.stream:
         await service.call(kb.access.storage.require, kb.name)
     created, completion_id = int(time.time()), f"chatcmpl-{uuid.uuid4().hex[:24]}"
     if body.stream:
-        chunks = _chunks(service, kb, question, options, body.model, completion_id, created)
+        chunks = _chunks(service, kb, question, options, history, body.model, completion_id, created)
         return StreamingResponse(chunks, media_type="text/event-stream")
-    answer = await service.call(kb.ask, question, options=options)
+    answer = await service.call(kb.ask, question, options=options, history=history)
     service.observability.answered(answer)
     return ok(
         {
@@ -217,6 +230,7 @@ async def _chunks(
     kb: KnowledgeBase,
     question: str,
     options: SearchOptions,
+    history: tuple[Turn, ...],
     model: str,
     completion_id: str,
     created: int,
@@ -229,7 +243,7 @@ async def _chunks(
         return f"data: {json.dumps(body, ensure_ascii=False)}\n\n".encode()
 
     yield chunk({"role": "assistant", "content": ""})
-    async for event, payload in answer_stream(service, kb, question, options, None, True):
+    async for event, payload in answer_stream(service, kb, question, options, None, True, history):
         if event == "delta":
             yield chunk({"content": payload["text"]})
         elif event == "reset":

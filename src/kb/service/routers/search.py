@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response, StreamingResponse
 
+from kb.answering.conversation import clean_history
 from kb.answering.question import clean_question
 from kb.options import SearchOptions
 from kb.service.auth import Principal, need
@@ -62,11 +63,12 @@ async def ask(body: AskRequest, request: Request, service: ServiceDep, principal
     clean_question(body.question, service.settings.max_question_chars)  # refused before any stream starts
     options = SearchOptions().merged(k=body.top_k, mode=body.mode, unique_sources=body.unique_sources,
                                      filter=search_filter(body.filter), rerank=body.rerank)  # fmt: skip
+    history = clean_history(t.model_dump() for t in body.history)
     if body.stream or "text/event-stream" in request.headers.get("accept", ""):
         await service.call(kb.access.storage.require, kb.name)  # 404 before the stream, not inside it
-        events = answer_events(service, kb, body.question, options, body.provider, not body.no_cache)
+        events = answer_events(service, kb, body.question, options, body.provider, not body.no_cache, history)
         return StreamingResponse(events, media_type="text/event-stream", headers={"cache-control": "no-cache"})
     answer = await service.call(kb.ask, body.question, options=options, provider=body.provider,
-                                use_cache=not body.no_cache)  # fmt: skip
+                                use_cache=not body.no_cache, history=history)  # fmt: skip
     service.observability.answered(answer)
     return ok(answer.to_json())
