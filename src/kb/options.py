@@ -117,19 +117,22 @@ def _since(value: str | float | datetime | None) -> float | None:
     (7d, 12h), or a number of seconds since the epoch; InputError naming `since` otherwise."""
     if value is None or value == "":
         return None
-    if isinstance(value, datetime):
-        return value.timestamp()
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
     text = str(value).strip()
-    if _DURATION.match(text):
-        return time.time() - duration_s(text, "since")
     try:
-        return datetime.fromisoformat(text).timestamp()
+        if isinstance(value, datetime):
+            seconds = value.timestamp()
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            seconds = float(value)
+        elif _DURATION.match(text):
+            seconds = time.time() - duration_s(text, "since")
+        else:
+            seconds = datetime.fromisoformat(text).timestamp()
+        datetime.fromtimestamp(seconds, UTC)  # a time kb can write back (to_json): years 1 to 9999 in UTC
     except (ValueError, OverflowError, OSError):
         raise InputError(
             f"{text!r} is not a date; use e.g. 2025-01-31, 2025-01-31T08:00:00Z or a duration such as 7d", field="since"
         ) from None
+    return seconds
 
 
 def _types(values: Iterable[str]) -> tuple[str, ...]:

@@ -121,7 +121,10 @@ def test_filters_parse_what_users_type():
     assert SearchFilter.of(since="2025-01-31").since == datetime(2025, 1, 31).timestamp()  # midnight, local time
     assert abs(SearchFilter.of(since="7d").since - (datetime.now().timestamp() - 7 * 86_400)) < 60
     assert not SearchFilter() and not SearchFilter.of([], [], None) and SearchFilter.of(types=["md"])
-    for kwargs, field in (({"since": "last week"}, "since"), ({"types": ["m d"]}, "type"), ({"types": ["*"]}, "type")):
+    bad = [{"since": "last week"}, {"since": "2025-02-30"}, {"since": "0001-01-01T00:00:00+23:59"}]
+    bad += [{"since": "9999-12-31T23:59:59-23:59"}, {"since": float("nan")}, {"since": 1e300}, {"since": "99999999w"}]
+    cases = [(kwargs, "since") for kwargs in bad] + [({"types": ["m d"]}, "type"), ({"types": ["*"]}, "type")]
+    for kwargs, field in cases:  # dates kb could not write back as JSON too, never a ValueError
         with pytest.raises(InputError) as caught:
             SearchFilter.of(**kwargs)
         assert caught.value.details["field"] == field

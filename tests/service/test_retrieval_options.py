@@ -45,7 +45,8 @@ def test_search_filters_give_the_same_hits_as_the_cli(served_reranked):
     with server.client() as http:
         hits = http.post("/v1/search", json=body).json()["hits"]
         nothing = http.post("/v1/search", json={"query": "x", "filter": {"type": ["docx"]}})
-        bad_date = http.post("/v1/search", json={"query": "x", "filter": {"since": "last week"}})
+        bad_date = http.post("/v1/search", json={"query": "x", "filter": {"since": "2025-02-30"}})
+        no_date = http.post("/v1/search", json={"query": "x", "filter": {"since": "last week"}})
         bad_type = http.post("/v1/search", json={"query": "x", "filter": {"type": ["*"]}})
         unknown = http.post("/v1/search", json={"query": "x", "filter": {"paths": ["a"]}})
         asked = http.post("/v1/ask", json={"question": "winter stores?", "filter": {"type": ["pdf"]}}).json()
@@ -54,7 +55,7 @@ def test_search_filters_give_the_same_hits_as_the_cli(served_reranked):
     assert nothing.status_code == 404 and nothing.json()["error"]["kind"] == "no_matching_documents"
     assert "GET /v1/documents lists what is" in nothing.json()["error"]["message"]
     assert bad_date.status_code == 400 and bad_date.json()["error"]["param"] == "since"
-    assert bad_type.status_code == 422 and unknown.status_code == 422
+    assert bad_type.status_code == 422 and unknown.status_code == 422 and no_date.status_code == 422
     assert asked["citations"] and all(c["source"].endswith(".pdf") for c in asked["citations"])
 
 

@@ -64,6 +64,11 @@ class Strict(BaseModel):
 
 # -- requests -------------------------------------------------------------------------------
 FILE_TYPE_PATTERN = r"^\.?[A-Za-z0-9][A-Za-z0-9_+-]{0,15}$"
+# A duration back from now, or an ISO 8601 date with an optional time and zone. A date that
+# fits but does not exist (2025-02-30) is kb's 400, naming `since`.
+SINCE_PATTERN = (
+    r"^(\d{1,4}(\.\d{1,3})?[smhdw]|\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?)?)$"
+)
 
 
 class FilterModel(Strict):
@@ -78,7 +83,7 @@ class FilterModel(Strict):
     type: list[Annotated[str, StringConstraints(pattern=FILE_TYPE_PATTERN)]] = Field(
         default_factory=list, max_length=100, description="File types, as suffixes: md, pdf, txt..."
     )
-    since: Annotated[Text, StringConstraints(max_length=64)] | None = Field(
+    since: Annotated[str, StringConstraints(pattern=SINCE_PATTERN)] | None = Field(
         None,
         description="Only documents whose file was modified at or after this: a date (2025-01-31, midnight in the "
         "server's time zone), a date and time (2025-01-31T08:00:00Z) or a duration back from now (7d, 12h).",
