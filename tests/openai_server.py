@@ -4,7 +4,9 @@ with usage, and failure modes a test can switch on.
 Modes: ok, slow (sleeps `delay` s first), 429 (with Retry-After), 500, 401, reset
 (connection closed without a response), malformed (200 with broken JSON), empty (a
 well-formed answer whose content is empty). `script` is a
-list of modes consumed one per request before `mode` applies again.
+list of modes consumed one per request before `mode` applies again. `respond`, when set,
+writes each answer from the request's body (a test that plays a model for several kinds of
+request: condensing a conversation, then answering).
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class FakeOpenAI:
     def __init__(self, answer: str = "Queens lay up to 2,000 eggs a day [1].") -> None:
         self.answer = answer
+        self.respond: Callable[[dict], str] | None = None
         self.mode = "ok"
         self.script: list[str] = []
         self.delay = 5.0
@@ -102,7 +106,7 @@ class FakeOpenAI:
                     self.end_headers()
                     self.wfile.write(data)
                     return
-                answer = "" if mode == "empty" else fake.answer
+                answer = "" if mode == "empty" else fake.respond(body) if fake.respond else fake.answer
                 prompt_tokens = sum(len(m["content"].split()) for m in body["messages"])
                 usage = {
                     "prompt_tokens": prompt_tokens,

@@ -17,7 +17,7 @@ import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
-from kb import KnowledgeBase
+from kb import KnowledgeBase, SearchFilter, SearchOptions
 from kb.config import load_settings
 from tests.conftest import ROOT, SAMPLE, run_kb
 
@@ -85,7 +85,7 @@ def test_tools_and_their_schemas_hash_embedder(tmp_path, mode):
     assert set(tools["list_documents"].output_schema["properties"]) == {"kb", "documents"}
     assert set(tools["ask"].output_schema["properties"]) == {
         "question", "answer", "citations", "provider", "model", "cached", "usage", "latency_ms", "attempts",
-        "dropped_citations",
+        "dropped_citations", "standalone_question", "standalone_method",
     }  # fmt: skip
     log = (tmp_path / "err.log").read_text()
     assert "kb mcp: serving knowledge base 'default'" in log
@@ -138,6 +138,59 @@ def test_search_ask_and_list_give_what_the_facade_gives_hash_embedder(tmp_path, 
     assert _text(docs).startswith("2 documents in knowledge base 'notes':")
     assert default_docs.structured_content == {"kb": "default", "documents": other_docs}
     assert wax.structured_content["hits"] == wax_hits
+
+
+def test_filters_give_what_the_facade_gives_hash_embedder(tmp_path, monkeypatch):
+    monkeypatch.setenv("KB_MODEL", "hash")
+    notes = _ingest(_write(tmp_path / "notes", NOTES))
+    only_queen = SearchOptions(filter=SearchFilter.of(["queen.md"]))
+    expected_hits = [h.to_json("varroa mites") for h in notes.search("varroa mites", 2, options=only_queen)]
+    expected = notes.ask("How many eggs does the queen lay per day?", options=only_queen, use_cache=False).to_json()
+    notes.close()
+
+    async def session(client):
+        return (
+            await client.call_tool("search", {"query": "varroa mites", "k": 2, "source": ["queen.md"]}),
+            await client.call_tool(
+                "ask", {"question": "How many eggs does the queen lay per day?", "source": ["queen.md"]}
+            ),
+            await client.call_tool("search", {"query": "varroa", "type": ["pdf"], "since": "2000-01-01"}),
+        )
+
+    search, ask, nothing = _run(tmp_path / "err.log", session)
+    assert search.structured_content["hits"] == expected_hits and expected_hits
+    assert all(h["source"].endswith("queen.md") for h in expected_hits)
+    body = ask.structured_content
+    assert body["answer"] == expected["answer"] and body["citations"][0]["source"].endswith("queen.md")
+    assert nothing.is_error and "matches the filter (type pdf" in _text(nothing)
+    assert "list_documents shows what is" in _text(nothing)
+
+
+def test_a_conversation_gives_what_the_facade_gives_hash_embedder(tmp_path, monkeypatch):
+    monkeypatch.setenv("KB_MODEL", "hash")
+    wax = {"wax.md": "# Wax\n\nBeeswax candles are poured at 75 degrees into moulds.\n"}
+    notes = _ingest(_write(tmp_path / "notes", NOTES | wax))
+    history = [
+        {"role": "user", "content": "How are beeswax candles made?"},
+        {"role": "assistant", "content": "They are poured into moulds."},
+    ]
+    expected = notes.ask("At what temperature?", history=history, use_cache=False).to_json()
+    notes.close()
+
+    async def session(client):
+        return (
+            await client.call_tool("ask", {"question": "At what temperature?", "history": history}),
+            await client.call_tool("ask", {"question": "x?", "history": [{"role": "tool", "content": "x"}]}),
+        )
+
+    ask, bad_role = _run(tmp_path / "err.log", session)
+    body = ask.structured_content
+    assert (body["standalone_question"], body["standalone_method"]) == (
+        "How are beeswax candles made? At what temperature?", "weighted"
+    )  # fmt: skip
+    assert body["answer"] == expected["answer"] and body["citations"][0]["source"].endswith("wax.md")
+    assert "Searched for: How are beeswax candles made? At what temperature?" in _text(ask)
+    assert bad_role.is_error and "history" in _text(bad_role)
 
 
 def test_errors_are_one_line_tool_errors_and_the_server_keeps_serving_hash_embedder(tmp_path, kb_home, monkeypatch):

@@ -26,6 +26,7 @@ from kb.version import __version__
 if TYPE_CHECKING:
     from kb.answering.answer import Answer
     from kb.answering.citations import Citation
+    from kb.answering.conversation import Turn
     from kb.config import Settings
     from kb.doctor import DoctorReport
     from kb.documents import Hit
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
         KbError,
         KbNotFound,
         LockTimeout,
+        NoMatchingDocuments,
         NotFound,
         ProviderError,
         StoreError,
@@ -52,7 +54,7 @@ if TYPE_CHECKING:
     from kb.jobs.store import Job
     from kb.knowledge_base import KnowledgeBase
     from kb.library import Library
-    from kb.options import IngestScope, JobState, SearchMode, SearchOptions
+    from kb.options import IngestScope, JobState, SearchFilter, SearchMode, SearchOptions
     from kb.results import DocumentInfo, KbInfo, KbSummary
 
 # Where each public name lives: imported on first use, so `import kb` (and `kb --help`) stays
@@ -60,6 +62,7 @@ if TYPE_CHECKING:
 _HOMES = {
     "Answer": "kb.answering.answer",
     "Citation": "kb.answering.citations",
+    "Turn": "kb.answering.conversation",
     "Settings": "kb.config",
     "DoctorReport": "kb.doctor",
     "Hit": "kb.documents",
@@ -70,6 +73,7 @@ _HOMES = {
     "Library": "kb.library",
     "IngestScope": "kb.options",
     "JobState": "kb.options",
+    "SearchFilter": "kb.options",
     "SearchMode": "kb.options",
     "SearchOptions": "kb.options",
     "DocumentInfo": "kb.results",
@@ -78,8 +82,8 @@ _HOMES = {
 }
 _ERRORS = {
     "AllProvidersFailed", "ConfigError", "Conflict", "DocumentNotFound", "EmptyKb", "Forbidden", "IngestError",
-    "InputError", "JobNotFound", "KbError", "KbNotFound", "LockTimeout", "NotFound", "ProviderError", "StoreError",
-    "WebhookError",
+    "InputError", "JobNotFound", "KbError", "KbNotFound", "LockTimeout", "NoMatchingDocuments", "NotFound",
+    "ProviderError", "StoreError", "WebhookError",
 }  # fmt: skip
 
 
@@ -144,12 +148,15 @@ __all__ = [
     "KnowledgeBase",
     "Library",
     "LockTimeout",
+    "NoMatchingDocuments",
     "NotFound",
     "ProviderError",
+    "SearchFilter",
     "SearchMode",
     "SearchOptions",
     "Settings",
     "StoreError",
+    "Turn",
     "WebhookError",
     "__version__",
     "library",

@@ -93,6 +93,8 @@ class Hit:
     # (None when that list did not find it, or was not searched). `score` depends on the mode.
     similarity: float | None = None
     keyword_rank: int | None = None
+    # The reranker's relevance score when a reranker ordered the hit (rank follows it), else None.
+    rerank_score: float | None = None
 
     @classmethod
     def of(cls, rank: int, score: float, chunk: StoredChunk, similarity: float | None, keyword_rank: int | None) -> Hit:
@@ -141,6 +143,7 @@ class Hit:
             "text": self.text,
             "similarity": self.similarity,
             "keyword_rank": self.keyword_rank,
+            "rerank_score": self.rerank_score,
         }
 
     def location(self) -> str:

@@ -7,6 +7,7 @@
     │   ├── KbNotFound           a knowledge base
     │   ├── JobNotFound          a background job
     │   ├── DocumentNotFound     a document (or folder) that is not in the knowledge base
+    │   ├── NoMatchingDocuments  a search filter that leaves no document of the knowledge base
     │   ├── ProviderNotFound     a provider asked for by name that the chain does not have
     │   └── TokenNotFound        an access token of kb serve
     ├── EmptyKb                  a knowledge base without documents, asked a question
@@ -118,6 +119,10 @@ class JobNotFound(NotFound):
 
 class DocumentNotFound(NotFound):
     pass
+
+
+class NoMatchingDocuments(NotFound):
+    """`details["filter"]` holds the filter as JSON (kb.options.SearchFilter.to_json)."""
 
 
 class ProviderNotFound(NotFound):

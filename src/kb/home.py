@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from kb.jobs.store import JobStore
     from kb.metrics.store import Metrics
     from kb.providers.breaker import BreakerBoard
+    from kb.rerankers import Reranker
     from kb.tokens import TokenStore
 
 
@@ -50,6 +52,7 @@ class Home:
         self.settings = settings
         self.path = settings.home
         self.long_lived = long_lived
+        self.listeners: list[Callable[[Any], None]] = []  # told of every metrics event (a server's /metrics)
 
     @property
     def writable(self) -> bool:
@@ -116,6 +119,14 @@ class Home:
         if self.writable:
             return SqliteBreakerBoard(self.path / "breakers.db", b.failure_threshold, b.cooldown_s)
         return MemoryBreakerBoard(b.failure_threshold, b.cooldown_s)
+
+    @lazy
+    def reranker(self) -> Reranker | None:
+        """The configured reranker with its retries, on the home's breaker board; None when
+        there is none (kb.rerankers)."""
+        from kb.rerankers import build_reranker
+
+        return build_reranker(self.settings.reranker, self.breakers)
 
     @lazy
     def jobs(self) -> JobStore:
@@ -191,6 +202,8 @@ class Home:
 
     def record(self, event: Any) -> None:
         """Appends a metrics event; never fails the operation it measures."""
+        for listener in self.listeners:
+            listener(event)
         store = self.metrics
         if store is None or store.readonly:
             return

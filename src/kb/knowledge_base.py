@@ -16,6 +16,9 @@ store) and the keyword candidates (FTS5 bm25 over the manifest's `chunks`) are f
 their normalised scores (retrieval/fusion.py), and only the final top-k's texts are read,
 from the manifest. A KB from before the keyword index gets it on its first write or hybrid
 search; until then, and in a read-only home, searches are dense, with a one-line notice.
+A search filter narrows each candidate search to the documents it leaves
+(retrieval/filtering.py); a configured reranker reorders the best fused candidates, and
+when it fails the fused order stands, with a one-line notice (retrieval/reranking.py).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -37,11 +40,17 @@ from kb.options import IngestScope, PathLike, ResolvedSearch, SearchOptions, sco
 if TYPE_CHECKING:
     from kb.answering.answer import Answer
     from kb.answering.answerer import Answerer
+    from kb.answering.conversation import Turn
     from kb.doctor import DoctorReport
     from kb.documents import Hit
     from kb.ingest.pipeline import IngestReport, Progress
     from kb.ingest.planning import IngestPlan
+    from kb.providers.base import Attempt
     from kb.results import DocumentInfo, KbInfo
+    from kb.retrieval.filtering import Scope
+    from kb.retrieval.query import Query
+    from kb.retrieval.ranking import Ranked
+    from kb.retrieval.reranking import RerankStage
 
 log = logging.getLogger("kb")
 
@@ -61,6 +70,7 @@ class KnowledgeBase:
         self.access = self.home.open(settings.kb)
         self.on_notice: Callable[[str], None] = log.warning  # "searching by embeddings alone"
         self._noticed = False
+        self._rerank_failing = False  # told once until the reranker answers again
         self._answerer: Answerer | None = None
 
     @property
@@ -218,15 +228,17 @@ class KnowledgeBase:
     # -- reading ------------------------------------------------------------------------------
     def _resolve(self, options: SearchOptions) -> ResolvedSearch:
         s = self.settings
-        return options.resolved(s.top_k, s.search_mode, s.unique_sources)
+        return options.resolved(s.top_k, s.search_mode, s.unique_sources, s.reranker.kind != "none")
 
     def search(
         self, query: str, k: int | None = None, *, options: SearchOptions | None = None, record: bool = True
     ) -> list[Hit]:
         """The top `k` passages for `query` (default: the top_k setting). `options` chooses the
-        mode (hybrid, dense or keyword) and whether to keep one passage per document; its `k`
+        mode (hybrid, dense or keyword), whether to keep one passage per document, the
+        documents searched (`filter`) and whether a configured reranker reorders them; its `k`
         gives way to the argument. `record=False` keeps the search out of `kb stats`
-        (evaluation runs). Empty, huge or binary queries raise InputError."""
+        (evaluation runs). Empty, huge or binary queries raise InputError; a filter that
+        leaves no document, NoMatchingDocuments."""
         return self.search_many([query], (options or SearchOptions()).merged(k=k), record=record)[0]
 
     def search_many(
@@ -234,6 +246,7 @@ class KnowledgeBase:
     ) -> list[list[Hit]]:
         """`search` for several queries at once (validated first, all of them)."""
         from kb.answering.question import clean_question
+        from kb.retrieval.query import Query
 
         cleaned = [clean_question(q, self.settings.max_question_chars) for q in queries]
         search = self._resolve(options or SearchOptions())
@@ -242,56 +255,86 @@ class KnowledgeBase:
         with self.access.reading():
             self.access.check_model()
             self.access.require_content()
+            scope = self._scope(search)
             event = "search" if record else None
-            dense: list[Any] = [None] * len(cleaned)
+            asked = [Query(q) for q in cleaned]
+            dense: list[Any] = [None] * len(asked)
             shared_ms = 0.0
-            if len(cleaned) > 1 and self.access.manifest.keyword_ready():  # one encoder and store call for all
+            if len(asked) > 1 and self.access.manifest.keyword_ready():  # one encoder and store call for all
                 from kb.retrieval import ranking
 
                 started = time.perf_counter()
-                dense = ranking.nearest_of(self.access.store, self.home.query_embedder, cleaned, search.k,
-                                           search.mode, search.unique_sources)  # fmt: skip
-                shared_ms = _ms(started) / len(cleaned)
-            return [self._retrieve(q, search, record=event, dense=d, shared_ms=shared_ms)[0]
-                    for q, d in zip(cleaned, dense, strict=True)]  # fmt: skip
+                dense = ranking.nearest_of(self.access.store, self.home.query_embedder, asked, search.k,
+                                           search.mode, search.unique_sources, scope=scope,
+                                           rerank=self._rerank_stage(search))  # fmt: skip
+                shared_ms = _ms(started) / len(asked)
+            return [self._retrieve(q, search, scope, record=event, dense=d, shared_ms=shared_ms).hits
+                    for q, d in zip(asked, dense, strict=True)]  # fmt: skip
+
+    def _scope(self, search: ResolvedSearch) -> Scope | None:
+        """The documents `search.filter` leaves (None: every one); under `reading`."""
+        from kb.retrieval.filtering import scope_of
+
+        return scope_of(self.access.manifest, search.filter, self.name)
+
+    def _rerank_stage(self, search: ResolvedSearch) -> RerankStage | None:
+        from kb.retrieval.reranking import RerankStage
+
+        reranker = self.home.reranker if search.rerank else None
+        return RerankStage(reranker, self.settings.reranker.candidates) if reranker is not None else None
 
     def _retrieve(
         self,
-        query: str,
+        query: Query,
         search: ResolvedSearch,
+        scope: Scope | None,
         record: str | None = None,
         dense: list[tuple[str, float]] | None = None,
         shared_ms: float = 0.0,
-    ) -> tuple[list[Hit], float, float | None]:
-        """(hits, milliseconds, the dense top-1 similarity for the drift monitor). `dense`:
-        the query's dense candidates when a batch of searches found them together
-        (`shared_ms` each, counted in its milliseconds)."""
+    ) -> Ranked:
+        """The ranked hits, with their milliseconds and the dense top-1 similarity for the
+        drift monitor. `dense`: the query's dense candidates when a batch of searches found
+        them together (`shared_ms` each, counted in its milliseconds)."""
         from kb.metrics.store import Event
         from kb.retrieval import ranking
 
         access = self.access
         embedder = self.home.query_embedder
         started = time.perf_counter()
+        rerank = self._rerank_stage(search)
         if access.manifest.keyword_ready():
-            hits, top1 = ranking.ranked(access.manifest, access.store, embedder, access.rare_terms,
-                                        query, search.k, search.mode, search.unique_sources, dense)  # fmt: skip
+            result = ranking.ranked(access.manifest, access.store, embedder, access.rare_terms, query, search.k,
+                                    search.mode, search.unique_sources, scope=scope, rerank=rerank,
+                                    dense=dense)  # fmt: skip
         else:
             if search.mode != "dense":
                 self._fallback_notice(
                     f"the keyword index of {self.name!r} is not built yet (the next write to it, or a repair, builds it)"
                 )
-            hits = ranking.dense_from_store(access.manifest, access.store, embedder,
-                                            self.settings.kb_dir, query, search.k, search.unique_sources)  # fmt: skip
-            top1 = hits[0].score if hits else None
-        elapsed = _ms(started) + shared_ms
+            result = ranking.dense_from_store(access.manifest, access.store, embedder,
+                                              self.settings.kb_dir, query, search.k, search.unique_sources,
+                                              scope=scope, rerank=rerank)  # fmt: skip
+        result.ms = _ms(started) + shared_ms
+        self._rerank_notice(result.attempts)
         if record:
-            self._record(Event(record, self.name, elapsed, retrieve_ms=elapsed, top1=top1))
-        return hits, elapsed, top1
+            event = Event(record, self.name, result.ms, retrieve_ms=result.ms, top1=result.top1)
+            event.attempts = result.attempts
+            self._record(event)
+        return result
 
     def _fallback_notice(self, why: str) -> None:
         if not self._noticed:
             self._noticed = True
             self.on_notice(f"{why}; searching by embeddings alone")
+
+    def _rerank_notice(self, attempts: list[Attempt]) -> None:
+        from kb.retrieval.reranking import notice
+
+        for attempt in attempts:
+            message = notice(attempt)
+            if message and not self._rerank_failing:
+                self.on_notice(message)
+            self._rerank_failing = message is not None
 
     def ask(
         self,
@@ -302,21 +345,28 @@ class KnowledgeBase:
         provider: str | None = None,
         use_cache: bool = True,
         stream: Any = None,
+        history: Sequence[Turn | Mapping[str, Any]] = (),
     ) -> Answer:
         """Answers from the knowledge base through the provider chain, with verified
         citations. `k` and `options` choose the passages as for `search`; `provider` uses one
         link of the chain only; `stream` receives the answer's text as it is written
-        (`text(delta)`, `reset(reason)`). A cached answer needs neither the model nor the store."""
+        (`text(delta)`, `reset(reason)`). `history` holds the conversation's earlier turns
+        (`Turn`s, or {"role", "content"} mappings), oldest first: the passages are then
+        retrieved for the question as the conversation means it, and the turns reach the
+        model's prompt (kb.answering.conversation). A cached answer needs neither the model
+        nor the store."""
+        from kb.answering.conversation import clean_history
         from kb.answering.question import clean_question
 
         started = time.perf_counter()
         q = clean_question(question, self.settings.max_question_chars)
+        turns = clean_history(history)
         search = self._resolve((options or SearchOptions()).merged(k=k))
         if search.mode != "dense":
             self.access.ensure_keyword_index()
         with self.access.reading():
             self.access.check_model()
-            return self._answering().answer(q, search, provider, use_cache, stream, started)
+            return self._answering().answer(q, search, provider, use_cache, stream, started, turns)
 
     def _answering(self) -> Answerer:
         if self._answerer is None:
@@ -325,8 +375,8 @@ class KnowledgeBase:
             home = self.home
             self._answerer = Answerer(
                 self.name, self.settings, home.cache, home.breakers, home.query_embedder.embed, home.model_id,
-                lambda q, search: self._retrieve(q, search), self.access.manifest.content_key,
-                self.access.require_content, self._record,
+                lambda query, search: self._retrieve(query, search, self._scope(search)),
+                self.access.manifest.content_key, self.access.require_content, self._record,
             )  # fmt: skip
         return self._answerer
 

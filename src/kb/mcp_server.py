@@ -33,7 +33,7 @@ from typing_extensions import TypedDict
 from kb.config import Settings
 from kb.errors import KbError
 from kb.library import Library
-from kb.options import SearchOptions
+from kb.options import SearchFilter, SearchOptions
 from kb.results import DocumentInfo
 from kb.version import __version__
 
@@ -54,6 +54,7 @@ class HitJson(TypedDict):
     text: str
     similarity: float | None
     keyword_rank: int | None
+    rerank_score: float | None
 
 
 class SearchResult(TypedDict):
@@ -84,6 +85,7 @@ class AttemptJson(TypedDict):
     error: str | None
     latency_ms: float
     message: str | None
+    stage: str
 
 
 class AnswerJson(TypedDict):
@@ -97,6 +99,8 @@ class AnswerJson(TypedDict):
     latency_ms: dict[str, float]
     attempts: list[AttemptJson]
     dropped_citations: list[int]
+    standalone_question: str
+    standalone_method: str
 
 
 class DocumentJson(TypedDict):
@@ -134,6 +138,8 @@ def answer_text(answer: Any) -> str:
     if answer.citations:
         lines += ["", "Sources:"]
         lines += [f"[{c.n}] {_where(c.hit.source, c.hit.location(), c.hit.heading)}" for c in answer.citations]
+    if answer.standalone_method != "question":
+        lines += ["", f"Searched for: {answer.standalone_question}"]
     return "\n".join(lines)
 
 
@@ -154,7 +160,7 @@ def _result(text: str, data: dict) -> CallToolResult:
 WORDING = {
     "create_kb": "call list_documents without `kb` for the default knowledge base, or name an existing one",
     "add_documents": "documents are added on the server kb runs on",
-    "list_documents": "list_documents shows what is",
+    "list_documents": "list_documents shows what is (and what a filter can select)",
     "repair": "the server's index needs a repair by whoever runs kb",
     "diagnose": "whoever runs kb can check the knowledge base",
     "model_changed": "use another knowledge base",
@@ -212,6 +218,41 @@ MODE_ARG = Field(
     pattern="^(hybrid|dense|keyword)$",
 )
 UNIQUE_ARG = Field(description="At most one passage per document.")
+SOURCE_ARG = Field(
+    description="Only documents whose path matches one of these globs: '*.md', 'manuals/*.pdf', a folder "
+    "('manuals', '/srv/docs'). A glob starting with '/' is matched against the whole path, any other against its end.",
+)
+TYPE_ARG = Field(description="Only documents of these types (file suffixes): md, pdf, txt...")
+SINCE_ARG = Field(
+    description="Only documents modified at or after: a date (2025-01-31), a date and time (2025-01-31T08:00:00Z) "
+    "or a duration back from now (7d, 12h).",
+)
+RERANK_ARG = Field(description="false: keep the fused order even if the server has a reranker.")
+
+
+class TurnArg(TypedDict):
+    role: Annotated[str, Field(pattern="^(user|assistant)$")]
+    content: str
+
+
+HISTORY_ARG = Field(
+    description="The conversation before `question`, oldest first ({role: user|assistant, content}): the passages "
+    "are retrieved for the question as the conversation means it ('What temperature should it be?' after a "
+    "question about candles), and the answer's standalone_question shows what was searched.",
+)
+
+
+def _options(
+    k: int | None,
+    mode: str | None,
+    unique_sources: bool | None,
+    source: list[str] | None,
+    type: list[str] | None,
+    since: str | None,
+    rerank: bool | None,
+) -> SearchOptions:
+    found = SearchFilter.of(source or (), type or (), since)
+    return SearchOptions().merged(k=k, mode=mode, unique_sources=unique_sources, filter=found or None, rerank=rerank)
 
 
 def build(settings: Settings, debug: bool = False) -> tuple[KbServer, Library]:
@@ -231,14 +272,18 @@ def build(settings: Settings, debug: bool = False) -> tuple[KbServer, Library]:
         kb: Annotated[str | None, KB_ARG] = None,
         mode: Annotated[str | None, MODE_ARG] = None,
         unique_sources: Annotated[bool | None, UNIQUE_ARG] = None,
+        source: Annotated[list[str] | None, SOURCE_ARG] = None,
+        type: Annotated[list[str] | None, TYPE_ARG] = None,
+        since: Annotated[str | None, SINCE_ARG] = None,
+        rerank: Annotated[bool | None, RERANK_ARG] = None,
     ) -> Annotated[CallToolResult, SearchResult]:
         """Find the passages of the user's documents that best match `query`, by meaning and by
         exact words (names, codes, numbers), best first, each with its source file, location
-        (page, lines, slide...), heading, score and similarity (1 is identical). Use it to look
-        things up, to quote, or to collect material before answering yourself; use `ask` for a
-        ready answer with citations."""
+        (page, lines, slide...), heading, score and similarity (1 is identical). `source`, `type` and
+        `since` narrow the search to some documents. Use it to look things up, to quote, or to
+        collect material before answering yourself; use `ask` for a ready answer with citations."""
         base = kbs.kb(kb)
-        hits = base.search(query, options=SearchOptions().merged(k=k, mode=mode, unique_sources=unique_sources))
+        hits = base.search(query, options=_options(k, mode, unique_sources, source, type, since, rerank))
         data = {"kb": base.name, "query": query, "hits": [h.to_json(query) for h in hits]}
         return _result(search_text(base.name, query, hits), data)
 
@@ -250,14 +295,21 @@ def build(settings: Settings, debug: bool = False) -> tuple[KbServer, Library]:
         kb: Annotated[str | None, KB_ARG] = None,
         mode: Annotated[str | None, MODE_ARG] = None,
         unique_sources: Annotated[bool | None, UNIQUE_ARG] = None,
+        source: Annotated[list[str] | None, SOURCE_ARG] = None,
+        type: Annotated[list[str] | None, TYPE_ARG] = None,
+        since: Annotated[str | None, SINCE_ARG] = None,
+        rerank: Annotated[bool | None, RERANK_ARG] = None,
+        history: Annotated[list[TurnArg] | None, HISTORY_ARG] = None,
     ) -> Annotated[CallToolResult, AnswerJson]:
         """Answer `question` from the user's documents: the most relevant passages are
         retrieved and an answer is written from them alone, citing them as [1], [2]..., with
         the numbered sources after it. The answer comes from the configured language model,
-        or, without one, from the passages' most relevant sentences. Use it for questions about
-        the content of the documents; use `search` to read the passages themselves."""
-        options = SearchOptions().merged(k=top_k, mode=mode, unique_sources=unique_sources)
-        answer = kbs.kb(kb).ask(question, options=options)
+        or, without one, from the passages' most relevant sentences. `source`, `type` and `since`
+        narrow the passages to some documents; pass the conversation so far as `history` for a
+        follow-up question. Use it for questions about the content of the documents; use
+        `search` to read the passages themselves."""
+        options = _options(top_k, mode, unique_sources, source, type, since, rerank)
+        answer = kbs.kb(kb).ask(question, options=options, history=[dict(turn) for turn in history or []])
         return _result(answer_text(answer), answer.to_json())
 
     def list_documents(kb: Annotated[str | None, KB_ARG] = None) -> Annotated[CallToolResult, DocumentList]:

@@ -29,6 +29,7 @@ HIT_KEYS = {
     "text",
     "similarity",
     "keyword_rank",
+    "rerank_score",
 }
 
 

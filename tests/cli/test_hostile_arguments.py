@@ -31,7 +31,19 @@ def _cases(corpus: str) -> list[tuple[list[str], bytes | None]]:
             (["--kb", "../../etc", command, "bees"], None),
             (["--kb", "", command, "bees"], None),
         ]
+    for command in ("search", "ask"):
+        cases += [
+            ([command, "bees", "--since", "yesterday"], None),
+            ([command, "bees", "--type", "*"], None),
+            ([command, "bees", "--source", "*.docx"], None),  # leaves no document
+        ]
     cases += [
+        (["chat"], BAD_UTF8),
+        (["chat"], b"\x00\x00\x00\n"),
+        (["chat"], LONG.encode() + b"\n"),
+        (["chat", "--since", "soon"], b"bees\n"),
+        (["chat", "--source", "*.docx"], b"bees\n"),
+        (["--kb", "typo", "chat"], b"bees\n"),
         (["ask", "bees", "--provider", "nope"], None),
         (["ingest"], None),
         (["ingest", ""], None),

@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from kb import KnowledgeBase, SearchOptions
+from kb import KnowledgeBase, SearchFilter, SearchOptions
 from kb.config import load_settings
 from kb.errors import KbNotFound, LockTimeout
 from tests.conftest import SAMPLE
@@ -69,6 +69,27 @@ def test_ingest_through_one_instance_is_found_through_the_other(instances, corpu
     # B's mirror is its own SQLite under its own home, built from the server's texts.
     assert (b.settings.kb_dir / "manifest.db").is_file()
     assert not (b.settings.kb_dir / "chroma").exists() and not (a.settings.kb_dir / "chroma").exists()
+
+
+@pytest.mark.parametrize("exact_up_to", [256, 0])  # scopes read exactly; through the server's search among ids
+def test_filters_on_another_instance_select_by_the_shared_records(instances, corpus, monkeypatch, exact_up_to):
+    from kb.store import collection
+
+    monkeypatch.setattr(collection, "EXACT_UP_TO", exact_up_to)
+    a, b = instances("a"), instances("b")
+    old = corpus / "swarming.txt"
+    os.utime(old, ns=(1_000_000_000 * 10**9, 1_000_000_000 * 10**9))  # 2001
+    a.ingest([corpus])
+    only = SearchFilter.of(["swarming.txt"])
+    for mode in ("dense", "keyword", "hybrid"):
+        hits = b.search("how many eggs does a queen lay", k=3, options=SearchOptions(mode=mode, filter=only))
+        assert hits and {h.source for h in hits} == {str(old)}, mode
+    recent = SearchOptions(filter=SearchFilter.of(since="2010-01-01"))
+    assert str(old) not in {h.source for h in b.search("swarm queen cells", k=10, options=recent)}
+    ids = b.access.manifest.get(str(old)).chunk_ids
+    a.access.store.delete(ids[:1])  # the shared records still list it: a remove half-way
+    dense = b.search("swarm", k=10, options=SearchOptions(mode="dense", filter=only))
+    assert {h.chunk_id for h in dense} == set(ids[1:])
 
 
 def test_removal_and_deletion_through_one_instance_reach_the_other(instances, corpus):

@@ -20,8 +20,8 @@ class StubStore:
     def __init__(self, nearest: list[tuple[str, float]]) -> None:
         self._nearest = nearest
 
-    def nearest(self, vector: np.ndarray, n: int) -> list[tuple[str, float]]:
-        return self._nearest[:n]
+    def nearest(self, vector: np.ndarray, n: int, only=None) -> list[tuple[str, float]]:
+        return [(cid, sim) for cid, sim in self._nearest if only is None or cid in only][:n]
 
 
 class StubEmbedder:
@@ -44,8 +44,7 @@ def _manifest(path: Path, texts: dict[str, str]) -> SqliteManifest:
 
 def _search(manifest: SqliteManifest, store: StubStore, query: str, k: int = 5, mode: str = "hybrid") -> list:
     rare = RareTerms(manifest.keyword_count)
-    hits, _ = ranked(manifest, store, StubEmbedder(), rare, query, k, mode, False)  # type: ignore[arg-type]
-    return hits
+    return ranked(manifest, store, StubEmbedder(), rare, query, k, mode, False).hits  # type: ignore[arg-type]
 
 
 @pytest.fixture

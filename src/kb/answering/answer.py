@@ -22,6 +22,11 @@ class Answer:
     cached: bool = False
     dropped_citations: list[int] = field(default_factory=list)
     top1: float | None = None
+    # What retrieval searched for: the question as asked, or, with a conversation, the
+    # standalone question a language model condensed, or the weighted user turns
+    # (kb.answering.conversation); `standalone_method` says which.
+    standalone_question: str = ""
+    standalone_method: str = "question"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -39,4 +44,6 @@ class Answer:
             "latency_ms": self.latency_ms,
             "attempts": [a.to_json() for a in self.attempts],
             "dropped_citations": self.dropped_citations,
+            "standalone_question": self.standalone_question or self.question,
+            "standalone_method": self.standalone_method,
         }

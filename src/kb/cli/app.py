@@ -17,7 +17,7 @@ import typer
 from kb import logs
 from kb.cli import advice, context
 from kb.cli import render as ui
-from kb.cli.commands import documents, ingest, jobs, kbs, search, serving, settings, tokens
+from kb.cli.commands import chat, documents, ingest, jobs, kbs, search, serving, settings, tokens
 from kb.cli.commands.evaluation import eval_app
 from kb.errors import InputError, KbError
 from kb.version import __version__
@@ -30,6 +30,7 @@ app = typer.Typer(
 app.command()(ingest.ingest)
 app.command()(search.search)
 app.command()(search.ask)
+app.command()(chat.chat)
 app.command("list")(documents.list_documents)
 app.command()(documents.remove)
 app.command()(documents.info)

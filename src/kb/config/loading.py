@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from kb.config.settings import ProviderSettings, Settings, WebhookSettings
+from kb.config.settings import RERANKER, ProviderSettings, Settings, WebhookSettings
 from kb.errors import ConfigError
 
 # Chroma names a collection kb_<name> and wants it to end with a letter or digit.
@@ -290,6 +290,21 @@ def _validate(settings: Settings) -> None:
             )
         if p.kind == "llamacpp" and not p.model_path:
             raise ConfigError(f'provider {p.name!r}: kind llamacpp needs model_path = "/path/to/model.gguf"')
+        if p.name == RERANKER:
+            raise ConfigError(f"provider name {p.name!r} is kept for the reranker's breaker and stats; rename it")
+    _validate_reranker(settings)
+
+
+def _validate_reranker(settings: Settings) -> None:
+    r = settings.reranker
+    if r.kind == "http":
+        if not r.base_url:
+            raise ConfigError(
+                'reranker: kind http needs base_url = "http://host:port/v1" (kb POSTs to {base_url}/rerank)'
+            )
+        _check_url(r.base_url, "reranker: base_url")
+    if r.kind == "local" and not r.model_path:
+        raise ConfigError('reranker: kind local needs model_path = "/path/to/cross-encoder" (a CrossEncoder folder)')
 
 
 def load_settings(**overrides: Any) -> Settings:

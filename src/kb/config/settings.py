@@ -15,6 +15,9 @@ from typing import Any
 from kb.options import SEARCH_MODES
 
 PROVIDER_KINDS = ("openai", "extractive", "llamacpp")
+RERANKER_KINDS = ("none", "http", "local")
+RERANKER = "reranker"  # the reranker's name on the breaker board, in attempts and in stats
+RERANK_DIALECTS = ("cohere", "tei")
 EMBED_DTYPES = ("auto", "openvino", "onnx", "float32", "bfloat16")
 WEBHOOK_EVENTS = ("job.done", "job.failed")
 # The model reads 256 word pieces, two of which are its [CLS] and [SEP] markers.
@@ -50,6 +53,35 @@ class ProviderSettings:
 class BreakerSettings:
     failure_threshold: int = _f(5, "Consecutive failures that open a provider's breaker.", min=1)
     cooldown_s: float = _f(30.0, "Seconds an open breaker waits before a half-open probe.", min=0)
+
+
+@dataclass
+class RerankerSettings:
+    kind: str = _f(
+        "none",
+        "none (off) | http (a /rerank server: Cohere, Jina, vLLM, llama.cpp, Infinity, TEI...) | local (a "
+        "sentence-transformers CrossEncoder folder, model_path).",
+        choices=RERANKER_KINDS,
+    )
+    base_url: str | None = _f(None, "kind http: the server's base URL; kb POSTs to {base_url}/rerank.")
+    dialect: str = _f(
+        "cohere",
+        "kind http: cohere ({model, query, documents, top_n} -> {results: [{index, relevance_score}]}, spoken by "
+        "Cohere, Jina, vLLM, llama.cpp, Infinity, OpenVINO Model Server, LiteLLM) or tei (Text Embeddings "
+        "Inference: {query, texts} -> [{index, score}]).",
+        choices=RERANK_DIALECTS,
+    )
+    model: str | None = _f(None, "kind http: the model name sent (cohere dialect), e.g. BAAI/bge-reranker-base.")
+    api_key_env: str | None = _f(
+        None, "kind http: environment variable holding a bearer token, if the server wants one."
+    )
+    model_path: str | None = _f(None, "kind local: a sentence-transformers CrossEncoder folder.")
+    candidates: int = _f(30, "Fused candidates sent to the reranker (at least k are).", min=1, max=200)
+    timeout_s: float = _f(5.0, "Deadline for reranking one search, retries included; then the fused order.", gt=0)
+    max_retries: int = _f(1, "Retries on timeouts, connection errors, 5xx and 429, within timeout_s.", min=0, max=10)
+
+    def api_key(self) -> str | None:
+        return os.environ.get(self.api_key_env) if self.api_key_env else None
 
 
 @dataclass
@@ -143,7 +175,11 @@ class Settings:
         default_factory=list, metadata={"help": "The provider chain, tried in order."}
     )
     breaker: BreakerSettings = field(
-        default_factory=BreakerSettings, metadata={"help": "Circuit breaker, per provider."}
+        default_factory=BreakerSettings, metadata={"help": "Circuit breaker, per provider (and the reranker)."}
+    )
+    reranker: RerankerSettings = field(
+        default_factory=RerankerSettings,
+        metadata={"help": "A reranker stage after fusion, off by default ([reranker] kind = http or local)."},
     )
     webhooks: list[WebhookSettings] = field(
         default_factory=list, metadata={"help": "Receivers told when a background job ends ([[webhooks]] tables)."}
@@ -201,6 +237,8 @@ class Settings:
         for provider, raw in zip(self.providers, data["providers"]):
             key = provider.api_key()
             raw["api_key"] = mask(key) if key else None
+        reranker_key = self.reranker.api_key()
+        data["reranker"]["api_key"] = mask(reranker_key) if reranker_key else None
         for hook, raw in zip(self.webhooks, data["webhooks"]):
             secret = hook.secret()
             raw["secret"] = mask(secret) if secret else None
@@ -230,6 +268,8 @@ class Settings:
     def secrets(self) -> list[str]:
         """Every API key and webhook secret the settings can reach, so messages can be scrubbed of them."""
         keys = [key for p in self.providers if (key := p.api_key())]
+        if reranker_key := self.reranker.api_key():
+            keys.append(reranker_key)
         hooks = [secret for h in self.webhooks if (secret := h.secret())]
         callback = os.environ.get(self.webhook_callback_secret_env) if self.webhook_callback_secret_env else None
         passwords = [_password(url) for url in (self.store.url, self.state.url, self.queue.url)]

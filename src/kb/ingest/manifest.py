@@ -131,13 +131,19 @@ class Manifest(Protocol):
     def get(self, source: str) -> FileRecord | None: ...
     def all(self) -> list[FileRecord]: ...
     def sources_under(self, folder: str) -> list[str]: ...
+    def files_matching(
+        self, globs: Sequence[str], types: Sequence[str], since_ns: int | None
+    ) -> tuple[int, int, list[str]]: ...
+    def chunk_ids_of(self, sources: Sequence[str]) -> list[str]: ...
     def put(self, rec: FileRecord, chunks: Sequence[Chunk | StoredChunk]) -> None: ...
     def touch(self, source: str, size: int, mtime_ns: int) -> None: ...
     def delete(self, source: str) -> None: ...
     def keyword_schema(self) -> bool: ...
     def keyword_ready(self) -> bool: ...
     def rebuild_keyword_index(self, chunks: list[StoredChunk]) -> None: ...
-    def keyword_search(self, match: str, limit: int) -> list[tuple[str, float]]: ...
+    def keyword_search(
+        self, match: str, limit: int, sources: Sequence[str] | None = None
+    ) -> list[tuple[str, float]]: ...
     def keyword_rescore(self, match: str, ids: list[str]) -> list[tuple[str, float]]: ...
     def keyword_count(self, word: str, cap: int) -> int: ...
     def chunks(self, ids: list[str]) -> dict[str, StoredChunk]: ...
@@ -206,6 +212,39 @@ class SqliteManifest:
         rows = self._db.execute("SELECT source FROM files WHERE substr(source, 1, ?) = ?", (len(prefix), prefix))
         return [r["source"] for r in rows]
 
+    def files_matching(
+        self, globs: Sequence[str], types: Sequence[str], since_ns: int | None
+    ) -> tuple[int, int, list[str]]:
+        """(how many files a search filter leaves, how many there are, their sources when some
+        but not all are left): the source matches one of `globs` (SQLite GLOB patterns), its
+        suffix is one of `types` (lower case, without the dot) and its mtime is `since_ns` or
+        later; empty parts do not filter. Decided in SQLite: a knowledge base's file list
+        never crosses into Python (2.5 ms for 5,000 files) to be matched there."""
+        clauses: list[str] = []
+        params: list[object] = []
+        for column, patterns in (("source", globs), ("lower(source)", [f"*.{t}" for t in types])):
+            if patterns:
+                clauses.append("(" + " OR ".join(f"{column} GLOB ?" for _ in patterns) + ")")
+                params += patterns
+        if since_ns is not None:
+            clauses.append("mtime_ns >= ?")
+            params.append(since_ns)
+        where = " AND ".join(clauses) or "1"
+        matched, total = self._db.execute(
+            f"SELECT count(*) FILTER (WHERE {where}), count(*) FROM files", params
+        ).fetchone()
+        if matched in (0, total):  # none, or every one: no list needed
+            return matched, total, []
+        return matched, total, [r[0] for r in self._db.execute(f"SELECT source FROM files WHERE {where}", params)]
+
+    def chunk_ids_of(self, sources: Sequence[str]) -> list[str]:
+        """The committed chunk ids of these files, from their records (every schema has them)."""
+        rows = self._db.execute(
+            "SELECT j.value FROM files f, json_each(f.chunk_ids) j WHERE f.source IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(sources)),),
+        )
+        return [r[0] for r in rows]
+
     def put(self, rec: FileRecord, chunks: Sequence[Chunk | StoredChunk]) -> None:
         """Records a file and replaces its keyword rows, in one transaction."""
         self.put_many([(rec, chunks)])
@@ -271,14 +310,25 @@ class SqliteManifest:
             )
             conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('keyword_index', 'ready')")
 
-    def keyword_search(self, match: str, limit: int) -> list[tuple[str, float]]:
+    def keyword_search(self, match: str, limit: int, sources: Sequence[str] | None = None) -> list[tuple[str, float]]:
         """(chunk id, bm25) of the best `limit` chunks for an FTS5 MATCH expression, best
-        first. FTS5's bm25 is lower-is-better (negative)."""
-        rows = self._db.execute(
-            "SELECT c.id, rank FROM chunks_fts JOIN chunks c ON c.rowid = chunks_fts.rowid "
-            "WHERE chunks_fts MATCH ? ORDER BY rank LIMIT ?",
-            (match, limit),
-        )
+        first. FTS5's bm25 is lower-is-better (negative). With `sources`, only chunks of those
+        documents are ranked (a search filter): FTS5 walks the words' postings as before and
+        computes bm25 for those rows only (the unary + as in keyword_rescore)."""
+        if sources is None:
+            rows = self._db.execute(
+                "SELECT c.id, rank FROM chunks_fts JOIN chunks c ON c.rowid = chunks_fts.rowid "
+                "WHERE chunks_fts MATCH ? ORDER BY rank LIMIT ?",
+                (match, limit),
+            )
+        else:
+            rows = self._db.execute(
+                "SELECT c.id, rank FROM chunks_fts JOIN chunks c ON c.rowid = chunks_fts.rowid "
+                "WHERE chunks_fts MATCH ?1 AND +chunks_fts.rowid IN "
+                "(SELECT k.rowid FROM chunks k WHERE k.source IN (SELECT value FROM json_each(?2))) "
+                "ORDER BY rank LIMIT ?3",
+                (match, json.dumps(list(sources)), limit),
+            )
         return [(r[0], r[1]) for r in rows]
 
     def keyword_rescore(self, match: str, ids: list[str]) -> list[tuple[str, float]]:

@@ -104,6 +104,14 @@ class MirroredManifest:
     def sources_under(self, folder: str) -> list[str]:
         return self.mirror.sources_under(folder)
 
+    def files_matching(
+        self, globs: Sequence[str], types: Sequence[str], since_ns: int | None
+    ) -> tuple[int, int, list[str]]:
+        return self.mirror.files_matching(globs, types, since_ns)
+
+    def chunk_ids_of(self, sources: Sequence[str]) -> list[str]:
+        return self.mirror.chunk_ids_of(sources)
+
     def keyword_schema(self) -> bool:
         return self.mirror.keyword_schema()
 
@@ -113,8 +121,8 @@ class MirroredManifest:
     def rebuild_keyword_index(self, chunks: list[StoredChunk]) -> None:
         self.mirror.rebuild_keyword_index(chunks)
 
-    def keyword_search(self, match: str, limit: int) -> list[tuple[str, float]]:
-        return self.mirror.keyword_search(match, limit)
+    def keyword_search(self, match: str, limit: int, sources: Sequence[str] | None = None) -> list[tuple[str, float]]:
+        return self.mirror.keyword_search(match, limit, sources)
 
     def keyword_rescore(self, match: str, ids: list[str]) -> list[tuple[str, float]]:
         return self.mirror.keyword_rescore(match, ids)

@@ -14,6 +14,7 @@ import math
 import time
 from collections import defaultdict
 
+from kb.config.settings import RERANKER
 from kb.options import duration_s
 
 RECENT_WINDOW = 50
@@ -87,6 +88,28 @@ def drift(recent: list[float], baseline: list[float], low: float) -> dict:
     return out
 
 
+def reranker(attempts: list[dict], breaker: dict | None) -> dict | None:
+    """The reranker stage: how often it reordered the candidates and how often search fell
+    back to the fused order (its errors by kind, and the searches its open breaker skipped)."""
+    if not attempts and breaker is None:
+        return None
+    ok = [a for a in attempts if a["outcome"] == "ok"]
+    failed: dict[str, int] = defaultdict(int)
+    for a in attempts:
+        if a["outcome"] != "ok":
+            failed[a["error"] or "error"] += 1
+    calls = len(attempts)
+    return {
+        "calls": calls,
+        "reranked": len(ok),
+        "fell_back": calls - len(ok),
+        "fallback_rate": round((calls - len(ok)) / calls, 4) if calls else None,
+        "failures": dict(failed),
+        "latency_ms": _latency([a["latency_ms"] for a in ok if a["latency_ms"] is not None]),
+        "breaker": (breaker or {}).get("state", "closed"),
+    }
+
+
 def compute(
     events: list[dict], attempts: list[dict], breakers: dict, baseline_top1: list[float] | None, low: float
 ) -> dict:
@@ -103,6 +126,10 @@ def compute(
         }
         for stage in ("retrieve", "generate", "total")
     }
+    reranking = [a for a in attempts if a["provider"] == RERANKER]  # the reranker's own section
+    attempts = [a for a in attempts if a["provider"] != RERANKER]
+    rerank_breaker = breakers.get(RERANKER)
+    breakers = {name: state for name, state in breakers.items() if name != RERANKER}
     providers: dict[str, dict] = defaultdict(
         lambda: {
             "answers": 0,
@@ -142,5 +169,6 @@ def compute(
         "cache": {"asks": len(asks), "hits": cached, "hit_rate": round(cached / len(asks), 4) if asks else None},
         "latency_ms": stages,
         "providers": dict(providers),
+        "reranker": reranker(reranking, rerank_breaker),
         "drift": drift(top1, baseline_top1, low),
     }

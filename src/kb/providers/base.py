@@ -26,11 +26,12 @@ class Usage:
 
 @dataclass
 class Attempt:
-    provider: str
+    provider: str  # a provider of the chain, or "reranker"
     outcome: str  # ok | error | skipped
     error: str | None  # the error's kind: timeout, rejected, circuit_open, crashed, ...
     latency_ms: float
     message: str | None = None  # one line, what went wrong and what to do; secrets masked
+    stage: str = "answer"  # what the call was for: answer, condense (a conversation's question) or rerank
 
     def to_json(self) -> dict:
         return asdict(self)

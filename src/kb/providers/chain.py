@@ -28,23 +28,35 @@ def _provider(p: ProviderSettings, embed: Callable):
     return ExtractiveProvider(p.name, embed)
 
 
+def _link(p: ProviderSettings, board: BreakerBoard, embed: Callable, only: str | None):
+    provider = _provider(p, embed)
+    if p.kind != "extractive":
+        # the deadline covers the retries; each HTTP call has timeout_s
+        provider = Retrying(provider, p.max_retries, deadline_s=p.timeout_s * (p.max_retries + 1))
+        if not only:
+            provider = Breaker(provider, board)
+    return provider
+
+
 def build_chain(settings: Settings, board: BreakerBoard, embed: Callable, only: str | None = None) -> Fallback:
     """The chain; with `only`, that one provider, tried even if its breaker is open."""
-    links = []
-    for p in settings.providers:
-        if only and p.name != only:
-            continue
-        provider = _provider(p, embed)
-        if p.kind != "extractive":
-            # the deadline covers the retries; each HTTP call has timeout_s
-            provider = Retrying(provider, p.max_retries, deadline_s=p.timeout_s * (p.max_retries + 1))
-            if not only:
-                provider = Breaker(provider, board)
-        links.append(provider)
+    links = [_link(p, board, embed, only) for p in settings.providers if not only or p.name == only]
     if not links:
         names = ", ".join(p.name for p in settings.providers)
         raise ProviderNotFound(f"no provider named {only!r}; configured: {names}", provider=only)
     return Fallback(links, settings.secrets())
+
+
+def language_models(settings: Settings, board: BreakerBoard, only: str | None = None) -> Fallback | None:
+    """The chain's language models alone (every link but the extractive answerer), with their
+    retries and breakers, for what only a model can do (condensing a conversation); None
+    when the chain (or the one provider `only` names) has none."""
+    links = [
+        _link(p, board, lambda texts: None, only)
+        for p in settings.providers
+        if p.kind != "extractive" and (not only or p.name == only)
+    ]
+    return Fallback(links, settings.secrets()) if links else None
 
 
 def chain_fingerprint(settings: Settings, only: str | None) -> str:

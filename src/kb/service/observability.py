@@ -2,7 +2,9 @@
 
 Counted as requests pass: requests and latency per route and status, ask latency per
 stage, tokens and cost per provider, answer-cache hits, the top-1 similarity of searches
-and questions (the drift signal). Read at each scrape: breaker state per provider, queue
+and questions (the drift signal), and the reranker's calls by outcome (`ok`; `error` and
+`skipped`, its breaker open, are searches that fell back to the fused order), from the
+metrics events the core records. Read at each scrape: breaker state per provider, queue
 depth, and jobs per state. Each instance keeps its own registry; a Prometheus server
 scraping every instance sums them.
 """
@@ -86,7 +88,16 @@ class Observability:
                              registry=r)  # fmt: skip
         self.top1 = Histogram("kb_top1_similarity", "Similarity of the best passage per search or question.",
                               buckets=[i / 20 for i in range(-4, 21)], registry=r)  # fmt: skip
+        self.reranker = Counter("kb_reranker_calls", "Reranker calls by outcome: ok, or error and skipped (breaker "
+                                "open), when search fell back to the fused order.", ["outcome"], registry=r)  # fmt: skip
         r.register(_AtScrape(home))
+        home.listeners.append(self.recorded)
+
+    def recorded(self, event: Any) -> None:
+        """A metrics event of the core (a search, a question): its reranker attempts."""
+        for attempt in event.attempts:
+            if attempt.stage == "rerank":
+                self.reranker.labels(attempt.outcome).inc()
 
     def watch(self, batcher: Batcher) -> None:
         self.registry.register(_Batches(batcher))

@@ -23,7 +23,7 @@ from pydantic import (
 )
 
 from kb.answering.question import text_problem
-from kb.options import SearchMode
+from kb.options import SearchFilter, SearchMode
 
 MAX_QUERY_CHARS = 2000  # the max_question_chars default; a server set lower answers 400 above it
 DURATION_PATTERN = r"^\d{1,4}(\.\d{1,3})?[smhdw]$"  # up to 9999 weeks: a date Python can still write
@@ -63,11 +63,56 @@ class Strict(BaseModel):
 
 
 # -- requests -------------------------------------------------------------------------------
+FILE_TYPE_PATTERN = r"^\.?[A-Za-z0-9][A-Za-z0-9_+-]{0,15}$"
+# A duration back from now, or an ISO 8601 date with an optional time and zone. A date that
+# fits but does not exist (2025-02-30) is kb's 400, naming `since`.
+SINCE_PATTERN = (
+    r"^(\d{1,4}(\.\d{1,3})?[smhdw]|\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?)?)$"
+)
+
+
+class FilterModel(Strict):
+    """Which documents are searched; every part given must hold (each list: any of its items)."""
+
+    source: list[Annotated[Text, StringConstraints(min_length=1, max_length=1000)]] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Globs matched against each document's path: `*.md`, `manuals/*.pdf`, a folder (`manuals`, "
+        "`/srv/docs`). A glob starting with `/` is matched against the whole path, any other against its end.",
+    )
+    type: list[Annotated[str, StringConstraints(pattern=FILE_TYPE_PATTERN)]] = Field(
+        default_factory=list, max_length=100, description="File types, as suffixes: md, pdf, txt..."
+    )
+    since: Annotated[str, StringConstraints(pattern=SINCE_PATTERN)] | None = Field(
+        None,
+        description="Only documents whose file was modified at or after this: a date (2025-01-31, midnight in the "
+        "server's time zone), a date and time (2025-01-31T08:00:00Z) or a duration back from now (7d, 12h).",
+    )
+
+    def value(self) -> SearchFilter:
+        return SearchFilter.of(self.source, self.type, self.since)
+
+
+FILTER_FIELD = Field(None, description="Search only the documents this filter leaves (404 if it leaves none).")
+RERANK_FIELD = Field(None, description="false: keep the fused order even if the server has a reranker.")
+
+
+def search_filter(model: FilterModel | None) -> SearchFilter | None:
+    return model.value() if model is not None else None
+
+
+class TurnModel(Strict):
+    role: Literal["user", "assistant"]
+    content: Annotated[Text, StringConstraints(max_length=100_000)]
+
+
 class _Search(Strict):
     k: UpTo100 | None = Field(None, description="Passages per query (default: top_k).")
     kb: KbName | None = KB_FIELD
     mode: SearchMode | None = Field(None, description="hybrid, dense or keyword (default: the search_mode setting).")
     unique_sources: bool | None = Field(None, description="At most one passage per document.")
+    filter: FilterModel | None = FILTER_FIELD
+    rerank: bool | None = RERANK_FIELD
 
 
 class SearchOne(_Search):
@@ -97,6 +142,14 @@ class AskRequest(Strict):
     mode: SearchMode | None = Field(None, description="hybrid, dense or keyword (default: the search_mode setting).")
     unique_sources: bool | None = Field(None, description="At most one passage per document.")
     stream: bool = Field(False, description="Server-sent events: deltas, then one final event.")
+    filter: FilterModel | None = FILTER_FIELD
+    rerank: bool | None = RERANK_FIELD
+    history: list[TurnModel] = Field(
+        default_factory=list,
+        max_length=200,
+        description="The conversation before `question`, oldest first: passages are retrieved for the question as "
+        "the conversation means it, and the turns reach the model's prompt.",
+    )
 
 
 class IngestRequest(Strict):
@@ -167,6 +220,7 @@ class HitModel(_Out):
     text: str
     similarity: float | None
     keyword_rank: int | None
+    rerank_score: float | None
 
 
 class SearchResult(_Out):
@@ -204,6 +258,7 @@ class AttemptModel(_Out):
     error: str | None
     latency_ms: float
     message: str | None
+    stage: Literal["answer", "condense", "rerank"]
 
 
 class AnswerModel(_Out):
@@ -217,6 +272,9 @@ class AnswerModel(_Out):
     latency_ms: dict[str, float]
     attempts: list[AttemptModel]
     dropped_citations: list[int]
+    standalone_question: str = Field(..., description="What retrieval searched for (the question, unless a "
+                                     "conversation came with it).")  # fmt: skip
+    standalone_method: Literal["question", "condensed", "weighted"]
 
 
 class JobModel(_Out):
@@ -287,6 +345,7 @@ class StatsModel(_Out):
     cache: dict[str, Any]
     latency_ms: dict[str, Any]
     providers: dict[str, Any]
+    reranker: dict[str, Any] | None = Field(None, description="The reranker stage, when one ran or has a breaker.")
     drift: dict[str, Any]
 
 
@@ -337,10 +396,11 @@ class TokenList(_Out):
 
 # The answers every route may give besides its own, in kb's error shape.
 _ERRORS = {
-    400: "The request does not make sense to kb (the message says why).",
+    400: "The request does not make sense to kb (the message says why: a path that does not exist, a date it "
+    "cannot read...).",
     401: "No bearer token, or one kb does not know, or one revoked or expired.",
     403: "The token may not do this, or not on this knowledge base; or a path outside the server's roots.",
-    404: "The knowledge base, job, document or route does not exist.",
+    404: "The knowledge base, job, document or route does not exist, or no document matches a search filter.",
     409: "The request does not fit the current state (a job still running, a knowledge base being written).",
     413: "The body is larger than serve.max_body_mb (JSON) or serve.max_upload_mb (uploads).",
     422: "The body or a parameter does not fit this document's schema.",

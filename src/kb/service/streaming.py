@@ -20,6 +20,7 @@ from kb.errors import KbError
 from kb.service import errors
 
 if TYPE_CHECKING:
+    from kb.answering.conversation import Turn
     from kb.knowledge_base import KnowledgeBase
     from kb.options import SearchOptions
     from kb.service.context import Service
@@ -48,7 +49,13 @@ class _Sink:
 
 
 async def answer_stream(
-    service: Service, kb: KnowledgeBase, question: str, options: SearchOptions, provider: str | None, use_cache: bool
+    service: Service,
+    kb: KnowledgeBase,
+    question: str,
+    options: SearchOptions,
+    provider: str | None,
+    use_cache: bool,
+    history: tuple[Turn, ...] = (),
 ) -> AsyncIterator[tuple[str, Any]]:
     """(event, payload) pairs; the last is ("answer", Answer) or ("error", error body)."""
     loop = asyncio.get_running_loop()
@@ -58,7 +65,7 @@ async def answer_stream(
     async def produce() -> Any:
         try:
             return await service.call(
-                kb.ask, question, options=options, provider=provider, use_cache=use_cache, stream=sink
+                kb.ask, question, options=options, provider=provider, use_cache=use_cache, stream=sink, history=history
             )
         finally:
             queue.put_nowait((_DONE, None))
@@ -84,8 +91,14 @@ async def answer_stream(
 
 
 async def answer_events(
-    service: Service, kb: KnowledgeBase, question: str, options: SearchOptions, provider: str | None, use_cache: bool
+    service: Service,
+    kb: KnowledgeBase,
+    question: str,
+    options: SearchOptions,
+    provider: str | None,
+    use_cache: bool,
+    history: tuple[Turn, ...] = (),
 ) -> AsyncIterator[bytes]:
     """The answer stream as server-sent events, the answer last as `kb ask --json` prints it."""
-    async for event, payload in answer_stream(service, kb, question, options, provider, use_cache):
+    async for event, payload in answer_stream(service, kb, question, options, provider, use_cache, history):
         yield sse(event, payload.to_json() if event == "answer" else payload)

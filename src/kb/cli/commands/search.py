@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import typer
 
 from kb.cli import context
 from kb.cli import render as ui
-from kb.cli.options import JSON, MODE, UNIQUE
+from kb.cli.options import JSON, MODE, NO_RERANK, SINCE, SOURCE, TYPE, UNIQUE, search_options
 from kb.cli.render import answers as render
 from kb.errors import InputError
-from kb.options import SearchOptions
+
+if TYPE_CHECKING:
+    from kb.answering.answer import Answer
+    from kb.answering.conversation import Turn
+    from kb.knowledge_base import KnowledgeBase
+    from kb.options import SearchOptions
 
 
 def search(
@@ -22,13 +29,17 @@ def search(
     ),
     mode: str | None = MODE,
     unique_sources: bool | None = UNIQUE,
+    source: list[str] | None = SOURCE,
+    types: list[str] | None = TYPE,
+    since: str | None = SINCE,
+    no_rerank: bool = NO_RERANK,
     as_json: bool = JSON,
 ) -> None:
     """Show the passages that best match QUERY."""
+    options = search_options(k, mode, unique_sources, source, types, since, no_rerank)
     queries = _queries(query)
     if not queries:
         raise InputError("no queries on standard input; pass one per line")
-    options = SearchOptions().merged(k=k, mode=mode, unique_sources=unique_sources)
     results = context.kb(ctx).search_many(queries, options)
     for q, hits in zip(queries, results):
         if as_json:
@@ -51,25 +62,44 @@ def ask(
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the answer cache."),
     mode: str | None = MODE,
     unique_sources: bool | None = UNIQUE,
+    source: list[str] | None = SOURCE,
+    types: list[str] | None = TYPE,
+    since: str | None = SINCE,
+    no_rerank: bool = NO_RERANK,
     as_json: bool = JSON,
 ) -> None:
     """Answer QUESTION from the knowledge base, with numbered citations."""
+    options = search_options(top_k, mode, unique_sources, source, types, since, no_rerank)
     text = stdin_text() if question == "-" else question
-    options = SearchOptions().merged(k=top_k, mode=mode, unique_sources=unique_sources)
-    kb = context.kb(ctx)
-    stream = render.MarkdownStream() if ui.out.is_terminal and not (as_json or no_stream) else None
+    answer_and_show(context.kb(ctx), text, options, provider, not no_cache, not no_stream, as_json)
+
+
+def answer_and_show(
+    kb: KnowledgeBase,
+    question: str,
+    options: SearchOptions,
+    provider: str | None,
+    use_cache: bool,
+    stream: bool,
+    as_json: bool,
+    history: Sequence[Turn] = (),
+) -> Answer:
+    """Asks, streaming the answer as Markdown on a terminal, and shows it (`kb ask`, `kb chat`)."""
+    sink = render.MarkdownStream() if ui.out.is_terminal and stream and not as_json else None
     try:
-        answer = kb.ask(text, options=options, provider=provider, use_cache=not no_cache, stream=stream)
+        answer = kb.ask(question, options=options, provider=provider, use_cache=use_cache, stream=sink,
+                        history=history)  # fmt: skip
     except BaseException:
-        if stream:
-            stream.close()
+        if sink:
+            sink.close()
         raise
-    if stream:
-        stream.close(final=answer.answer)
+    if sink:
+        sink.close(final=answer.answer)
     if as_json:
         ui.emit_json(answer.to_json())
     else:
-        render.answer(answer, streamed=bool(stream and stream.parts))
+        render.answer(answer, streamed=bool(sink and sink.parts))
+    return answer
 
 
 def stdin_text() -> str:

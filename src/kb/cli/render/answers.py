@@ -63,6 +63,9 @@ def answer(ans, streamed: bool) -> None:
             out.print(f"[{c.n}] {short(c.hit.source)}" + (f", {where}" if where else ""), markup=False, highlight=False)
     if ans.dropped_citations:
         note(f"dropped citations to passages the model was not given: {ans.dropped_citations}")
+    if ans.standalone_method != "question":
+        how = "condensed by the model" if ans.standalone_method == "condensed" else "the conversation's questions"
+        note(f"searched for ({how}): {ans.standalone_question}")
     u = ans.usage
     cost = f"${u.cost_usd:.6f}" if u.cost_usd else "$0"
     line = (
@@ -72,4 +75,16 @@ def answer(ans, streamed: bool) -> None:
     note(line)
     for a in ans.attempts:
         if a.outcome != "ok":
-            note(f"  fell back past {a.provider} ({a.error}): {a.message or 'no details'}")
+            stage = "" if a.stage == "answer" else f"{a.stage}: "
+            note(f"  fell back past {a.provider} ({stage}{a.error}): {a.message or 'no details'}")
+
+
+CHAT_HELP = (
+    "Type 'exit' or 'quit' to leave (or Ctrl-D), '!reset' to forget the conversation, "
+    "'!multi' to write several lines, then '!end' to send them."
+)
+
+
+def chat_banner(kb: str) -> None:
+    note(f"Chatting with knowledge base {kb!r}")
+    note(CHAT_HELP)

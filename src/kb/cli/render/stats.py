@@ -37,6 +37,15 @@ def stats(data: dict) -> None:
             p.get("breaker", "closed"),
         )
     out.print(prov)
+    r = data.get("reranker")
+    if r:
+        lat = r["latency_ms"]
+        out.print(
+            f"[bold]reranker[/] {r['reranked']} of {r['calls']} searches reranked (p50 {fmt(lat['p50'])} ms, "
+            f"p95 {fmt(lat['p95'])} ms); {r['fell_back']} fell back to the fused order"
+            + (f" ({', '.join(f'{n} {kind}' for kind, n in r['failures'].items())})" if r["failures"] else "")
+            + f"; breaker {r['breaker']}"
+        )
     d = data["drift"]
     r, b = d["recent"], d["baseline"]
     out.print(

@@ -4,8 +4,11 @@
 - POST /v1/embeddings: kb's embedding model (float lists, or base64 as the official
   clients ask for by default); at most MAX_INPUTS texts of MAX_INPUT_CHARS characters.
 - POST /v1/chat/completions: the "model" is a knowledge base; the last user message is the
-  question; the reply is kb's answer with its numbered sources, streamed if asked. The
-  full answer object (citations, attempts) rides along as `kb_answer`.
+  question and the user and assistant messages before it the conversation, so the passages
+  are retrieved for the question as the conversation means it (kb.answering.conversation);
+  the reply is kb's answer with its numbered sources, streamed if asked. The full answer
+  object (citations, attempts, the standalone question searched) rides along as
+  `kb_answer`. kb's own extra body fields: `filter` (as /v1/search's) and `rerank`.
 
 Parameters kb cannot honour are refused with OpenAI's 400 `invalid_request_error` naming
 them (n > 1, tools, logprobs, a JSON response format, other dimensions...), instead of being
@@ -29,16 +32,18 @@ from fastapi import APIRouter, Depends, Path
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from kb.answering.conversation import clean_history
 from kb.answering.question import clean_question
 from kb.errors import InputError, KbNotFound
 from kb.options import SearchOptions
 from kb.service.auth import Principal, need
 from kb.service.context import Service, ServiceDep, ok
-from kb.service.schemas import GUARDED, KbName, Text, errors
+from kb.service.schemas import FILTER_FIELD, GUARDED, RERANK_FIELD, FilterModel, KbName, Text, errors, search_filter
 from kb.service.streaming import answer_stream
 
 if TYPE_CHECKING:
     from kb.answering.answer import Answer
+    from kb.answering.conversation import Turn
     from kb.home import Home
     from kb.knowledge_base import KnowledgeBase
 
@@ -86,8 +91,13 @@ class ChatMessage(BaseModel):
 
 class ChatRequest(_Open):
     model: KbName = Field(..., description="The knowledge base to answer from.")
-    messages: list[ChatMessage] = Field(..., min_length=1)
+    messages: list[ChatMessage] = Field(
+        ..., min_length=1, description="The conversation: the last user message is the question; the user and "
+        "assistant messages before it are its context (system, developer and tool messages are not used).",
+    )  # fmt: skip
     stream: bool = False
+    filter: FilterModel | None = FILTER_FIELD
+    rerank: bool | None = RERANK_FIELD
 
 
 _CHAT_UNSUPPORTED: dict[str, Any] = {
@@ -97,13 +107,19 @@ _CHAT_UNSUPPORTED: dict[str, Any] = {
 }  # fmt: skip
 
 
-def _question(messages: list[ChatMessage]) -> str:
-    for message in reversed(messages):
-        if message.role == "user":
-            if isinstance(message.content, str):
-                return message.content
-            return "\n".join(part.text for part in message.content or [])
-    raise InputError("no user message: the last user message is the question", field="messages")
+def _text(message: ChatMessage) -> str:
+    if isinstance(message.content, str):
+        return message.content
+    return "\n".join(part.text for part in message.content or [])
+
+
+def _conversation(messages: list[ChatMessage]) -> tuple[str, tuple[Turn, ...]]:
+    """(the question: the last user message, the user and assistant turns before it)."""
+    last = next((i for i in range(len(messages) - 1, -1, -1) if messages[i].role == "user"), None)
+    if last is None:
+        raise InputError("no user message: the last user message is the question", field="messages")
+    earlier = [{"role": m.role, "content": _text(m)} for m in messages[:last] if m.role in ("user", "assistant")]
+    return _text(messages[last]), clean_history(earlier)
 
 
 def _reply(answer: Answer) -> str:
@@ -190,15 +206,16 @@ async def chat(body: ChatRequest, service: ServiceDep, principal: Reader) -> Res
     """A RAG answer from the knowledge base named by `model`, with citations."""
     _refuse_unsupported(body, _CHAT_UNSUPPORTED)
     kb = service.kb(principal, body.model)
-    question = _question(body.messages)
+    question, history = _conversation(body.messages)
     clean_question(question, service.settings.max_question_chars)  # refused before any stream starts
+    options = SearchOptions().merged(filter=search_filter(body.filter), rerank=body.rerank)
     if body.stream:
         await service.call(kb.access.storage.require, kb.name)
     created, completion_id = int(time.time()), f"chatcmpl-{uuid.uuid4().hex[:24]}"
     if body.stream:
-        return StreamingResponse(_chunks(service, kb, question, body.model, completion_id, created),
-                                 media_type="text/event-stream")  # fmt: skip
-    answer = await service.call(kb.ask, question)
+        chunks = _chunks(service, kb, question, options, history, body.model, completion_id, created)
+        return StreamingResponse(chunks, media_type="text/event-stream")
+    answer = await service.call(kb.ask, question, options=options, history=history)
     service.observability.answered(answer)
     return ok(
         {
@@ -216,7 +233,14 @@ async def chat(body: ChatRequest, service: ServiceDep, principal: Reader) -> Res
 
 
 async def _chunks(
-    service: Service, kb: KnowledgeBase, question: str, model: str, completion_id: str, created: int
+    service: Service,
+    kb: KnowledgeBase,
+    question: str,
+    options: SearchOptions,
+    history: tuple[Turn, ...],
+    model: str,
+    completion_id: str,
+    created: int,
 ) -> AsyncIterator[bytes]:
     """OpenAI's chunk stream: the answer as it is written, then its sources, then [DONE]."""
 
@@ -226,7 +250,7 @@ async def _chunks(
         return f"data: {json.dumps(body, ensure_ascii=False)}\n\n".encode()
 
     yield chunk({"role": "assistant", "content": ""})
-    async for event, payload in answer_stream(service, kb, question, SearchOptions(), None, True):
+    async for event, payload in answer_stream(service, kb, question, options, None, True, history):
         if event == "delta":
             yield chunk({"content": payload["text"]})
         elif event == "reset":

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response, StreamingResponse
 
+from kb.answering.conversation import clean_history
 from kb.answering.question import clean_question
 from kb.options import SearchOptions
 from kb.service.auth import Principal, need
@@ -21,6 +22,7 @@ from kb.service.schemas import (
     SearchResult,
     SearchResults,
     errors,
+    search_filter,
 )
 from kb.service.streaming import answer_events
 
@@ -36,7 +38,8 @@ Reader = Annotated[Principal, Depends(need("read", "search or ask"))]
 async def search(body: SearchRequest, service: ServiceDep, principal: Reader) -> Response:
     """The passages that best match `query` (or each of `queries`), as `kb search --json`."""
     kb = service.kb(principal, body.kb)
-    options = SearchOptions().merged(k=body.k, mode=body.mode, unique_sources=body.unique_sources)
+    options = SearchOptions().merged(k=body.k, mode=body.mode, unique_sources=body.unique_sources,
+                                     filter=search_filter(body.filter), rerank=body.rerank)  # fmt: skip
     queries = [body.query] if isinstance(body, SearchOne) else body.queries
     for query in queries:  # refused alone, before it joins the searches of other requests
         clean_question(query, service.settings.max_question_chars)
@@ -62,12 +65,14 @@ async def ask(body: AskRequest, request: Request, service: ServiceDep, principal
     server-sent events with `"stream": true` or `Accept: text/event-stream`."""
     kb = service.kb(principal, body.kb)
     clean_question(body.question, service.settings.max_question_chars)  # refused before any stream starts
-    options = SearchOptions().merged(k=body.top_k, mode=body.mode, unique_sources=body.unique_sources)
+    options = SearchOptions().merged(k=body.top_k, mode=body.mode, unique_sources=body.unique_sources,
+                                     filter=search_filter(body.filter), rerank=body.rerank)  # fmt: skip
+    history = clean_history(t.model_dump() for t in body.history)
     if body.stream or "text/event-stream" in request.headers.get("accept", ""):
         await service.call(kb.access.storage.require, kb.name)  # 404 before the stream, not inside it
-        events = answer_events(service, kb, body.question, options, body.provider, not body.no_cache)
+        events = answer_events(service, kb, body.question, options, body.provider, not body.no_cache, history)
         return StreamingResponse(events, media_type="text/event-stream", headers={"cache-control": "no-cache"})
     answer = await service.call(kb.ask, body.question, options=options, provider=body.provider,
-                                use_cache=not body.no_cache)  # fmt: skip
+                                use_cache=not body.no_cache, history=history)  # fmt: skip
     service.observability.answered(answer)
     return ok(answer.to_json())
