@@ -144,7 +144,7 @@ class Home:
         """The ingest encoder (see `embedding.ingest_runtime`), shared by the jobs of every KB."""
         from kb.embedding import open_embedder
 
-        return open_embedder(self.settings)
+        return open_embedder(self.settings, breakers=self.breakers)
 
     @lazy
     def query_embedder(self) -> Embedder:
@@ -152,7 +152,7 @@ class Home:
         from kb.embedding import open_embedder
         from kb.embedding.cached import CachedEmbedder
 
-        encoder = open_embedder(self.settings, for_queries=True)
+        encoder = open_embedder(self.settings, for_queries=True, breakers=self.breakers)
         if self.batch_queries:
             from kb.embedding.batching import MicroBatchingEmbedder
 

@@ -30,6 +30,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from kb.config import Settings
+from kb.embedding.identity import DimensionChecked
 from kb.errors import DocumentNotFound, InputError, KbError, LockTimeout, StoreError
 from kb.home import Home
 from kb.options import IngestScope, PathLike, ResolvedSearch, SearchOptions, scope_of
@@ -137,7 +138,7 @@ class KnowledgeBase:
             pipeline = IngestPipeline(
                 access.manifest,
                 lambda: access.store,
-                lambda texts: self.home.embedder.embed(texts),
+                self._checked_embed,
                 lambda: self.home.chunker,
                 self.home.model_id,
                 progress,
@@ -145,6 +146,14 @@ class KnowledgeBase:
                 recovering=interrupted,
             )
             return pipeline.run(scope, hold)
+
+    def _checked_embed(self, texts: list[str]) -> Any:
+        """The ingest encoder's vectors, once their dimension is the KB's (the first batch
+        of a new KB records it). The encoder loads on the first call, not before."""
+        vectors = self.home.embedder.embed(texts)
+        if len(vectors):
+            self.access.check_dimension(int(vectors.shape[1]), record=True)
+        return vectors
 
     def watch(
         self, paths: IngestScope | Sequence[PathLike], stop: threading.Event, settle_s: float | None = None
@@ -254,15 +263,16 @@ class KnowledgeBase:
 
         access = self.access
         started = time.perf_counter()
+        embedder = DimensionChecked(self.home.query_embedder, access.check_dimension)
         if access.manifest.keyword_ready():
-            hits, top1 = ranking.ranked(access.manifest, access.store, self.home.query_embedder, access.rare_terms,
+            hits, top1 = ranking.ranked(access.manifest, access.store, embedder, access.rare_terms,
                                         query, search.k, search.mode, search.unique_sources)  # fmt: skip
         else:
             if search.mode != "dense":
                 self._fallback_notice(
                     f"the keyword index of {self.name!r} is not built yet (the next write to it, or a repair, builds it)"
                 )
-            hits = ranking.dense_from_store(access.manifest, access.store, self.home.query_embedder,
+            hits = ranking.dense_from_store(access.manifest, access.store, embedder,
                                             self.settings.kb_dir, query, search.k, search.unique_sources)  # fmt: skip
             top1 = hits[0].score if hits else None
         elapsed = _ms(started)

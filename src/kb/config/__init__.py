@@ -5,6 +5,14 @@ Precedence, highest first: explicit overrides (CLI flags) > environment (`KB_*`)
 """
 
 from kb.config.loading import default_home, load_settings
-from kb.config.settings import BreakerSettings, ProviderSettings, Settings, WebhookSettings
+from kb.config.settings import BreakerSettings, EmbeddingSettings, ProviderSettings, Settings, WebhookSettings
 
-__all__ = ["BreakerSettings", "ProviderSettings", "Settings", "WebhookSettings", "default_home", "load_settings"]
+__all__ = [
+    "BreakerSettings",
+    "EmbeddingSettings",
+    "ProviderSettings",
+    "Settings",
+    "WebhookSettings",
+    "default_home",
+    "load_settings",
+]

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import astuple, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from kb import state as shared
 from kb.errors import CircuitOpen
@@ -213,6 +213,22 @@ class MemoryBreakerBoard(_Board):
         pass
 
 
+T = TypeVar("T")
+
+
+def guarded(board: BreakerBoard, name: str, call: Callable[[], T]) -> T:
+    """`call()` if the breaker of `name` lets it through, its outcome reported to the board:
+    a provider's completion (`Breaker`), a batch of remote embeddings."""
+    board.acquire(name)
+    try:
+        result = call()
+    except Exception:  # any failure of the link counts, whatever type the provider raised
+        board.failure(name)
+        raise
+    board.success(name)
+    return result
+
+
 class Breaker:
     def __init__(self, inner, board: BreakerBoard) -> None:
         self.inner = inner
@@ -220,14 +236,7 @@ class Breaker:
         self.board = board
 
     def complete(self, request: CompletionRequest) -> Completion:
-        self.board.acquire(self.name)
-        try:
-            completion = self.inner.complete(request)
-        except Exception:  # any failure of the link counts, whatever type the provider raised
-            self.board.failure(self.name)
-            raise
-        self.board.success(self.name)
-        return completion
+        return guarded(self.board, self.name, lambda: self.inner.complete(request))
 
 
 if TYPE_CHECKING:  # mypy holds every board to the protocol
