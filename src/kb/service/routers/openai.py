@@ -3,6 +3,7 @@
 - GET /v1/models, /v1/models/{id}: the knowledge bases the token may use, as models.
 - POST /v1/embeddings: kb's embedding model (float lists, or base64 as the official
   clients ask for by default); at most MAX_INPUTS texts of MAX_INPUT_CHARS characters.
+  Another kb can use it as its `[embedding] kind = "openai"` service.
 - POST /v1/chat/completions: the "model" is a knowledge base; the last user message is the
   question; the reply is kb's answer with its numbered sources, streamed if asked. The
   full answer object (citations, attempts) rides along as `kb_answer`.
@@ -45,6 +46,7 @@ Reader = Annotated[Principal, Depends(need("read", "use the OpenAI dialect"))]
 
 MAX_INPUTS = 256
 MAX_INPUT_CHARS = 16_384  # far past the model's 256 word pieces, which is all it reads
+QUERY_BATCH = 8  # more texts than this in one request go to the ingest encoder
 
 
 class _Open(BaseModel):
@@ -158,7 +160,11 @@ async def embeddings(body: EmbeddingsRequest, service: ServiceDep, principal: Re
     if any(not t or len(t) > MAX_INPUT_CHARS for t in texts):
         raise InputError(f"every input must be a non-empty text of at most {MAX_INPUT_CHARS} characters", field="input")
     home = service.library.home
-    vectors = np.asarray(await service.call(home.query_embedder.embed, texts), dtype=np.float32)
+    # Many texts are documents (another kb ingesting through this one): the ingest encoder,
+    # on every core, without filling the query cache. A few are queries: the query encoder,
+    # micro-batched and cached. Both read the same weights.
+    encoder = home.embedder if len(texts) > QUERY_BATCH else home.query_embedder
+    vectors = np.asarray(await service.call(encoder.embed, texts), dtype=np.float32)
     if body.dimensions is not None and body.dimensions != vectors.shape[1]:
         raise InputError(f"dimensions={body.dimensions}: kb's model gives {vectors.shape[1]} only", field="dimensions")
     tokens = await service.call(lambda: sum(home.chunker.count(t) for t in texts))
