@@ -2,7 +2,7 @@
 kb's `kb serve` (`[embedding] kind = "openai"`, its /v1/embeddings) and of the local ingest
 encoder, on the same chunks, on this machine.
 
-    python benchmarks/remote_embeddings.py [--chunks 1024] [--reps 3] [--json FILE]
+    python benchmarks/remote_embeddings.py [--chunks 1024] [--reps 3] [--concurrency 1,2,4] [--json FILE]
 
 The server is a real `kb serve` on 127.0.0.1 with the packaged model; batches of more than
 a few texts go to its ingest encoder. Both ends share this machine's cores, so the remote
@@ -83,6 +83,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--chunks", type=int, default=1024)
     parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--every", type=int, default=1, help="every n-th document of the prose corpus")
     parser.add_argument("--concurrency", default="1,2,4", help="max_concurrency values to run")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--json", type=Path)
@@ -93,7 +94,7 @@ def main() -> None:
 
     root = Path(tempfile.mkdtemp(prefix="kb-remote-bench-"))
     corpus = root / "corpus"
-    prose_corpus(corpus, every=3)
+    prose_corpus(corpus, every=args.every)
     local_settings = load_settings(home=str(root / "local"))
     texts = _chunk_texts(local_settings, corpus)[: args.chunks]
     local = KnowledgeBase(local_settings).home.embedder

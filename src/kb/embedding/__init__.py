@@ -113,7 +113,9 @@ def _local(settings: Settings, for_queries: bool, store_graph: bool) -> Embedder
 
     torch_dtype = settings.embed_dtype in ("auto", "float32", "bfloat16")  # the graph runtimes run BERT only
     dtype = settings.embed_dtype if torch_dtype and not for_queries else "float32"
-    return SentenceTransformerEmbedder(path, model_id(settings), dtype)
+    return SentenceTransformerEmbedder(
+        path, model_id(settings), dtype, None if for_queries else settings.embedding.threads
+    )
 
 
 def _remote(settings: Settings, for_queries: bool, breakers: BreakerBoard | None) -> Embedder:
@@ -153,6 +155,7 @@ def ingest_runtime(requested: str) -> str:
 def _ingest_encoder(settings: Settings, path: Path, store_graph: bool) -> Embedder:
     runtime = ingest_runtime(settings.embed_dtype)
     cache = settings.home / "models" / "onnx"
+    threads = settings.embedding.threads  # None: one per core the process may use
     if runtime in _RUNTIME_PACKAGES and not _installed(runtime):
         missing = " ".join(p for p in _RUNTIME_PACKAGES[runtime] if importlib.util.find_spec(p) is None)
         raise ConfigError(
@@ -161,11 +164,11 @@ def _ingest_encoder(settings: Settings, path: Path, store_graph: bool) -> Embedd
     if runtime == "openvino":
         from kb.embedding.openvino_bert import OpenVinoBertEmbedder
 
-        return OpenVinoBertEmbedder(path, model_id(settings), cache, store_graph=store_graph)
+        return OpenVinoBertEmbedder(path, model_id(settings), cache, store_graph=store_graph, threads=threads)
     if runtime == "onnx":
         from kb.embedding.onnx_bert import OnnxBertEmbedder
 
-        return OnnxBertEmbedder(path, model_id(settings), cache, store_graph=store_graph)
+        return OnnxBertEmbedder(path, model_id(settings), cache, store_graph=store_graph, threads=threads)
     from kb.embedding.torch_bert import TorchBertEmbedder
 
-    return TorchBertEmbedder(path, model_id(settings), runtime)
+    return TorchBertEmbedder(path, model_id(settings), runtime, threads)
