@@ -6,6 +6,7 @@ embedder's identity, and an ingest that fails without losing anything."""
 from __future__ import annotations
 
 import json
+import uuid
 
 import numpy as np
 import pytest
@@ -234,3 +235,35 @@ def test_fake_embeddings_key_is_masked_and_scrubbed(kb_home, fake_embeddings):
 
 def test_bad_response_is_retryable():
     assert BadResponse("x").retryable
+
+
+def test_fake_embeddings_shared_mode_two_instances_agree_on_the_embedder(
+    tmp_path, fake_embeddings, monkeypatch, redis_url, chroma_server
+):
+    """With a Chroma server and Redis: what one instance ingests through the service, another
+    finds through it, and the dimension the first recorded holds for the second too."""
+    from kb import KnowledgeBase
+
+    monkeypatch.setenv("KB_STORE_URL", chroma_server.url)
+    monkeypatch.setenv("KB_STATE_URL", redis_url)
+    name = f"t{uuid.uuid4().hex[:10]}"  # one Chroma server for the session: a collection per test
+    homes = [tmp_path / "a", tmp_path / "b"]
+    for home in homes:
+        configure(home, fake_embeddings.url, breaker_threshold=2, max_retries=0)
+    a, b = (KnowledgeBase(load_settings(home=str(h), kb=name)) for h in homes)
+    try:
+        assert a.ingest([corpus(tmp_path)]).added == 6
+        assert b.search("bees honey hive", k=1)[0].source.endswith("doc1.md")
+        fake_embeddings.mode = "wide"
+        with pytest.raises(ConfigError, match=r"64 dimensions.*128 dimensions"):
+            b.search("stars and galaxies", options=DENSE)
+        fake_embeddings.mode = "500"  # the breaker is on Redis: what b counts, a sees
+        for query in ("one", "two"):
+            with pytest.raises(ProviderUnavailable):
+                b.search(query, options=DENSE)
+        with pytest.raises(CircuitOpen):
+            a.search("three", options=DENSE)
+    finally:
+        for kb in (a, b):
+            kb.close()
+            kb.home.close()

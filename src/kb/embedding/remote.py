@@ -147,16 +147,12 @@ class OpenAIEmbedder:
             parts = [self._batch(batches[0])]
         else:
             parts = self._concurrently(batches)
+        if len({p.shape[1] for p in parts}) > 1:
+            raise BadResponse(f"{self._where()}: answered batches of different dimensions", provider=self.name)
         matrix = np.vstack(parts)
-        with self._lock:
-            if self._dimension is None:
-                self._dimension = int(matrix.shape[1])
-            elif self._dimension != matrix.shape[1]:
-                raise BadResponse(
-                    f"{self._where()}: answered {matrix.shape[1]}-dimensional embeddings after "
-                    f"{self._dimension}-dimensional ones",
-                    provider=self.name,
-                )
+        # The latest answer's: whether that dimension may join or query a knowledge base is
+        # for the KB to say (it records its own, embedding/identity.py), not for a retry here.
+        self._dimension = int(matrix.shape[1])
         return matrix
 
     # -- batches ------------------------------------------------------------------------------
