@@ -61,3 +61,32 @@ def test_kb_serve_embeds_for_another_kb(tmp_path, kb_home, embedding_server):
             assert keyword.status_code == 200 and keyword.json()["hits"]
     finally:
         served.stop()
+
+
+def test_a_background_ingest_fails_naming_the_fake_embeddings_service_and_a_retry_completes(tmp_path):
+    """A job whose embedding service is down fails with its reason (one line naming the
+    service); once the service is back, the job's retry ingests everything."""
+    from tests.fake_embeddings import FakeEmbeddings
+    from tests.service.test_jobs import _finished
+
+    fake = FakeEmbeddings().start()
+    home, docs = tmp_path / "home", tmp_path / "docs"
+    shutil.copytree(SAMPLE, docs)
+    write_config(home, _remote_config(fake.url.removesuffix("/v1")).replace('model = "hash"', 'model = "fake"'))
+    fake.mode = "500"
+    server = Server(home, {"KB_SERVE_ROOTS": str(docs)}, ["--worker"]).wait_ready()
+    try:
+        with server.client() as http:
+            job_id = http.post("/v1/ingest", json={"paths": [str(docs)]}).json()["job_id"]
+            failed = _finished(http, job_id)
+            assert failed["state"] == "failed" and fake.url in failed["error"], failed
+            assert "\n" not in failed["error"] and "Traceback" not in failed["error"]
+            fake.mode = "ok"
+            assert http.post(f"/v1/jobs/{job_id}/retry").status_code == 202
+            done = _finished(http, job_id)
+            assert done["state"] == "done" and not done["report"]["failed"], done
+            hits = http.post("/v1/search", json={"query": "queen eggs", "k": 1}).json()["hits"]
+            assert hits
+    finally:
+        server.stop()
+        fake.stop()
