@@ -126,8 +126,9 @@ class FakeEmbeddings:
                     return self._send(429, b'{"error": {"message": "slow down"}}', {"Retry-After": fake.retry_after})
                 if mode == "500":
                     return self._send(500, b'{"error": {"message": "fake 500: out of GPU memory"}}')
-                if mode == "401":
-                    return self._send(401, b'{"error": {"message": "invalid api key"}}')
+                if mode == "401":  # quotes the key, as some services do: kb must not pass it on
+                    key = self.headers.get("Authorization", "").removeprefix("Bearer ")
+                    return self._send(401, json.dumps({"error": {"message": f"invalid api key {key}"}}).encode())
                 if mode == "garbage":
                     return self._send(200, b"<html>502 Bad Gateway</html>")
                 texts = [body["input"]] if isinstance(body["input"], str) else body["input"]

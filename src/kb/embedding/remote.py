@@ -48,8 +48,9 @@ def _retry_after(value: str | None) -> float | None:
         return None  # an HTTP date; the backoff schedule applies instead
 
 
-def _server_message(response: httpx.Response) -> str:
-    """The service's own reason for a refusal, short (OpenAI's shape, or the raw text)."""
+def _server_message(response: httpx.Response, key: str | None) -> str:
+    """The service's own reason for a refusal, short (OpenAI's shape, or the raw text),
+    without the API key: some services quote the key they refused."""
     try:
         payload = response.json()
         error = payload.get("error") if isinstance(payload, dict) else None
@@ -57,6 +58,8 @@ def _server_message(response: httpx.Response) -> str:
     except (ValueError, AttributeError):
         text = response.text
     text = " ".join(str(text or "").split())
+    if key:
+        text = text.replace(key, "****")
     return f": {text[:200]}" if text else ""
 
 
@@ -196,7 +199,8 @@ class OpenAIEmbedder:
                               retry_after=_retry_after(response.headers.get("retry-after")))  # fmt: skip
         if status >= 500 or status in (408, 409):
             raise ProviderUnavailable(
-                f"{self._where()}: server error {status}{_server_message(response)}", provider=self.name
+                f"{self._where()}: server error {status}{_server_message(response, self.settings.api_key())}",
+                provider=self.name,
             )
         if status >= 400:
             hint = (
@@ -205,7 +209,8 @@ class OpenAIEmbedder:
                 else "check [embedding] model and base_url"
             )
             raise ProviderRejected(
-                f"{self._where()}: refused with {status}{_server_message(response)}; {hint}", provider=self.name
+                f"{self._where()}: refused with {status}{_server_message(response, self.settings.api_key())}; {hint}",
+                provider=self.name,
             )
         try:
             return parse_embeddings(response.json(), len(texts))
