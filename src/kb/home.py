@@ -168,7 +168,7 @@ class Home:
         """The ingest encoder (see `embedding.ingest_runtime`), shared by the jobs of every KB."""
         from kb.embedding import open_embedder
 
-        return open_embedder(self.settings)
+        return open_embedder(self.settings, breakers=self.breakers)
 
     @lazy
     def query_embedder(self) -> Embedder:
@@ -181,10 +181,10 @@ class Home:
         from kb.embedding.cached import CachedEmbedder
 
         if not self.long_lived:
-            return CachedEmbedder(open_embedder(self.settings, for_queries=True), self.cache)
+            return CachedEmbedder(open_embedder(self.settings, for_queries=True, breakers=self.breakers), self.cache)
         from kb.cache import MemoryCache
 
-        encoder = open_embedder(self.settings)
+        encoder = open_embedder(self.settings, for_queries=True, warm=True, breakers=self.breakers)
         if self.settings.serve.micro_batch:
             from kb.embedding.batching import MicroBatchingEmbedder
 

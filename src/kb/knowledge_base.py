@@ -33,6 +33,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from kb.config import Settings
+from kb.embedding.identity import DimensionChecked
 from kb.errors import DocumentNotFound, InputError, KbError, LockTimeout, StoreError
 from kb.home import Home
 from kb.options import IngestScope, PathLike, ResolvedSearch, SearchOptions, scope_of
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from kb.answering.conversation import Turn
     from kb.doctor import DoctorReport
     from kb.documents import Hit
+    from kb.embedding import Embedder
     from kb.ingest.pipeline import IngestReport, Progress
     from kb.ingest.planning import IngestPlan
     from kb.providers.base import Attempt
@@ -147,7 +149,7 @@ class KnowledgeBase:
             pipeline = IngestPipeline(
                 access.manifest,
                 lambda: access.store,
-                lambda texts: self.home.embedder.embed(texts),
+                self._checked_embed,
                 lambda: self.home.chunker,
                 self.home.model_id,
                 progress,
@@ -155,6 +157,14 @@ class KnowledgeBase:
                 recovering=interrupted,
             )
             return pipeline.run(scope, hold)
+
+    def _checked_embed(self, texts: list[str]) -> Any:
+        """The ingest encoder's vectors, once their dimension is the KB's (the first batch
+        of a new KB records it). The encoder loads on the first call, not before."""
+        vectors = self.home.embedder.embed(texts)
+        if len(vectors):
+            self.access.check_dimension(int(vectors.shape[1]), record=True)
+        return vectors
 
     def watch(
         self, paths: IngestScope | Sequence[PathLike], stop: threading.Event, settle_s: float | None = None
@@ -264,12 +274,16 @@ class KnowledgeBase:
                 from kb.retrieval import ranking
 
                 started = time.perf_counter()
-                dense = ranking.nearest_of(self.access.store, self.home.query_embedder, asked, search.k,
+                dense = ranking.nearest_of(self.access.store, self._query_embedder(), asked, search.k,
                                            search.mode, search.unique_sources, scope=scope,
                                            rerank=self._rerank_stage(search))  # fmt: skip
                 shared_ms = _ms(started) / len(asked)
             return [self._retrieve(q, search, scope, record=event, dense=d, shared_ms=shared_ms).hits
                     for q, d in zip(asked, dense, strict=True)]  # fmt: skip
+
+    def _query_embedder(self) -> Embedder:
+        """The home's query encoder, its vectors held to the dimension this KB was built with."""
+        return DimensionChecked(self.home.query_embedder, self.access.check_dimension)
 
     def _scope(self, search: ResolvedSearch) -> Scope | None:
         """The documents `search.filter` leaves (None: every one); under `reading`."""
@@ -299,7 +313,7 @@ class KnowledgeBase:
         from kb.retrieval import ranking
 
         access = self.access
-        embedder = self.home.query_embedder
+        embedder = self._query_embedder()
         started = time.perf_counter()
         rerank = self._rerank_stage(search)
         if access.manifest.keyword_ready():

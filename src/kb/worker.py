@@ -32,12 +32,23 @@ def run_worker(settings: Settings, workers: int | None, say: Callable[[str], Non
     for problem in secret_problems(settings):
         say(f"warning: {problem}")
     runner.start_reclaimer()  # first round now: jobs of a worker that died are taken over at once
-    say(f"kb worker {runner.worker}: {count} job slots on the {queue.backend} queue; Ctrl-C stops")
+    say(
+        f"kb worker {runner.worker}: {count} job slots on the {queue.backend} queue, {_encoder(settings)}; Ctrl-C stops"
+    )
     try:
         consumer.run()
     finally:
         runner.stop()
         library.close()
+
+
+def _encoder(settings: Settings) -> str:
+    """Where this worker's embeddings come from, for its start-up line."""
+    if settings.embedding.kind == "openai":
+        return f"embeddings from {settings.embedding.base_url}"
+    from kb.embedding.onnx_bert import cpu_threads
+
+    return f"{settings.embedding.threads or cpu_threads()} encoder threads"
 
 
 class EmbeddedWorker:

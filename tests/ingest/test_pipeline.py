@@ -82,12 +82,12 @@ def test_hash_embedder_bad_files_are_reported_and_do_not_stop_the_run(tmp_path, 
 def test_hash_embedder_model_mismatch_is_a_config_error(tmp_path, make_kb):
     docs = _corpus(tmp_path)
     make_kb(model="hash").ingest([docs])
-    with pytest.raises(ConfigError, match="built with the model hash"):
+    with pytest.raises(ConfigError, match="built with the embedder hash"):
         make_kb().ingest([docs])
     with pytest.raises(ConfigError) as info:
         make_kb().search("apples")
     assert info.value.remedy == "model_changed" and info.value.details["built_with"] == "hash"
-    assert "set KB_MODEL back" in advice.message(info.value)  # the CLI's words for it
+    assert "set the embedder back" in advice.message(info.value)  # the CLI's words for it
 
 
 def test_hash_embedder_remove_and_separate_kbs(tmp_path, make_kb):

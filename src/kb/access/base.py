@@ -24,6 +24,10 @@ def _quiet(message: str) -> None:
     pass
 
 
+def _int(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() else None
+
+
 class Storage(Protocol):
     """Where the knowledge bases of a home live: the catalogue, the write lock, and access
     to one of them."""
@@ -87,14 +91,33 @@ class KbAccess:
 
     # -- checks -----------------------------------------------------------------------------
     def check_model(self, manifest: Manifest | None = None) -> None:
-        built_with = (manifest or self.manifest).get_meta("model")
+        manifest = manifest or self.manifest
+        built_with = manifest.get_meta("model")
         configured = self._model_id()
         if built_with and built_with != configured:
-            raise ConfigError(
-                f"knowledge base {self.name!r} was built with the model {built_with}, but the configured model is "
-                f"{configured}",
-                remedy="model_changed", kb=self.name, built_with=built_with, configured=configured,
-            )  # fmt: skip
+            self._mixing(built_with, _int(manifest.get_meta("dimension")), configured, None)
+
+    def check_dimension(self, dimension: int, record: bool = False) -> None:
+        """Vectors of `dimension` may join (`record`: the caller holds the write lock, and a
+        KB without a recorded dimension takes this one) or query this knowledge base."""
+        built = _int(self.manifest.get_meta("dimension"))
+        if built is None:
+            if record:
+                self.manifest.set_meta("dimension", str(dimension))
+            return
+        if built != dimension:
+            configured = self._model_id()
+            self._mixing(self.manifest.get_meta("model") or configured, built, configured, dimension)
+
+    def _mixing(self, built_with: str, built_dim: int | None, configured: str, dimension: int | None) -> None:
+        from kb.embedding.identity import describe
+
+        raise ConfigError(
+            f"knowledge base {self.name!r} was built with the embedder {describe(built_with, built_dim)}, but the "
+            f"configured embedder is {describe(configured, dimension)}: their vectors do not mix",
+            remedy="model_changed", kb=self.name, built_with=built_with, configured=configured,
+            built_dimension=built_dim, configured_dimension=dimension,
+        )  # fmt: skip
 
     def require_content(self) -> None:
         if not self.manifest.has_documents():

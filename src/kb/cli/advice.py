@@ -22,7 +22,7 @@ WORDING = {
     "list_tokens": "`kb tokens list` shows them",
     "repair": "run `kb {flag}doctor --repair` to rebuild it",
     "diagnose": "run `kb {flag}doctor`",
-    "model_changed": "set KB_MODEL back, or use another knowledge base with --kb NAME",
+    "model_changed": "set the embedder back (model, or [embedding] in config.toml), or use another knowledge base with --kb NAME",
     "write_once": "run any kb command that writes (e.g. `kb ingest`) once with write access to it",
     "providers": "check the [[providers]] entries in config.toml or run `kb stats`",
 }

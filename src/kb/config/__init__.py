@@ -5,10 +5,18 @@ Precedence, highest first: explicit overrides (CLI flags) > environment (`KB_*`)
 """
 
 from kb.config.loading import default_home, load_settings
-from kb.config.settings import BreakerSettings, ProviderSettings, RerankerSettings, Settings, WebhookSettings
+from kb.config.settings import (
+    BreakerSettings,
+    EmbeddingSettings,
+    ProviderSettings,
+    RerankerSettings,
+    Settings,
+    WebhookSettings,
+)
 
 __all__ = [
     "BreakerSettings",
+    "EmbeddingSettings",
     "ProviderSettings",
     "RerankerSettings",
     "Settings",

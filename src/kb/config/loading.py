@@ -279,6 +279,7 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(
             f"chunk_overlap ({settings.chunk_overlap}) must be less than half of chunk_tokens ({settings.chunk_tokens})"
         )
+    _check_embedding(settings)
     names: set[str] = set()
     for p in settings.providers:
         if p.name in names:
@@ -305,6 +306,30 @@ def _validate_reranker(settings: Settings) -> None:
         _check_url(r.base_url, "reranker: base_url")
     if r.kind == "local" and not r.model_path:
         raise ConfigError('reranker: kind local needs model_path = "/path/to/cross-encoder" (a CrossEncoder folder)')
+
+
+def _check_embedding(settings: Settings) -> None:
+    """[embedding]: a service needs its URL and model name; for the local kind, `model` there
+    is the same setting as the top-level `model` (a folder), and the two must not disagree."""
+    e = settings.embedding
+    if e.kind == "openai":
+        if not e.base_url:
+            raise ConfigError(
+                'embedding: kind openai needs base_url = "http://host:port/v1" (KB_EMBEDDING_BASE_URL), '
+                "the service's OpenAI-compatible endpoint"
+            )
+        _check_url(e.base_url, "embedding: base_url")
+        if not e.model:
+            raise ConfigError(
+                'embedding: kind openai needs model = "..." (KB_EMBEDDING_MODEL), the name the service knows'
+            )
+        return
+    if e.model:
+        if settings.model and settings.model != e.model:
+            raise ConfigError(
+                f"embedding: model ({e.model!r}) and model ({settings.model!r}) disagree; set one of them"
+            )
+        settings.model = e.model
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -19,6 +19,8 @@ RERANKER_KINDS = ("none", "http", "local")
 RERANKER = "reranker"  # the reranker's name on the breaker board, in attempts and in stats
 RERANK_DIALECTS = ("cohere", "tei")
 EMBED_DTYPES = ("auto", "openvino", "onnx", "float32", "bfloat16")
+EMBEDDING_KINDS = ("local", "openai")
+ENCODING_FORMATS = ("base64", "float")
 WEBHOOK_EVENTS = ("job.done", "job.failed")
 # The model reads 256 word pieces, two of which are its [CLS] and [SEP] markers.
 MODEL_WINDOW = 256
@@ -79,6 +81,39 @@ class RerankerSettings:
     candidates: int = _f(30, "Fused candidates sent to the reranker (at least k are).", min=1, max=200)
     timeout_s: float = _f(5.0, "Deadline for reranking one search, retries included; then the fused order.", gt=0)
     max_retries: int = _f(1, "Retries on timeouts, connection errors, 5xx and 429, within timeout_s.", min=0, max=10)
+
+    def api_key(self) -> str | None:
+        return os.environ.get(self.api_key_env) if self.api_key_env else None
+
+
+@dataclass
+class EmbeddingSettings:
+    kind: str = _f(
+        "local",
+        "local (the packaged model, or the `model` folder, in this process) or openai (an OpenAI-compatible "
+        "/v1/embeddings service: Text Embeddings Inference, vLLM, Ollama, a hosted API, another kb serve).",
+        choices=EMBEDDING_KINDS,
+    )
+    base_url: str | None = _f(None, "For kind = openai: the service's base URL, e.g. http://gpu-box:8080/v1.")
+    model: str | None = _f(
+        None, "For kind = openai: the model name sent to the service; for local: a model folder, as `model`."
+    )
+    api_key_env: str | None = _f(None, "Environment variable holding the service's API key (none: no key sent).")
+    batch_size: int = _f(64, "Texts per /v1/embeddings request.", min=1, max=2048)
+    max_concurrency: int = _f(4, "Requests in flight at once, per kb process.", min=1, max=64)
+    timeout_s: float = _f(60.0, "Deadline for one request.", gt=0)
+    max_retries: int = _f(4, "Retries of one request on timeouts, connection errors, 5xx, 429 and garbage.", min=0,
+                          max=20)  # fmt: skip
+    encoding_format: str = _f(
+        "base64",
+        "How vectors travel: base64 (a quarter of the bytes; what the official clients ask for) or float.",
+        choices=ENCODING_FORMATS,
+    )
+    query_prefix: str = _f("", 'Put before every query, e.g. "query: " for e5, "search_query: " for nomic.')
+    document_prefix: str = _f("", 'Put before every chunk, e.g. "passage: " for e5, "search_document: " for nomic.')
+    threads: int | None = _f(
+        None, "Threads of the local ingest encoder (`kb worker --threads`); none: one per core.", min=1, max=256
+    )
 
     def api_key(self) -> str | None:
         return os.environ.get(self.api_key_env) if self.api_key_env else None
@@ -202,6 +237,9 @@ class Settings:
     webhook_callback_secret_env: str | None = _f(
         None, "Environment variable holding the whsec_... secret that signs deliveries to a request's callback_url."
     )
+    embedding: EmbeddingSettings = field(
+        default_factory=EmbeddingSettings, metadata={"help": "Where embeddings are computed: here, or a service."}
+    )
     serve: ServeSettings = field(default_factory=ServeSettings, metadata={"help": "kb serve: the HTTP service."})
     queue: QueueSettings = field(default_factory=QueueSettings, metadata={"help": "Background jobs (kb worker)."})
     store: StoreSettings = field(default_factory=StoreSettings, metadata={"help": "Where vectors live."})
@@ -239,6 +277,8 @@ class Settings:
             raw["api_key"] = mask(key) if key else None
         reranker_key = self.reranker.api_key()
         data["reranker"]["api_key"] = mask(reranker_key) if reranker_key else None
+        embed_key = self.embedding.api_key()
+        data["embedding"]["api_key"] = mask(embed_key) if embed_key else None
         for hook, raw in zip(self.webhooks, data["webhooks"]):
             secret = hook.secret()
             raw["secret"] = mask(secret) if secret else None
@@ -270,6 +310,8 @@ class Settings:
         keys = [key for p in self.providers if (key := p.api_key())]
         if reranker_key := self.reranker.api_key():
             keys.append(reranker_key)
+        if embed_key := self.embedding.api_key():
+            keys.append(embed_key)
         hooks = [secret for h in self.webhooks if (secret := h.secret())]
         callback = os.environ.get(self.webhook_callback_secret_env) if self.webhook_callback_secret_env else None
         passwords = [_password(url) for url in (self.store.url, self.state.url, self.queue.url)]

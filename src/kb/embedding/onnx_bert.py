@@ -24,9 +24,9 @@ from kb.embedding.bert import BertModelFiles, length_batches
 from kb.embedding.onnx_graph import cached_graph
 
 _BATCH = 32
-# One loaded model per process and model folder, whichever KB_HOME cached the graph: a
+# One loaded model per process, model folder and thread count, whichever KB_HOME cached the graph: a
 # second KnowledgeBase reuses it instead of hashing the weights and opening a session.
-_LOADED: dict[str, tuple[BertModelFiles, Any]] = {}
+_LOADED: dict[tuple[str, int], tuple[BertModelFiles, Any]] = {}
 _LOADING = threading.Lock()  # ingest jobs of two KBs may start at once: load and build once
 
 
@@ -62,10 +62,17 @@ class OnnxBertEmbedder:
     dtype = "onnx-float32"
 
     def __init__(
-        self, path: Path, model_id: str, cache_dir: Path, batch: int = _BATCH, store_graph: bool = True
+        self,
+        path: Path,
+        model_id: str,
+        cache_dir: Path,
+        batch: int = _BATCH,
+        store_graph: bool = True,
+        threads: int | None = None,
     ) -> None:
         self.model_id = model_id
         self.batch = batch
+        self.threads = threads or cpu_threads()  # `kb worker --threads`: several workers share the cores
         self._path = path
         self._cache_dir = cache_dir
         self._store_graph = store_graph
@@ -75,12 +82,12 @@ class OnnxBertEmbedder:
 
     def _load(self):
         if self._session is None:
-            key = str(self._path)
+            key = (str(self._path), self.threads)
             with _LOADING:
                 if key not in _LOADED:
                     m = BertModelFiles(self._path)
                     graph = cached_graph(self._path, self._cache_dir, fused=True, m=m, store=self._store_graph)
-                    _LOADED[key] = (m, open_session(graph))
+                    _LOADED[key] = (m, open_session(graph, self.threads))
                 self._m, self._session = _LOADED[key]
             self.dimension = self._m.hidden
         return self._session

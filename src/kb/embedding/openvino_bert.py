@@ -24,10 +24,10 @@ from kb.embedding.onnx_bert import cpu_threads
 from kb.embedding.onnx_graph import cached_graph
 
 _BATCH = 32
-# One loaded model per process, model folder and requested precision, whichever KB_HOME
+# One loaded model per process, model folder, requested precision and thread count, whichever KB_HOME
 # cached the graph: a second KnowledgeBase (a service, the benchmark) reuses it instead of
 # hashing the weights, creating an OpenVINO Core and compiling again (0.7-0.9 s measured).
-_LOADED: dict[tuple[str, str], tuple[BertModelFiles, str, Any]] = {}
+_LOADED: dict[tuple[str, str, int], tuple[BertModelFiles, str, Any]] = {}
 _LOADING = threading.Lock()  # ingest jobs of two KBs may start at once: compile once
 
 
@@ -59,9 +59,11 @@ class OpenVinoBertEmbedder:
         precision: str = "auto",
         batch: int = _BATCH,
         store_graph: bool = True,
+        threads: int | None = None,
     ) -> None:
         self.model_id = model_id
         self.batch = batch
+        self.threads = threads or cpu_threads()  # `kb worker --threads`: several workers share the cores
         self._path = path
         self._cache_dir = cache_dir
         self._store_graph = store_graph
@@ -73,7 +75,7 @@ class OpenVinoBertEmbedder:
 
     def _load(self):
         if self._compiled is None:
-            key = (str(self._path), self._requested)
+            key = (str(self._path), self._requested, self.threads)
             with _LOADING:
                 if key not in _LOADED:
                     _LOADED[key] = self._read()
@@ -91,7 +93,7 @@ class OpenVinoBertEmbedder:
         model = core.read_model(graph if isinstance(graph, bytes) else str(graph))
         config = {
             "INFERENCE_PRECISION_HINT": "bf16" if dtype == "bfloat16" else "f32",
-            "INFERENCE_NUM_THREADS": cpu_threads(),
+            "INFERENCE_NUM_THREADS": self.threads,
             "PERFORMANCE_HINT": "LATENCY",
             # Pinned threads cannot move off a core that the service's query threads, a
             # second kb process or anything else keeps busy (the plugin pins by default on

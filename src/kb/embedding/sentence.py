@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from kb.embedding.torch_bert import resolve_dtype
+from kb.embedding.torch_bert import resolve_dtype, use_threads
 from kb.errors import ConfigError
 
 _BATCH = 32
@@ -15,8 +15,9 @@ _LOADED: dict[tuple[str, str], object] = {}  # one model per process and dtype
 
 
 class SentenceTransformerEmbedder:
-    def __init__(self, path: Path, model_id: str, dtype: str = "auto") -> None:
+    def __init__(self, path: Path, model_id: str, dtype: str = "auto", threads: int | None = None) -> None:
         self.model_id = model_id
+        self.threads = threads
         self._path = path
         self._requested = dtype
         self.dtype: str | None = None  # resolved on load: importing torch to ask costs seconds
@@ -34,6 +35,7 @@ class SentenceTransformerEmbedder:
             disable_progress_bars()
             transformers_logging.set_verbosity_error()
 
+            use_threads(self.threads)
             self.dtype = resolve_dtype(self._requested)
             key = (str(self._path), self.dtype)
             if key not in _LOADED:

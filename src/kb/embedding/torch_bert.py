@@ -22,6 +22,15 @@ _BATCH = 32
 _LOADED: dict[tuple[str, str], tuple] = {}  # one copy of the weights per process and dtype
 
 
+def use_threads(threads: int | None) -> None:
+    """torch's intra-op threads for this process (`kb worker --threads`), when given: a
+    setting of the whole process, which is what a worker's encoder is."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def resolve_dtype(requested: str) -> str:
     if requested != "auto":
         return requested
@@ -31,16 +40,18 @@ def resolve_dtype(requested: str) -> str:
 
 
 class TorchBertEmbedder:
-    def __init__(self, path: Path, model_id: str, dtype: str = "auto") -> None:
+    def __init__(self, path: Path, model_id: str, dtype: str = "auto", threads: int | None = None) -> None:
         self.model_id = model_id
         self._path = path
         self._requested = dtype
+        self.threads = threads
         self.dtype: str | None = None  # resolved on load: asking torch means importing it
         self._weights = None
         self.dimension = 0
 
     def _load(self):
         if self._weights is None:
+            use_threads(self.threads)
             self.dtype = resolve_dtype(self._requested)
             key = (str(self._path), self.dtype)
             if key not in _LOADED:

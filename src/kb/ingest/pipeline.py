@@ -312,15 +312,18 @@ class IngestPipeline:
             self.progress.worked(sum(weight[i] for i, c in enumerate(fresh) if c.id in stored))
             weight = [weight[i] for i, c in enumerate(fresh) if c.id not in stored]
             fresh = [c for c in fresh if c.id not in stored]
-        stale = [i for p in pending for i in p.stale]
-        if stale:
-            store.delete(stale)
         for start in range(0, len(fresh), self.batch):
             part = fresh[start : start + self.batch]
             store.add(part, self._embed([c.embedding_text() for c in part]))
             self.report.chunks_embedded += len(part)
             self.progress.embedded(len(part))
             self.progress.worked(sum(weight[start : start + self.batch]))
+        # Old chunks go once the new ones are stored: when embedding fails (a service down),
+        # the documents keep their previous chunks, still searchable. (Stale and fresh ids
+        # never overlap, so the order is otherwise free.)
+        stale = [i for p in pending for i in p.stale]
+        if stale:
+            store.delete(stale)
         now = time.time()
         for item in pending:
             item.record.ingested_at = now

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     import redis
 
 # Meta keys every instance must agree on; the rest (keyword_index, synced) describe the mirror.
-_SHARED_META = ("model", "generation", "content_version")
+_SHARED_META = ("model", "dimension", "generation", "content_version")
 _SYNCED = "synced_content_key"
 _SYNC_BATCH = 500  # files per mirror transaction: a sync of a large KB does not hold SQLite's lock for long
 

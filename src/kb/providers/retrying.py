@@ -2,7 +2,7 @@
 
 A 429's Retry-After is honoured when it fits in the deadline; when it does not, the
 error goes up at once so the chain can move on instead of sleeping. `retried` is the policy,
-for any call (the reranker uses it too); `Retrying` wraps a provider with it.
+for any call (the reranker and remote embeddings use it too); `Retrying` wraps a provider with it.
 """
 
 from __future__ import annotations

@@ -58,8 +58,11 @@ class Service:
             raise RequestTimeout from exc
 
     def warm(self) -> None:
-        """Loads the query encoder, so the first search does not pay for it."""
-        self.library.home.query_embedder.embed(["ready"])
+        """Loads the query encoder, so the first search does not pay for it. An embedding
+        service has nothing to load, and its being down must not keep this instance from
+        serving keyword searches, jobs and the rest: searches report it (503) instead."""
+        if self.settings.embedding.kind == "local":
+            self.library.home.query_embedder.embed(["ready"])
         self.model_ready = True
 
     def readiness(self) -> dict[str, str]:

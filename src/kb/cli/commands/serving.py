@@ -13,11 +13,24 @@ def worker(
     workers: int | None = typer.Option(
         None, "--workers", min=1, max=64, help="Jobs run at once (default: queue.workers)."
     ),
+    threads: int | None = typer.Option(
+        None,
+        "--threads",
+        min=1,
+        max=256,
+        help="Threads of this worker's encoder (default: embedding.threads, else one per core); "
+        "several workers on one machine share its cores with e.g. --threads 1 each.",
+    ),
 ) -> None:
     """Run background jobs from the queue until stopped (Ctrl-C finishes the running ones)."""
+    from dataclasses import replace
+
     from kb.worker import run_worker
 
-    run_worker(context.of(ctx).settings(), workers, ui.note)
+    settings = context.of(ctx).settings()
+    if threads is not None:
+        settings = replace(settings, embedding=replace(settings.embedding, threads=threads))
+    run_worker(settings, workers, ui.note)
 
 
 def serve(

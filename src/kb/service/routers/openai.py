@@ -3,6 +3,7 @@
 - GET /v1/models, /v1/models/{id}: the knowledge bases the token may use, as models.
 - POST /v1/embeddings: kb's embedding model (float lists, or base64 as the official
   clients ask for by default); at most MAX_INPUTS texts of MAX_INPUT_CHARS characters.
+  Another kb can use it as its `[embedding] kind = "openai"` service.
 - POST /v1/chat/completions: the "model" is a knowledge base; the last user message is the
   question and the user and assistant messages before it the conversation, so the passages
   are retrieved for the question as the conversation means it (kb.answering.conversation);
@@ -44,6 +45,7 @@ from kb.service.streaming import answer_stream
 if TYPE_CHECKING:
     from kb.answering.answer import Answer
     from kb.answering.conversation import Turn
+    from kb.embedding import Embedder
     from kb.home import Home
     from kb.knowledge_base import KnowledgeBase
 
@@ -52,6 +54,7 @@ Reader = Annotated[Principal, Depends(need("read", "use the OpenAI dialect"))]
 
 MAX_INPUTS = 256
 MAX_INPUT_CHARS = 16_384  # far past the model's 256 word pieces, which is all it reads
+QUERY_BATCH = 8  # more texts than this in one request go to the ingest encoder
 
 
 class _Open(BaseModel):
@@ -176,7 +179,13 @@ async def embeddings(body: EmbeddingsRequest, service: ServiceDep, principal: Re
     if any(not t or len(t) > MAX_INPUT_CHARS for t in texts):
         raise InputError(f"every input must be a non-empty text of at most {MAX_INPUT_CHARS} characters", field="input")
     home = service.library.home
-    embedded = await service.batcher.submit("embeddings", texts, functools.partial(_embedded, home))
+    if len(texts) > QUERY_BATCH:
+        # Many texts are documents (another kb ingesting through this one): the ingest
+        # encoder, on every core, without filling the query cache.
+        embedded = await service.call(_embedded, home.embedder, home, texts)
+    else:  # a few are queries: batched with other requests' and cached
+        embedded = await service.batcher.submit("embeddings", texts,
+                                                functools.partial(_embedded, home.query_embedder, home))  # fmt: skip
     width = len(embedded[0][0])
     if body.dimensions is not None and body.dimensions != width:
         raise InputError(f"dimensions={body.dimensions}: kb's model gives {width} only", field="dimensions")
@@ -191,9 +200,9 @@ async def embeddings(body: EmbeddingsRequest, service: ServiceDep, principal: Re
                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})  # fmt: skip
 
 
-def _embedded(home: Home, texts: list[str]) -> list[tuple[np.ndarray, int]]:
+def _embedded(encoder: Embedder, home: Home, texts: list[str]) -> list[tuple[np.ndarray, int]]:
     """Each text's vector and word-piece count, for every text of a batch of requests."""
-    vectors = np.asarray(home.query_embedder.embed(texts), dtype=np.float32)
+    vectors = np.asarray(encoder.embed(texts), dtype=np.float32)
     return [(row, home.chunker.count(text)) for row, text in zip(vectors, texts, strict=True)]
 
 
