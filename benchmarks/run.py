@@ -72,14 +72,19 @@ def bench_startup(work: Path, reps: int) -> None:
         wall(KB + ["search", f"how do bees survive winter number {i}", "-k", "5", "--json"], env)[0]
         for i in range(reps)
     ]  # a new query each time: no query-embedding cache hit
-    RAW["startup"] = {"python_s": python, "help_s": helps, "cached_ask_s": asks, "cold_search_s": searches}
-    for name, goal, times in (
-        ("kb --help", 0.3, helps),
-        ("cached kb ask", 0.5, asks),
-        ("cold kb search", 2.5, searches),
+    # The reference a user meets first: what a script built on sentence-transformers pays to start.
+    st = statistics.median(wall([sys.executable, "-c", "import sentence_transformers"], env)[0] for _ in range(reps))
+    RAW["startup"] = {"python_s": python, "help_s": helps, "cached_ask_s": asks, "cold_search_s": searches,
+                      "import_sentence_transformers_s": st}  # fmt: skip
+    for name, goal, share, times in (
+        ("kb --help", 0.3, 30, helps),
+        ("cached kb ask", 0.5, 20, asks),
+        ("cold kb search", 2.5, 8, searches),
     ):
         median = statistics.median(times)
-        row(f"4. {name}", f"≤ {goal} s", f"{median:.2f} s ({median / python:.1f}x bare python)", median <= goal)
+        row(f"4. {name}", f"≤ {goal} s and ≤ 1/{share} of import sentence_transformers ({st:.2f} s)",
+            f"{median:.2f} s ({median / python:.1f}x bare python, 1/{st / median:.0f} of the import)",
+            median <= goal and median <= st / share)  # fmt: skip
 
 
 # -- targets 1 and 2: ingest throughput --------------------------------------------------

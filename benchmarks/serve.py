@@ -5,10 +5,13 @@
 One knowledge base of SciFact abstracts (../shared/eval-data/scifact-train, or the standard
 library's docstrings where that folder is missing), ingested once by kb; the peer searches a
 copy of the same Chroma folder. Both servers run on 127.0.0.1, one at a time, alternating
-round by round, driven by the same closed-loop load generator (benchmarks/load.py) in this
-process at 1 and 16 clients. Every query is distinct (SciFact claims, numbered once they
+round by round, driven by the same closed-loop load generator (benchmarks/loadgen.py, light
+on CPU: it shares the cores) in this process at 1 and 16 clients. Every query is distinct (SciFact claims, numbered once they
 repeat): no cache can answer one. The server's CPU time per request is read from /proc.
-Then kb's /v1/embeddings and /v1/ask (extractive, no answer cache) the same way.
+Then kb's /v1/embeddings and /v1/ask (extractive, no answer cache) the same way, and the
+parts of a search measured alone in this process (query encoding at the batch size the
+16-client load reached, read from kb's /metrics; the vector search; the keyword search;
+fusion and the rest of the ranking), against the server's CPU per search.
 
 Both servers share this machine's cores with the load generator; the figures are ratios
 measured in one run. The peer was given its best shot: its thread pool at 40 (AnyIO's
@@ -36,7 +39,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from benchmarks.corpus import prose_corpus  # noqa: E402
 from benchmarks.cpu import cpu_line  # noqa: E402
-from benchmarks.load import _measure  # noqa: E402
+from benchmarks.loadgen import measure  # noqa: E402
 from tests.service.processes import Server, free_port  # noqa: E402
 
 SCIFACT = HERE.parent.parent / "shared" / "eval-data" / "scifact-train"
@@ -114,22 +117,95 @@ class Peer:
 
 
 def _cpu_s(pid: int) -> float:
-    """User and system CPU seconds of a process, all its threads."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User and system CPU seconds of a process and its children (uvicorn's workers), all
+    their threads."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if stat.parent.name == str(pid) or fields[1] == str(pid):
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def _batches(url: str) -> tuple[float, float]:
+    """kb's (calls, items) of batched requests so far; (0, 0) for the peer."""
+    try:
+        text = httpx.get(f"{url}/metrics", timeout=10).text
+    except httpx.HTTPError:
+        return 0.0, 0.0
+    found = dict(line.split() for line in text.splitlines() if line.startswith("kb_batched_"))
+    return float(found.get("kb_batched_calls_total", 0)), float(found.get("kb_batched_items_total", 0))
 
 
 def _run(url: str, pid: int, clients: int, total: int, make_request) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    calls, items = _batches(url)
     before = _cpu_s(pid)
-    result = asyncio.run(_measure(url, clients, total, make_request))
+    result = asyncio.run(measure(url, clients, total, make_request))
     result["server_cpu_ms"] = round((_cpu_s(pid) - before) * 1000 / max(1, result["requests"]), 2)
+    calls_after, items_after = _batches(url)
+    if calls_after > calls:
+        result["mean_batch"] = round((items_after - items) / (calls_after - calls), 1)
     return result
 
 
 def _show(label: str, r: dict[str, Any]) -> None:
+    batch = f"  batch {r['mean_batch']}" if "mean_batch" in r else ""
     print(f"{label:34} {r['clients']:>2} clients: {r['throughput']:7.1f} req/s  p50 {r['p50_ms']:6.1f} ms  "
-          f"p99 {r['p99_ms']:6.1f} ms  server CPU {r['server_cpu_ms']:5.2f} ms/req  errors {r['errors']}",
-          flush=True)  # fmt: skip
+          f"p99 {r['p99_ms']:6.1f} ms  server CPU {r['server_cpu_ms']:5.2f} ms/req  client CPU "
+          f"{r['client_cpu_ms']:.2f} ms/req{batch}  errors {r['errors']}", flush=True)  # fmt: skip
+
+
+def measure_parts(home: Path, queries: Queries, batch: int, n: int = 256) -> dict[str, float]:
+    """CPU milliseconds per query of each part of a default (hybrid) search, measured alone."""
+    import numpy as np
+
+    from kb.config import load_settings
+    from kb.embedding import open_embedder
+    from kb.knowledge_base import KnowledgeBase
+    from kb.retrieval import ranking
+    from kb.retrieval.keyword import terms
+    from kb.retrieval.query import Query
+
+    settings = load_settings(home=str(home))
+    kb = KnowledgeBase(settings)
+    encoder = open_embedder(settings, for_queries=True, warm=True)
+    access = kb.access
+    size = ranking.depth(K, "hybrid", False)
+
+    def cpu_ms(work, texts: list[str]) -> tuple[float, list[Any]]:  # type: ignore[no-untyped-def]
+        work(texts[:64])  # warm: the index loaded, the pages cached, the runtime's threads up
+        started = time.process_time()
+        out = work(texts[64:])
+        return (time.process_time() - started) * 1000 / (len(texts) - 64), out
+
+    def encode(texts: list[str]) -> Any:
+        return np.vstack([encoder.embed(texts[i : i + batch]) for i in range(0, len(texts), batch)])
+
+    texts = [queries.next() for _ in range(n + 64)]
+    vectors = encode(texts)
+    by_text = dict(zip(texts, vectors, strict=True))
+
+    def vector_search(part: list[str]) -> list[Any]:
+        rows = np.vstack([by_text[t] for t in part])
+        return [d for i in range(0, len(part), batch) for d in access.store.nearest_many(rows[i : i + batch], size)]
+
+    with access.reading():
+        encode_ms, _ = cpu_ms(encode, texts)
+        vector_ms, _ = cpu_ms(vector_search, texts)
+        dense = dict(zip(texts, vector_search(texts), strict=True))
+        keyword_ms, _ = cpu_ms(lambda part: [ranking._hybrid_keyword(access.manifest, access.rare_terms, terms(t),
+                                                                      [c for c, _ in dense[t]], size)
+                                              for t in part], texts)  # fmt: skip
+        ranked_ms, _ = cpu_ms(lambda part: [ranking.ranked(access.manifest, access.store, encoder, access.rare_terms,
+                                                           Query(t), K, "hybrid", False, dense=dense[t])
+                                            for t in part], texts)  # fmt: skip
+    kb.close()
+    parts = {"encode": encode_ms, "vector search": vector_ms, "keyword search": keyword_ms,
+             "fusion and the rest": max(0.0, ranked_ms - keyword_ms)}  # fmt: skip
+    return {name: round(ms, 3) for name, ms in parts.items()}
 
 
 def _searches(queries: Queries):  # type: ignore[no-untyped-def]
@@ -197,6 +273,9 @@ def run(work: Path, docs: int, rounds: int, n1: int, n16: int) -> dict[str, Any]
         finally:
             peer.stop()
         results["rounds"].append(row)
+    batch = max(1, round(results["rounds"][-1]["kb"][16].get("mean_batch", 1)))
+    results["parts"] = measure_parts(home, queries, batch)
+    results["parts_batch"] = batch
     return results
 
 
@@ -216,6 +295,12 @@ def summary(results: dict[str, Any]) -> list[str]:
     met = kb16["throughput"] >= 3 * peer16["throughput"] and kb16["p99_ms"] <= peer16["p99_ms"]
     met = met and kb1["p50_ms"] <= peer1["p50_ms"]
     lines.append(f"goal (>= 3x at 16 clients, p99 and 1-client p50 no worse): {'met' if met else 'NOT met'}")
+    parts = results["parts"]
+    alone = sum(parts.values())
+    lines.append(f"parts alone (CPU ms per search, encoder at batch {results['parts_batch']}): "
+                 + ", ".join(f"{k} {v}" for k, v in parts.items()) + f"; sum {alone:.2f}")  # fmt: skip
+    lines.append(f"kb serve's CPU per search at 16 clients {kb16['server_cpu_ms']} ms = "
+                 f"{kb16['server_cpu_ms'] / alone:.2f}x its parts (goal <= 1.5x)")  # fmt: skip
     return lines
 
 

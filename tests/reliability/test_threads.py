@@ -215,11 +215,11 @@ def test_close_waits_for_running_operations_and_later_ones_reopen_hash_embedder(
     store = kb.access.store
     real_nearest = store.nearest
 
-    def held_nearest(vector, n):
+    def held_nearest(vector, n, only=None):
         inside.set()
         assert release.wait(60)
         order.append("search done")
-        return real_nearest(vector, n)
+        return real_nearest(vector, n, only)
 
     store.nearest = held_nearest
     searching = threading.Thread(target=lambda: order.append(len(kb.search("red apples", k=3))))

@@ -150,7 +150,10 @@ class ServeSettings:
     max_upload_mb: float = _f(100.0, "Largest upload (all files of one request).", gt=0)
     request_timeout_s: float = _f(120.0, "How long one request may run before it is answered with 504.", gt=0)
     max_in_flight: int = _f(128, "Requests one instance works on at once; more are answered 429.", min=1)
-    micro_batch: bool = _f(True, "Encode the queries of searches that arrive together in one batch.")
+    micro_batch: bool = _f(
+        True,
+        "Answer searches (and embedding inputs, and encode the queries of asks) that arrive together in one batch.",
+    )
 
 
 @dataclass

@@ -26,12 +26,13 @@ Run = Callable[[Call, list[Any]], Awaitable[Sequence[Any]]]  # runs a call on a 
 class _Batch:
     def __init__(self) -> None:
         self.pending: list[tuple[list[Any], asyncio.Future[list[Any]]]] = []
-        self.running = False
+        self.running = False  # one call at a time per key: two in flight were measured slower
 
 
 class Batcher:
-    def __init__(self, run: Run, max_items: int = 64) -> None:
+    def __init__(self, run: Run, max_items: int = 64, enabled: bool = True) -> None:
         self._run = run
+        self._enabled = enabled  # off (serve.micro_batch = false): each request its own call
         self._max = max_items
         self._batches: dict[Hashable, _Batch] = {}
         self.calls = 0  # calls made and items they carried: the batch sizes reached, in /metrics
@@ -40,6 +41,8 @@ class Batcher:
     async def submit(self, key: Hashable, items: Sequence[Any], call: Call) -> list[Any]:
         """`call(items)`'s results for these items, from a call shared with the requests of
         the same `key` that wait with them. `call` must answer item for item, in order."""
+        if not self._enabled:
+            return list(await self._run(call, list(items)))
         batch = self._batches.setdefault(key, _Batch())
         future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
         batch.pending.append((list(items), future))

@@ -42,7 +42,7 @@ class Service:
 
             self.worker = EmbeddedWorker(self.library, settings.queue.workers)
         self.model_ready = False
-        self.batcher = Batcher(self.call)
+        self.batcher = Batcher(self.call, enabled=settings.serve.micro_batch)
         self.observability.watch(self.batcher)
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
