@@ -83,7 +83,7 @@ def _mutate(folder: Path, rng: random.Random, round_no: int) -> None:
         _rewrite(folder / f"sub{n % 7}" / f"doc{n}.md", n, round_no, rng)
 
 
-@pytest.mark.parametrize("kills", [20, pytest.param(100, marks=pytest.mark.soak)])
+@pytest.mark.parametrize("kills", [12, pytest.param(100, marks=pytest.mark.soak)])
 def test_sigkill_during_ingest_never_loses_or_duplicates_hash_embedder(tmp_path, kb_home, kills):
     _kill_and_compare(tmp_path, kb_home, kills, {"KB_MODEL": "hash", "KB_INGEST_BATCH": "8"})
 
