@@ -31,7 +31,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
-from kb.answering.prompt import estimate_tokens
+from kb.answering.budget import estimate_tokens
 from kb.answering.question import check_text
 from kb.errors import InputError
 from kb.retrieval.query import Query

@@ -3,18 +3,17 @@ conversation, its earlier turns as chat messages before the question."""
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from kb.answering.budget import CHARS_PER_TOKEN, estimate_tokens
 from kb.documents import Hit
 
 if TYPE_CHECKING:
     from kb.answering.conversation import Turn
 
 PROMPT_VERSION = "2"
-CHARS_PER_TOKEN = 3.5  # conservative for English; keeps estimates above real counts
 
 SYSTEM = """You answer questions using only the numbered passages from the user's own documents.
 Rules:
@@ -32,10 +31,6 @@ HISTORY_SHARE = 0.5  # at most this part of the prompt's budget goes to earlier 
 
 # A document cannot close its own passage and speak as the prompt: tags inside it are defused.
 _TAG = re.compile(r"</?\s*passage\s*>", re.IGNORECASE)
-
-
-def estimate_tokens(text: str) -> int:
-    return math.ceil(len(text) / CHARS_PER_TOKEN)
 
 
 def _label(n: int, hit: Hit) -> str:
