@@ -17,53 +17,27 @@ import json
 import socket
 import struct
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from kb.embedding.hashing import HashEmbedder
+from tests.fake_service import FakeService, JsonHandler
 
 
-class FakeEmbeddings:
+class FakeEmbeddings(FakeService):
     def __init__(self, dimension: int = 64) -> None:
         self.dimension = dimension
-        self.mode = "ok"
-        self.script: list[str] = []
         self.retry_after = "0"
-        self.requests: list[dict] = []
         self.auth: list[str] = []  # the Authorization header of each request
         self.meet = 1
         self.in_flight = 0
         self.arrived = 0
         self.most_in_flight = 0
         self._met = threading.Condition()
-        self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
-
-    @property
-    def hits(self) -> int:
-        return len(self.requests)
+        super().__init__()
 
     @property
     def texts(self) -> list[str]:
         return [t for r in self.requests for t in r["input"]]
-
-    def start(self) -> FakeEmbeddings:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def _next_mode(self) -> str:
-        with self._lock:
-            return self.script.pop(0) if self.script else self.mode
 
     def _arrive(self) -> None:
         with self._met:
@@ -90,19 +64,7 @@ class FakeEmbeddings:
     def _handler(self):
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
-
-            def _send(self, status: int, data: bytes, headers: dict | None = None) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for k, v in (headers or {}).items():
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(data)
-
+        class Handler(JsonHandler):
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
                 with fake._lock:

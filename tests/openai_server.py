@@ -14,65 +14,26 @@ from __future__ import annotations
 import json
 import socket
 import struct
-import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from tests.fake_service import FakeService, JsonHandler
 
 
-class FakeOpenAI:
+class FakeOpenAI(FakeService):
     def __init__(self, answer: str = "Queens lay up to 2,000 eggs a day [1].") -> None:
         self.answer = answer
         self.respond: Callable[[dict], str] | None = None
-        self.mode = "ok"
-        self.script: list[str] = []
         self.delay = 5.0
         self.retry_after = "0"
         self.chunk_delay = 0.0  # seconds between streamed chunks, so a client can see them arrive
-        self.requests: list[dict] = []
         self.auth = ""  # the last Authorization header received
-        self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
-
-    @property
-    def hits(self) -> int:
-        return len(self.requests)
-
-    def start(self) -> FakeOpenAI:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def _next_mode(self) -> str:
-        with self._lock:
-            return self.script.pop(0) if self.script else self.mode
+        super().__init__()
 
     def _handler(self):
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
-
-            def _json(self, status: int, body: dict, headers: dict | None = None) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for k, v in (headers or {}).items():
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(data)
-
+        class Handler(JsonHandler):
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
                 with fake._lock:
