@@ -45,7 +45,8 @@ if TYPE_CHECKING:
     from kb.doctor import DoctorReport
     from kb.documents import Hit
     from kb.embedding import Embedder
-    from kb.ingest.pipeline import IngestReport, Progress
+    from kb.ingest.parts import IngestSplit
+    from kb.ingest.pipeline import IngestPipeline, IngestReport, Progress
     from kb.ingest.planning import IngestPlan
     from kb.providers.base import Attempt
     from kb.results import DocumentInfo, KbInfo
@@ -137,34 +138,91 @@ class KnowledgeBase:
         self, scope: IngestScope, progress: Progress | None = None, hold: frozenset[str] = frozenset()
     ) -> IngestReport:
         """`ingest` for a caller that holds the write lock (a repair re-ingesting files)."""
-        from kb.ingest.pipeline import IngestPipeline
+        self._ready_for_writes()
+        with self.access.write_mark() as interrupted:
+            return self._pipeline(progress, recovering=interrupted).run(scope, hold)
 
+    def _ready_for_writes(self) -> None:
+        """Under the write lock: the model checked and recorded, the keyword index built."""
         access = self.access
         access.check_model()
         if not access.manifest.get_meta("model"):
             access.manifest.set_meta("model", self.home.model_id)
         if not access.manifest.keyword_ready():
             access.build_keyword_index()
-        with access.write_mark() as interrupted:
-            pipeline = IngestPipeline(
-                access.manifest,
-                lambda: access.store,
-                self._checked_embed,
-                lambda: self.home.chunker,
-                self.home.model_id,
-                progress,
-                self.settings.ingest_batch,
-                recovering=interrupted,
-            )
-            return pipeline.run(scope, hold)
 
-    def _checked_embed(self, texts: list[str]) -> Any:
-        """The ingest encoder's vectors, once their dimension is the KB's (the first batch
-        of a new KB records it). The encoder loads on the first call, not before."""
+    def _pipeline(self, progress: Progress | None, recovering: bool = False, record: bool = True) -> IngestPipeline:
+        """`record`: the caller holds the write lock, so a new KB takes the encoder's dimension."""
+        from kb.ingest.pipeline import IngestPipeline
+
+        access = self.access
+        return IngestPipeline(access.manifest, lambda: access.store, lambda texts: self._embed(texts, record),
+                              lambda: self.home.chunker, self.home.model_id, progress, self.settings.ingest_batch,
+                              recovering=recovering)  # fmt: skip
+
+    def _embed(self, texts: list[str], record: bool) -> Any:
+        """The ingest encoder's vectors, once their dimension is the KB's (with `record`, the
+        first batch of a new KB records it). The encoder loads on the first call, not before."""
         vectors = self.home.embedder.embed(texts)
         if len(vectors):
-            self.access.check_dimension(int(vectors.shape[1]), record=True)
+            self.access.check_dimension(int(vectors.shape[1]), record=record)
         return vectors
+
+    # -- a background ingest in parts (see kb.ingest.parts and kb.jobs.runner) -----------------
+    def split_ingest(
+        self, paths: IngestScope | Sequence[PathLike], part_files: int, lock_timeout_s: float | None = None
+    ) -> IngestSplit:
+        """Plans an ingest of `paths` in parts of at most `part_files` files, which
+        `ingest_part` can run in several processes at once; reads no file."""
+        from kb.ingest import parts
+
+        with self.access.writing(lock_timeout_s):
+            self._ready_for_writes()  # creates the KB, so its parts may read it
+        with self.access.reading():
+            return parts.split(self._pipeline(None), scope_of(paths), part_files)
+
+    def ingest_part(
+        self, files: Sequence[PathLike], *, progress: Progress | None = None, lock_timeout_s: float | None = None
+    ) -> IngestReport:
+        """Reads, chunks and embeds `files` without the write lock, then commits them under
+        it; the report counts these files only."""
+        started = time.perf_counter()
+        access = self.access
+        with access.reading():
+            access.check_model()
+            pipeline = self._pipeline(progress, record=False)
+            prepared = pipeline.prepare([Path(os.path.abspath(Path(f).expanduser())) for f in files])
+        with access.writing(lock_timeout_s), access.write_mark():
+            commit = self._pipeline(progress)
+            commit.report = pipeline.report
+            if prepared.vectors:
+                access.check_dimension(len(next(iter(prepared.vectors.values()))), record=True)
+            report = commit.commit(prepared)
+        report.seconds = round(time.perf_counter() - started, 3)
+        return report
+
+    def finish_split(self, split: IngestSplit, prune: bool, report: IngestReport, lock_timeout_s: float | None = None,
+                     started: float | None = None) -> IngestReport:  # fmt: skip
+        """Ends an ingest in parts: removes the documents its plan found gone (or, with
+        `prune`, filtered out) that are still listed, and records the ingest in the stats.
+        `report`: its planning's and parts' reports added up; `started`: time.time() when it began."""
+        from kb.ingest.discovery import is_gone
+        from kb.metrics.store import Event
+
+        if split.removals:
+            with self.access.writing(lock_timeout_s), self.access.write_mark():
+                pipeline = self._pipeline(None)
+                pipeline.report = report
+                for source in split.removals:
+                    if prune or is_gone(source):
+                        pipeline.remove(source)
+        ms = round((time.time() - started) * 1000, 2) if started else 0.0
+        event = Event(
+            "ingest", self.name, ms, model=self.home.model_id, error="failed files" if report.failed else None
+        )
+        event.chunks = report.chunks_embedded
+        self._record(event)
+        return report
 
     def watch(
         self, paths: IngestScope | Sequence[PathLike], stop: threading.Event, settle_s: float | None = None

@@ -21,6 +21,7 @@ from kb.knowledge_base import KnowledgeBase
 from kb.options import IngestScope, JobState, PathLike, scope_of
 
 if TYPE_CHECKING:
+    from kb.ingest.parts import IngestSplit
     from kb.ingest.pipeline import IngestReport, Progress
     from kb.jobs.store import Job
     from kb.results import KbSummary
@@ -124,9 +125,18 @@ class Library:
         self.home.queue.submit(job.id)
         return job
 
-    def run_ingest(self, job: Job, progress: Progress) -> IngestReport:
-        """Runs an ingest job's work (the worker's part): waits for another job of its KB."""
-        return self.kb(job.kb).ingest(job.scope, progress=progress, lock_timeout_s=JOB_LOCK_TIMEOUT_S)
+    # -- the worker's side of a job (kb.jobs.runner) ---------------------------------------------
+    def split_job(self, job: Job) -> IngestSplit:
+        """Plans an ingest job in parts; waits for another job of its KB to commit."""
+        return self.kb(job.kb).split_ingest(job.scope, self.settings.queue.part_files, JOB_LOCK_TIMEOUT_S)
+
+    def run_part(self, part: Job, progress: Progress) -> IngestReport:
+        """Reads, embeds and commits one part of an ingest job."""
+        return self.kb(part.kb).ingest_part(part.scope.paths, progress=progress, lock_timeout_s=JOB_LOCK_TIMEOUT_S)
+
+    def finish_job(self, job: Job, split: IngestSplit, report: IngestReport) -> IngestReport:
+        """Ends an ingest job whose parts are all in: the removals its plan found."""
+        return self.kb(job.kb).finish_split(split, job.scope.prune, report, JOB_LOCK_TIMEOUT_S, job.started_at)
 
     # -- access tokens of kb serve ------------------------------------------------------------------
     def create_token(

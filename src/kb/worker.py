@@ -16,7 +16,7 @@ from kb.library import Library
 
 def _runner(library: Library) -> Runner:
     home = library.home
-    runner = Runner(library.run_ingest, home.jobs, home.queue, library.settings)
+    runner = Runner(library, home.jobs, home.queue, library.settings)
     home.queue.bind(runner)
     return runner
 

@@ -181,3 +181,29 @@ def test_redis_down_is_a_store_error_naming_the_server_then_works_again(redis_ba
     redis_outage.start()
     claimed = jobs.claim(job.id, "w", 60)  # same client; the scripts are loaded again
     assert claimed is not None and claimed.state == "running"
+
+
+def test_a_split_job_has_parts_that_any_worker_claims_out_of_the_lists_and_gone_on_retry(backend):
+    jobs = backend.jobs()
+    job = jobs.create("bees", "ingest", SCOPE)
+    parts = [IngestScope.of(["/data/a", "/data/b"]), IngestScope.of(["/data/c"])]
+    assert jobs.split(job.id, "w1", parts, {"parts": 2}) is None  # not claimed: nobody holds it
+    jobs.claim(job.id, "w1", 60)
+    assert jobs.split(job.id, "w2", parts, {"parts": 2}) is None  # only its holder splits it
+    made = jobs.split(job.id, "w1", parts, {"parts": 2, "removals": ["/data/gone"]})
+    assert made is not None and [p.id for p in made] == [f"{job.id}.00000", f"{job.id}.00001"]
+    assert [p.scope for p in made] == parts and {(p.kb, p.kind, p.state, p.parent) for p in made} == {
+        ("bees", "ingest-part", "queued", job.id)
+    }
+    other = backend.jobs()
+    assert other.get(job.id).plan == {"parts": 2, "removals": ["/data/gone"]}
+    assert [j.id for j in other.recent()] == [job.id]  # the job lists show jobs, not their parts
+    part = other.claim(made[1].id, "w2", 60)
+    assert part is not None and part.worker == "w2" and part.parent == job.id
+    assert other.finish(part.id, "w2", "done", {"added": 1}, None)
+    assert [(p.state, p.report) for p in jobs.parts(job.id)] == [("queued", None), ("done", {"added": 1})]
+    jobs.finish(job.id, "w1", "failed", None, "a part failed")
+    again = jobs.requeue(job.id)
+    assert again.plan is None and jobs.parts(job.id) == []  # the retry plans afresh
+    with pytest.raises(JobNotFound):
+        jobs.get(made[0].id)

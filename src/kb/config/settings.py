@@ -161,6 +161,12 @@ class QueueSettings:
     url: str | None = _f(None, "Job queue: none for state.url (Redis) or SQLite under KB_HOME; redis://host:6379/0.")
     workers: int = _f(2, "Jobs `kb worker` runs at once (jobs of one KB still write one at a time).", min=1, max=64)
     lease_s: float = _f(30.0, "A running job renews its lease this often x3; a job whose worker died runs again.", gt=0)
+    part_files: int = _f(
+        32,
+        "An ingest job splits into parts of this many files (a big file alone), which any worker takes.",
+        min=1,
+        max=10_000,
+    )
 
 
 @dataclass

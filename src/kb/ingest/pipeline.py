@@ -5,6 +5,10 @@ read; if only the mtime moved, the content hash decides. Files to read are read,
 and chunked on a read-ahead thread while the encoder works. Chunks are embedded in batches
 that span files, and each file is committed (store first, then manifest) as soon as its
 batch is stored, so an interrupted run keeps everything finished before the interruption.
+
+A part of a split background job (jobs/runner.py) takes the two halves apart: `prepare`
+reads, chunks and embeds its files without the write lock, so workers embed side by side,
+and `commit` stores them under it, checking each file against the manifest as it is then.
 """
 
 from __future__ import annotations
@@ -90,6 +94,16 @@ class _Pending:
     fresh: list[Chunk]  # chunks whose id is not in the store yet
     stale: list[str]  # ids of the previous version that are gone
     is_update: bool
+    known: frozenset[str] = frozenset()  # the previous version's ids, when planned
+
+
+@dataclass
+class Embedded:
+    """A part's files, read, chunked and embedded outside the write lock, for `commit`."""
+
+    pending: list[_Pending]
+    vectors: dict[str, Any]  # chunk id -> vector
+    touched: list[tuple[str, int, int]]  # (source, size, mtime_ns): the content is unchanged
 
 
 @dataclass
@@ -163,6 +177,12 @@ def to_remove(found: Found, manifest: Manifest, prune: bool) -> list[str]:
     return out
 
 
+def _stacked(rows: list[Any]) -> Any:
+    import numpy as np
+
+    return np.stack(rows) if rows else np.zeros((0, 0), dtype=np.float32)
+
+
 def _weights(pending: list[_Pending]) -> list[float]:
     """Each new chunk's share of its file's bytes, aligned with the pending files' fresh
     chunks: storing a batch completes that much of the planned work."""
@@ -208,15 +228,7 @@ class IngestPipeline:
         self.report.skipped = [{"path": p, "reason": r} for p, r in found.skipped]
         self.report.failed = [{"path": p, "reason": r} for p, r in found.failed]
         self.progress.start(len(found.files))
-        to_read = []
-        for path in found.files:
-            try:
-                item = self._check(path)
-            except IngestError as exc:
-                self._failed(str(path), exc)
-                continue
-            if item is not None:
-                to_read.append(item)
+        to_read = self.check_all(found.files)
         self.progress.planned(sum(st.st_size for _, st, _ in to_read))
         chunker = self._chunker()
         for (path, st, old), prepared in _read_ahead(to_read, chunker):
@@ -229,10 +241,23 @@ class IngestPipeline:
                 self._flush()
         self._flush()
         for source in to_remove(found, self.manifest, scope.prune):
-            self._remove(source)
+            self.remove(source)
         self.progress.finish()
         self.report.seconds = round(time.perf_counter() - started, 3)
         return self.report
+
+    def check_all(self, paths: list[Path]) -> list[_ToRead]:
+        """The files to read among `paths`; the others are counted unchanged or failed."""
+        to_read = []
+        for path in paths:
+            try:
+                item = self._check(path)
+            except IngestError as exc:
+                self._failed(str(path), exc)
+                continue
+            if item is not None:
+                to_read.append(item)
+        return to_read
 
     def _check(self, path: Path) -> _ToRead | None:
         """Stat and manifest only: None if the file is known unchanged, else what reading needs."""
@@ -279,8 +304,83 @@ class IngestPipeline:
                 [c for c in chunks if c.id not in old_ids],
                 sorted(old_ids - new_ids),
                 old is not None,
+                frozenset(old_ids),
             )
         )
+
+    # -- a part of a split job -----------------------------------------------------------------
+    def prepare(self, paths: list[Path]) -> Embedded:
+        """Reads, chunks and embeds `paths` against the manifest as it is now, writing
+        nothing: the caller need not hold the write lock."""
+        self.progress.start(len(paths))
+        to_read = self.check_all(paths)
+        self.progress.planned(sum(st.st_size for _, st, _ in to_read))
+        touched = []
+        for (path, st, old), result in _read_ahead(to_read, self._chunker()):
+            try:
+                prepared = result()
+            except IngestError as exc:
+                self._failed(str(path), exc)
+                self.progress.worked(st.st_size)
+                continue
+            if old is not None and old.sha256 == prepared.digest:
+                touched.append((str(path), st.st_size, st.st_mtime_ns))
+                self._unchanged(str(path))
+                self.progress.worked(st.st_size)
+                continue
+            self._plan(path, st, old, prepared)
+        pending, self._pending = self._pending, []
+        fresh = [c for p in pending for c in p.fresh]
+        weight = _weights(pending)
+        self.progress.worked(sum(p.record.size for p in pending if not p.fresh))
+        vectors: dict[str, Any] = {}
+        for start in range(0, len(fresh), self.batch):
+            part = fresh[start : start + self.batch]
+            vectors.update(zip([c.id for c in part], self._embed([c.embedding_text() for c in part]), strict=True))
+            self.report.chunks_embedded += len(part)
+            self.progress.embedded(len(part))
+            self.progress.worked(sum(weight[start : start + self.batch]))
+        return Embedded(pending, vectors, touched)
+
+    def commit(self, part: Embedded) -> IngestReport:
+        """Stores a prepared part and records it in the manifest; the caller holds the write
+        lock. A file whose record moved since `prepare` (another job committed it) is
+        stored against the record as it is now: chunks it lacks are embedded here, and the
+        same content committed meanwhile is left as it is."""
+        store = self._store()
+        for source, size, mtime_ns in part.touched:
+            if self.manifest.get(source) is not None:
+                self.manifest.touch(source, size, mtime_ns)
+        ready: list[_Pending] = []
+        for item in part.pending:
+            current = self.manifest.get(item.record.source)
+            known = frozenset(current.chunk_ids) if current else frozenset()
+            if current is not None and (current.sha256, current.model, current.chunker) == (
+                item.record.sha256, item.record.model, item.record.chunker
+            ):  # fmt: skip
+                self._unchanged(item.record.source)
+                continue
+            if known != item.known:
+                new_ids = {c.id for c in item.chunks}
+                item = replace(item, fresh=[c for c in item.chunks if c.id not in known],
+                               stale=sorted(known - new_ids), is_update=current is not None, known=known)  # fmt: skip
+            ready.append(item)
+        fresh = [c for p in ready for c in p.fresh]
+        missing = [c for c in fresh if c.id not in part.vectors]
+        if missing:
+            part.vectors.update(zip([c.id for c in missing], self._embed([c.embedding_text() for c in missing]),
+                                    strict=True))  # fmt: skip
+            self.report.chunks_embedded += len(missing)
+        for start in range(0, len(fresh), self.batch):
+            chunks = fresh[start : start + self.batch]
+            store.add(chunks, _stacked([part.vectors[c.id] for c in chunks]))
+        stale = [i for p in ready for i in p.stale]
+        if stale:
+            store.delete(stale)
+        self._record(ready)
+        self.manifest.bump_version()
+        self.progress.finish()
+        return self.report
 
     def _failed(self, source: str, exc: Exception) -> None:
         self.report.failed.append({"path": source, "reason": str(exc)})
@@ -324,6 +424,11 @@ class IngestPipeline:
         stale = [i for p in pending for i in p.stale]
         if stale:
             store.delete(stale)
+        self._record(pending)
+        self.manifest.bump_version()
+
+    def _record(self, pending: list[_Pending]) -> None:
+        """Commits stored files to the manifest."""
         now = time.time()
         for item in pending:
             item.record.ingested_at = now
@@ -333,9 +438,9 @@ class IngestPipeline:
             self.report.chunks_added += len(item.fresh)
             self.report.chunks_removed += len(item.stale)
             self.progress.advance(str(item.path), len(item.chunks))
-        self.manifest.bump_version()
 
-    def _remove(self, source: str) -> None:
+    def remove(self, source: str) -> None:
+        """Removes a document from the store and the manifest, if it is there."""
         record = self.manifest.get(source)
         if record is None:
             return

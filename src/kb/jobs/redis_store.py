@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from kb import state as shared
 from kb.errors import Conflict
-from kb.jobs.store import Job, job_from_fields, not_found
+from kb.jobs.store import Job, job_from_fields, not_found, part_id
 from kb.options import IngestScope, JobState
 
 if TYPE_CHECKING:
@@ -97,15 +97,44 @@ return 1
 """
 )
 
-# The check and the change in one step (the SQLite store reads, then writes).
+# The check and the change in one step (the SQLite store reads, then writes). KEYS: the
+# job, the list of its parts, the leases; ARGV[1]: the prefix of a job's key.
 _REQUEUE = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 'missing' end
 local state = redis.call('HGET', KEYS[1], 'state')
 if state == 'queued' or state == 'running' then return state end
 redis.call('HSET', KEYS[1], 'state', 'queued', 'progress', '{}')
-redis.call('HDEL', KEYS[1], 'finished_at', 'report', 'error')
+redis.call('HDEL', KEYS[1], 'finished_at', 'report', 'error', 'plan')
+for _, part in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
+    redis.call('DEL', ARGV[1] .. part)
+    redis.call('ZREM', KEYS[3], part)
+end
+redis.call('DEL', KEYS[2])
 return 'ok'
 """
+
+# KEYS: the job, the list of its parts, then each part's key; ARGV: worker, plan, then
+# (part id, params) pairs. Parts stay out of the created index: job lists leave them out.
+_SPLIT = (
+    _NOW
+    + """
+if not (redis.call('HGET', KEYS[1], 'state') == 'running' and redis.call('HGET', KEYS[1], 'worker') == ARGV[1]) then
+    return 0
+end
+redis.call('HSET', KEYS[1], 'plan', ARGV[2])
+local kb = redis.call('HGET', KEYS[1], 'kb')
+local parent = redis.call('HGET', KEYS[1], 'id')
+redis.call('DEL', KEYS[2])
+for i = 3, #KEYS do
+    local id, params = ARGV[2 * i - 3], ARGV[2 * i - 2]
+    redis.call('DEL', KEYS[i])
+    redis.call('HSET', KEYS[i], 'id', id, 'kb', kb, 'kind', 'ingest-part', 'state', 'queued', 'params', params,
+               'created_at', stamp(now), 'runs', '0', 'progress', '{}', 'deliveries', '[]', 'parent', parent)
+    redis.call('RPUSH', KEYS[2], id)
+end
+return 1
+"""
+)
 
 _EXPIRED = (
     _NOW
@@ -155,6 +184,7 @@ class RedisJobStore:
                 ("progress", _PROGRESS),
                 ("finish", _FINISH),
                 ("requeue", _REQUEUE),
+                ("split", _SPLIT),
                 ("expired", _EXPIRED),
                 ("add_delivery", _ADD_DELIVERY),
             )
@@ -163,6 +193,10 @@ class RedisJobStore:
     @staticmethod
     def _job_key(job_id: str) -> str:
         return shared.key("jobs", "job", job_id)
+
+    @staticmethod
+    def _parts_key(job_id: str) -> str:
+        return shared.key("jobs", "parts", job_id)
 
     def _run(self, script: str, doing: str, keys: list[str], args: list[Any]) -> Any:
         with shared.translated(self._client, doing):
@@ -254,12 +288,34 @@ class RedisJobStore:
 
     def requeue(self, job_id: str) -> Job:
         """`kb jobs retry`: a finished job runs again (a running one cannot be retried)."""
-        outcome = shared.text(self._run("requeue", f"requeueing job {job_id}", [self._job_key(job_id)], []))
+        keys = [self._job_key(job_id), self._parts_key(job_id), self._leases]
+        outcome = shared.text(self._run("requeue", f"requeueing job {job_id}", keys, [self._job_key("")]))
         if outcome == "missing":
             raise not_found(job_id)
         if outcome != "ok":
             raise Conflict(f"job {job_id} is {outcome}; only a done or failed job can be retried")
         return self.get(job_id)
+
+    def split(self, job_id: str, worker: str, parts: list[IngestScope], plan: dict) -> list[Job] | None:
+        """Records the plan of a job `worker` holds and its parts, queued, in one step; None
+        if the job is no longer this worker's."""
+        ids = [part_id(job_id, n) for n in range(len(parts))]
+        keys = [self._job_key(job_id), self._parts_key(job_id), *(self._job_key(i) for i in ids)]
+        args: list[Any] = [worker, json.dumps(plan)]
+        for part, scope in zip(ids, parts, strict=True):
+            args += [part, json.dumps(scope.to_json())]
+        if self._run("split", f"splitting job {job_id}", keys, args) != 1:
+            return None
+        return self.parts(job_id)
+
+    def parts(self, job_id: str) -> list[Job]:
+        with shared.translated(self._client, f"reading the parts of job {job_id}"):
+            ids = cast(list[bytes], self._client.lrange(self._parts_key(job_id), 0, -1))
+            pipe = self._client.pipeline(transaction=False)
+            for part in ids:
+                pipe.hgetall(self._job_key(shared.text(part)))
+            rows = pipe.execute() if ids else []
+        return [_from_hash(fields) for fields in rows if fields]
 
     def expired(self) -> list[str]:
         """Running jobs whose lease ran out: their worker stopped."""

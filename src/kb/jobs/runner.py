@@ -1,11 +1,19 @@
-"""Running jobs on a worker: claim with a lease, ingest, record, notify.
+"""Running jobs on workers: claim with a lease, plan, run the parts, record, notify.
 
 A worker claims a job by taking its lease in the job store and renews it every third of
-`queue.lease_s` while the ingest runs. If the worker dies (kill -9, a lost machine), the
-lease runs out and any other worker's reclaimer submits the job again; the ingest pipeline
-is crash-safe and idempotent, so the rerun skips what the dead worker committed and ends
-with exactly the chunks of an uninterrupted run. Jobs of one knowledge base wait for its
-write lock, so they never write at once, on one machine or several.
+`queue.lease_s` while the job runs. An ingest job is planned by the worker that claims it
+(discovery and the stat pass, kb.ingest.parts) and split into parts of at most
+`queue.part_files` files: job records of their own, each queued, so that every worker can
+take one. A part is read, chunked and embedded without the KB's write lock, and committed
+under it in one short, idempotent step; parts of one KB therefore embed side by side and
+commit one at a time, on one machine or several. The job's worker takes parts too while it
+waits, adds up their progress into the job's, and when all are in, removes the documents
+the plan found gone, records the report and sends one webhook.
+
+A worker that dies loses nothing: the lease of its part (or its job) runs out, and any
+other worker's reclaimer submits it again. A part that fails is tried again, up to
+`PART_RUNS` times in all; then the job fails with its reasons, and the parts committed
+stay. A job's retry plans afresh, so it skips what was committed.
 """
 
 from __future__ import annotations
@@ -15,20 +23,29 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kb.config import Settings
 from kb.errors import KbError
-from kb.options import JobState
+from kb.options import IngestScope, JobState
 
 if TYPE_CHECKING:
+    from kb.ingest.parts import IngestSplit
     from kb.ingest.pipeline import IngestReport, Progress
     from kb.jobs.queue import JobQueue
     from kb.jobs.store import Job, JobStore
 
 PROGRESS_EVERY_S = 0.5
-Ingest = Callable[["Job", "Progress"], "IngestReport"]
+PART_RUNS = 3  # tries of a part before its job fails
+WAIT_S = 0.2  # how often the job's worker looks at its parts when it has none to run
+
+
+class IngestWork(Protocol):
+    """The core's side of an ingest job (kb.library.Library)."""
+
+    def split_job(self, job: Job) -> IngestSplit: ...
+    def run_part(self, part: Job, progress: Progress) -> IngestReport: ...
+    def finish_job(self, job: Job, split: IngestSplit, report: IngestReport) -> IngestReport: ...
 
 
 class _Progress:
@@ -71,6 +88,51 @@ class _Progress:
         self._write(force=True)
 
 
+def _outcome(run: Any) -> tuple[JobState, dict | None, str | None]:
+    try:
+        report = run()
+    except KbError as exc:
+        return "failed", None, str(exc)
+    except Exception as exc:  # a bug must fail the job, not leave it running forever
+        return "failed", None, f"internal error ({type(exc).__name__}: {exc})"
+    return "done", report.to_json(), None
+
+
+def _number(part: Job) -> int:
+    return int(part.id.rsplit(".", 1)[1]) + 1
+
+
+def _lapsed(part: Job) -> bool:
+    return part.state == "running" and (part.lease_until or 0) < time.time()
+
+
+class _Summed:
+    """A split job's progress: its planning's and its parts' added up (twice a second)."""
+
+    def __init__(self, jobs: JobStore, job_id: str, worker: str, split: IngestSplit) -> None:
+        self.jobs, self.job_id, self.worker = jobs, job_id, worker
+        planned = split.report
+        self.base = {"files_total": planned.files_seen, "files_done": planned.unchanged + len(planned.failed),
+                     "chunks": 0, "bytes_total": split.work_bytes, "bytes_done": 0}  # fmt: skip
+        self._written = 0.0
+
+    def write(self, parts: list[Job], force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._written < PROGRESS_EVERY_S:
+            return
+        self._written = now
+        state: dict[str, Any] = dict(self.base)
+        for part in parts:
+            for key in ("files_done", "chunks", "bytes_done"):
+                state[key] += int(part.progress.get(key) or 0)
+        state["files_done"] = min(state["files_done"], state["files_total"])
+        state["parts_total"] = len(parts)
+        state["parts_done"] = sum(p.state == "done" for p in parts)
+        state["workers"] = sorted({p.worker for p in parts if p.worker})
+        with contextlib.suppress(KbError):  # progress is a view; the next write comes soon
+            self.jobs.progress(self.job_id, self.worker, state)
+
+
 class _Lease:
     """Renews a job's lease in the background while the job runs."""
 
@@ -94,8 +156,8 @@ class _Lease:
 
 
 class Runner:
-    def __init__(self, ingest: Ingest, jobs: JobStore, queue: JobQueue, settings: Settings) -> None:
-        self.ingest = ingest
+    def __init__(self, work: IngestWork, jobs: JobStore, queue: JobQueue, settings: Settings) -> None:
+        self.work = work
         self.jobs = jobs
         self.queue = queue
         self.settings = settings
@@ -105,23 +167,71 @@ class Runner:
 
     # -- jobs -----------------------------------------------------------------------------
     def run(self, job_id: str) -> None:
+        """Runs a job or a part, if no other worker holds it and it is not finished."""
         lease_s = self.settings.queue.lease_s
         job = self.jobs.claim(job_id, self.worker, lease_s)
         if job is None:
-            return  # another worker holds it, or it is finished
+            return
+        if job.parent is not None:
+            self._run_part(job)
+            return
         with _Lease(self.jobs, job.id, self.worker, lease_s):
-            state, report, error = self._ingest(job)
+            state, report, error = _outcome(lambda: self._ingest(job))
         if self.jobs.finish(job.id, self.worker, state, report, error):
             self._notify(self.jobs.get(job.id), "job.done" if state == "done" else "job.failed")
 
-    def _ingest(self, job: Job) -> tuple[JobState, dict | None, str | None]:
-        try:
-            report = self.ingest(job, _Progress(self.jobs, job.id, self.worker))
-        except KbError as exc:
-            return "failed", None, str(exc)
-        except Exception as exc:  # a bug must fail the job, not leave it running forever
-            return "failed", None, f"internal error ({type(exc).__name__}: {exc})"
-        return "done", report.to_json(), None
+    def _ingest(self, job: Job) -> IngestReport:
+        """Plans the job (unless a worker that died had), then runs and awaits its parts."""
+        from kb.ingest.parts import IngestSplit, merged, report_of
+
+        started = job.started_at or time.time()
+        if job.plan is None:
+            split = self.work.split_job(job)
+            parts = self.jobs.split(job.id, self.worker, [IngestScope.of(p) for p in split.parts], split.to_json())
+            if parts is None:
+                raise KbError(f"job {job.id} was taken over by another worker")
+            for part in parts:
+                self.queue.submit(part.id)
+        else:
+            split = IngestSplit.from_json(job.plan)
+        parts = self._await_parts(job, split)
+        report = merged([split.report, *(report_of(p.report or {}) for p in parts)])
+        report = self.work.finish_job(job, split, report)
+        report.seconds = round(time.time() - started, 3)
+        return report
+
+    def _await_parts(self, job: Job, split: IngestSplit) -> list[Job]:
+        """Runs parts of the job while any is waiting, and tries failed ones again, until
+        all are done; KbError when one failed `PART_RUNS` times."""
+        progress = _Summed(self.jobs, job.id, self.worker, split)
+        while True:
+            parts = self.jobs.parts(job.id)
+            progress.write(parts)
+            if all(p.state == "done" for p in parts):
+                progress.write(parts, force=True)
+                return parts
+            for part in parts:
+                if part.state == "failed":
+                    if part.runs >= PART_RUNS:
+                        raise KbError(f"part {_number(part)} of {len(parts)} failed {part.runs} times: {part.error}")
+                    self.jobs.requeue(part.id)
+                    self.queue.submit(part.id)
+            waiting = [p for p in parts if p.state == "queued" or _lapsed(p)]
+            if waiting:
+                self.run(waiting[0].id)
+            else:
+                time.sleep(WAIT_S)
+
+    def _run_part(self, part: Job) -> None:
+        with _Lease(self.jobs, part.id, self.worker, self.settings.queue.lease_s):
+            state, report, error = _outcome(lambda: self._part(part))
+        self.jobs.finish(part.id, self.worker, state, report, error)
+
+    def _part(self, part: Job) -> IngestReport:
+        assert part.parent is not None
+        if self.jobs.get(part.parent).state != "running":
+            raise KbError(f"its job {part.parent} has ended")
+        return self.work.run_part(part, _Progress(self.jobs, part.id, self.worker))
 
     # -- webhooks ---------------------------------------------------------------------------
     def _notify(self, job: Job, event: str) -> None:

@@ -3,7 +3,9 @@
 The queue (huey) only carries job ids from producers to workers; this store is the source
 of truth for a job's state, so `kb jobs` and GET /v1/jobs never depend on what is still in
 the queue. A worker claims a job by taking its lease, and renews the lease while it runs;
-a job whose lease ran out (its worker died) can be claimed again by another worker. The
+a job whose lease ran out (its worker died) can be claimed again by another worker. An
+ingest job splits into parts (`split`): records of their own, with a lease each, that
+any worker may claim; they stay out of the job lists and go when the job is retried. The
 store is `jobs.db` under the KB home, or Redis (`state.url`) shared by instances on several
 machines; both keep the same records with the same guarantees.
 
@@ -49,7 +51,15 @@ CREATE INDEX IF NOT EXISTS jobs_created ON jobs(created_at);
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, lease_until);
 """
 
-MIGRATIONS: list[Migration] = [_SCHEMA_1]
+# Parts of a split job: `parent` names the job, whose `plan` holds what its planning found.
+_SCHEMA_2 = """
+ALTER TABLE jobs ADD COLUMN parent TEXT;
+ALTER TABLE jobs ADD COLUMN plan TEXT;
+CREATE INDEX IF NOT EXISTS jobs_parent ON jobs(parent);
+"""
+
+MIGRATIONS: list[Migration] = [_SCHEMA_1, _SCHEMA_2]
+PART = "ingest-part"  # the kind of a split job's parts
 
 
 def _iso(ts: float | None) -> str | None:
@@ -74,6 +84,8 @@ class Job:
     error: str | None = None
     deliveries: list[dict[str, Any]] = field(default_factory=list)
     callback_url: str | None = None
+    parent: str | None = None  # the job this part belongs to
+    plan: dict[str, Any] | None = None  # a split job's planning (see jobs/runner.py)
 
     @property
     def params(self) -> dict[str, Any]:
@@ -89,6 +101,10 @@ class Job:
         for key in ("runs", "worker", "progress", "report", "error", "deliveries"):
             out[key] = getattr(self, key)
         return out
+
+
+def part_id(job_id: str, n: int) -> str:
+    return f"{job_id}.{n:05d}"
 
 
 def not_found(job_id: str) -> JobNotFound:
@@ -125,6 +141,8 @@ def job_from_fields(fields: Mapping[str, Any]) -> Job:
         report=decoded("report", None),
         error=fields.get("error"),
         deliveries=decoded("deliveries", []),
+        parent=fields.get("parent") or None,
+        plan=decoded("plan", None),
     )
 
 
@@ -141,6 +159,8 @@ class JobStore(Protocol):
         self, job_id: str, worker: str, state: JobState, report: dict[str, Any] | None, error: str | None
     ) -> bool: ...
     def requeue(self, job_id: str) -> Job: ...
+    def split(self, job_id: str, worker: str, parts: list[IngestScope], plan: dict[str, Any]) -> list[Job] | None: ...
+    def parts(self, job_id: str) -> list[Job]: ...
     def expired(self) -> list[str]: ...
     def add_delivery(self, job_id: str, delivery: dict[str, Any]) -> None: ...
     def close(self) -> None: ...
@@ -171,7 +191,7 @@ class SqliteJobStore:
         return job_from_fields(dict(row))
 
     def recent(self, kb: str | None = None, state: JobState | None = None, limit: int = 100) -> list[Job]:
-        clauses: list[str] = ["1 = 1"]
+        clauses: list[str] = ["parent IS NULL"]
         params: list[Any] = []
         if kb is not None:
             clauses.append("kb = ?")
@@ -230,12 +250,35 @@ class SqliteJobStore:
         job = self.get(job_id)
         if job.state in ("queued", "running"):
             raise Conflict(f"job {job_id} is {job.state}; only a done or failed job can be retried")
-        self._db.execute(
-            "UPDATE jobs SET state = 'queued', finished_at = NULL, report = NULL, error = NULL, progress = '{}' "
-            "WHERE id = ?",
-            (job_id,),
-        )
+        with self._db.transaction() as conn:
+            conn.execute(
+                "UPDATE jobs SET state = 'queued', finished_at = NULL, report = NULL, error = NULL, progress = '{}', "
+                "plan = NULL WHERE id = ?",
+                (job_id,),
+            )
+            conn.execute("DELETE FROM jobs WHERE parent = ?", (job_id,))  # the retry plans afresh
         return self.get(job_id)
+
+    def split(self, job_id: str, worker: str, parts: list[IngestScope], plan: dict[str, Any]) -> list[Job] | None:
+        """Records the plan of a job `worker` holds and its parts, queued, in one step; None
+        if the job is no longer this worker's. Parts have ids of the job's plus a number."""
+        now = time.time()
+        with self._db.transaction() as conn:
+            row = conn.execute("SELECT kb, worker, state FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None or row["worker"] != worker or row["state"] != "running":
+                return None
+            conn.execute("UPDATE jobs SET plan = ? WHERE id = ?", (json.dumps(plan), job_id))
+            conn.executemany(
+                "INSERT OR REPLACE INTO jobs(id, kb, kind, state, params, created_at, parent) "
+                "VALUES (?, ?, ?, 'queued', ?, ?, ?)",
+                [(part_id(job_id, n), row["kb"], PART, json.dumps(scope.to_json()), now, job_id)
+                 for n, scope in enumerate(parts)],
+            )  # fmt: skip
+        return self.parts(job_id)
+
+    def parts(self, job_id: str) -> list[Job]:
+        rows = self._db.execute("SELECT * FROM jobs WHERE parent = ? ORDER BY id", (job_id,)).fetchall()
+        return [job_from_fields(dict(r)) for r in rows]
 
     def expired(self) -> list[str]:
         """Running jobs whose lease ran out: their worker stopped."""
