@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import uuid
 
 import pytest
@@ -16,6 +17,7 @@ import pytest
 from kb import KnowledgeBase, SearchFilter, SearchOptions
 from kb.config import load_settings
 from kb.errors import KbNotFound, LockTimeout
+from kb.library import Library
 from tests.conftest import SAMPLE
 
 
@@ -264,3 +266,106 @@ def test_a_writer_whose_lease_expired_commits_nothing_more(instances, corpus, re
     assert len(b.documents()) == 1  # the file committed before the loss, and no other
     report = b.ingest([corpus])  # the next writer resumes where that one stopped
     assert not report.failed and len(b.documents()) == 3 and len(a.documents()) == 3
+
+
+def _command_names(packed: bytes | str | list) -> list[str]:
+    """The command names in what redis-py sends at once (one command, or a pipeline's)."""
+    parts = [packed] if isinstance(packed, bytes | str) else packed
+    data = b"".join(p.encode() if isinstance(p, str) else bytes(p) for p in parts)
+    names, pos = [], 0
+    while pos < len(data):  # RESP: *<args>\r\n, then $<size>\r\n<arg>\r\n per argument
+        end = data.index(b"\r\n", pos)
+        args, pos = int(data[pos + 1 : end]), end + 2
+        for n in range(args):
+            end = data.index(b"\r\n", pos)
+            size, pos = int(data[pos + 1 : end]), end + 2
+            if n == 0:
+                names.append(data[pos : pos + size].decode().upper())
+            pos += size + 2
+    return names
+
+
+class RedisTrips:
+    """The Redis round trips of the calling thread, counted at the client's socket: each send
+    is one trip (a pipeline's commands go in one send), with the commands it carried."""
+
+    def __init__(self, monkeypatch, redis_url: str) -> None:
+        import redis
+        from redis.connection import AbstractConnection
+
+        self.trips: list[list[str]] = []
+        self._counting = False
+        self._thread = threading.get_ident()
+        send = AbstractConnection.send_packed_command
+
+        def counted(conn, command, check_health=True):
+            names = _command_names(command)
+            # A ping of a connection idle for 15 s (health_check_interval) belongs to no search.
+            if self._counting and threading.get_ident() == self._thread and names != ["PING"]:
+                self.trips.append(names)
+            return send(conn, command, check_health)
+
+        monkeypatch.setattr(AbstractConnection, "send_packed_command", counted)
+        client = redis.Redis.from_url(redis_url)
+        self._flags = {name.upper(): info["flags"] for name, info in client.command().items()}
+        client.close()
+
+    def during(self, call, *args, **kwargs):
+        self.trips, self._counting = [], True
+        try:
+            return call(*args, **kwargs)
+        finally:
+            self._counting = False
+
+    @property
+    def writes(self) -> list[str]:
+        """Commands Redis flags as writing, and scripts, which may write."""
+        return [c for trip in self.trips for c in trip
+                if "write" in self._flags.get(c, []) or c in ("EVAL", "EVALSHA", "FCALL")]  # fmt: skip
+
+
+def test_a_search_of_a_serving_instance_makes_at_most_two_redis_round_trips_and_no_write(
+    instances, corpus, tmp_path, kb_name, redis_url, monkeypatch
+):
+    a = instances("a", model="hash")
+    a.ingest([corpus])
+    library = Library(load_settings(home=str(tmp_path / "b"), kb=kb_name, model="hash"), long_lived=True)
+    try:
+        b = library.kb(kb_name)
+        assert b.search("queen eggs", k=3)  # the first search syncs B's mirror from the shared records
+        trips = RedisTrips(monkeypatch, redis_url)
+        queries = ["how many eggs does a queen lay", "varroa mites", "when do bees swarm"]
+        for mode in ("hybrid", "dense", "keyword"):
+            options = SearchOptions(mode=mode)
+            assert trips.during(b.search, "how many eggs does a queen lay", k=3, options=options)
+            assert len(trips.trips) <= 2 and not trips.writes, (mode, trips.trips)
+            assert all(trips.during(b.search_many, queries, options.merged(k=3)))
+            assert len(trips.trips) <= 2 and not trips.writes, (mode, trips.trips)
+        # What another instance commits is seen by the very next search, not one later.
+        (corpus / "propolis.md").write_text("# Propolis\n\nBees seal the hive with propolis, a resin.\n")
+        a.ingest([corpus])
+        hits = b.search("propolis resin", k=3, options=SearchOptions(mode="keyword"))
+        assert hits and hits[0].source == str(corpus / "propolis.md")
+        a.access.close()  # as Library.delete does: its adapters go first
+        a.home.storage.delete(a.name)
+        with pytest.raises(KbNotFound):
+            b.search("propolis resin", k=3)
+    finally:
+        library.close()
+
+
+def test_the_shared_meta_is_read_once_per_read_operation_and_afresh_by_a_writer(instances, corpus):
+    a, b = instances("a", model="hash"), instances("b", model="hash")
+    a.ingest([corpus])
+    manifest = b.access.manifest
+    before = manifest.content_key()  # outside an operation: Redis's now
+    with b.access.reading():
+        (corpus / "propolis.md").write_text("# Propolis\n\nBees seal the hive with propolis, a resin.\n")
+        a.ingest([corpus])
+        assert manifest.content_key() == before  # the operation's one read, for all its checks
+        with b.access.writing():
+            assert manifest.content_key() != before  # a writer reads Redis
+        assert manifest.content_key() != before  # ...and so does the rest of the read it was in
+    with b.access.reading():  # the next operation reads again
+        assert manifest.content_key() == a.access.manifest.content_key() != before
+        assert str(corpus / "propolis.md") in {d.source for d in b.documents()}

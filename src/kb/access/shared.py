@@ -4,12 +4,18 @@ the manifest's truth, the catalogue and the write lock (a lease) on Redis (`stat
 Each instance keeps a mirror of a KB's manifest under its own KB_HOME
 (ingest/shared_manifest.py); a reader brings it up to date when the shared records moved. A
 server's client caches nothing, so the store itself is never stale.
+
+A read operation (a search, an ask) asks Redis once: `reading` takes the KB's catalogue entry
+and shared meta in one round trip and pins them for the operation's checks, in its own thread
+and until it ends; the next operation reads again, so what another instance wrote or deleted
+meanwhile is seen by the next one. A writer never reads a pin.
 """
 
 from __future__ import annotations
 
 import contextlib
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -24,7 +30,7 @@ if TYPE_CHECKING:
     import redis
 
     from kb.ingest.manifest import Manifest
-    from kb.ingest.shared_manifest import MirroredManifest
+    from kb.ingest.shared_manifest import MirroredManifest, SharedMeta
     from kb.locking import Held
     from kb.store import VectorStore
 
@@ -90,6 +96,14 @@ class SharedStorage:
 class SharedAccess(KbAccess):
     storage: SharedStorage
 
+    def __init__(self, settings: Settings, storage: SharedStorage, model_id: Callable[[], str]) -> None:
+        super().__init__(settings, storage, model_id)
+        self._pin = threading.local()  # .meta: the SharedMeta of this thread's read operation
+
+    def _pinned(self) -> SharedMeta | None:
+        meta: SharedMeta | None = getattr(self._pin, "meta", None)
+        return meta
+
     @property
     def mirrored(self) -> MirroredManifest:
         return self.manifest  # type: ignore[return-value]  # what _open_manifest opened
@@ -97,7 +111,7 @@ class SharedAccess(KbAccess):
     def _open_manifest(self) -> Manifest:
         from kb.ingest.shared_manifest import MirroredManifest
 
-        return MirroredManifest(self.settings.kb_dir / MANIFEST, self.storage.client, self.name)
+        return MirroredManifest(self.settings.kb_dir / MANIFEST, self.storage.client, self.name, self._pinned)
 
     def _open_store(self) -> VectorStore:
         from kb.store.server import ServerChromaStore
@@ -128,6 +142,36 @@ class SharedAccess(KbAccess):
     def index_health(self) -> tuple[list[str] | None, str | None]:
         """A Chroma server looks after its own index; unreachable is an error, not damage."""
         return sorted(self.store.ids()), None
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        """As KbAccess.reading, with one read of Redis for the whole operation: whether the
+        KB exists, whether the mirror is in step, and the checks' model, dimension and
+        content key all come from it (see read_meta)."""
+        from kb.ingest.shared_manifest import read_meta
+
+        meta = read_meta(self.storage.client, self.name)
+        if not meta.listed:
+            raise not_found(self.name, self.settings.home, self.storage.names())
+        outer = self._pinned()
+        self._pin.meta = meta
+        try:
+            self.refresh()
+            with self._gate.shared():
+                yield
+        finally:
+            if self._pinned() is meta:  # else a write within cleared it: the reads after it stay fresh
+                self._pin.meta = outer
+
+    @contextlib.contextmanager
+    def _writer_of(
+        self, gate: Callable[[], AbstractContextManager[None]], lock_timeout_s: float | None, on_wait: OnWait | None
+    ) -> Iterator[None]:
+        # A writer reads Redis's values, and so does the rest of a read it is nested in: the
+        # write may have moved them.
+        self._pin.meta = None
+        with super()._writer_of(gate, lock_timeout_s, on_wait):
+            yield
 
     @contextlib.contextmanager
     def _planning(self) -> Iterator[Manifest | None]:

@@ -18,14 +18,19 @@ everything: 1.4 s for 16,000 chunks on loopback, benchmarks/mirror_sync.py).
 
 A writer holds the KB's write lock (a lease on Redis, see locking.py) and commits each
 file to its mirror, then to Redis: a record in Redis always has its chunks in the store.
+
+A reader asks Redis once per operation: `read_meta` takes whether the catalogue lists the KB
+and every shared meta field a search checks in one round trip, and the manifest answers from
+that `SharedMeta` while the reader pins it (access/shared.py). Without a pin (writers, and
+reads outside an operation) each read goes to Redis.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,6 +43,8 @@ if TYPE_CHECKING:
 
 # Meta keys every instance must agree on; the rest (keyword_index, synced) describe the mirror.
 _SHARED_META = ("model", "dimension", "generation", "content_version")
+_RECORDS_KEY = ("generation", "content_version", "records")
+_PINNED = (*_SHARED_META, "records")  # what `read_meta` reads: every field a reader's checks use
 _SYNCED = "synced_content_key"
 _SYNC_BATCH = 500  # files per mirror transaction: a sync of a large KB does not hold SQLite's lock for long
 
@@ -59,15 +66,43 @@ def _record(raw: bytes | str) -> FileRecord:
     return FileRecord(**json.loads(raw))
 
 
+@dataclass(frozen=True)
+class SharedMeta:
+    """A KB's shared meta as one read found it: whether the catalogue lists the KB, and the
+    fields of `_PINNED` (None: not set)."""
+
+    listed: bool
+    fields: Mapping[str, str | None]
+
+
+def read_meta(client: redis.Redis, kb: str) -> SharedMeta:
+    """The catalogue's word on `kb` and its shared meta, in one round trip (MULTI/EXEC: one
+    moment's values, never half of a write)."""
+    with translated(client, "reading the manifest"):
+        pipe = client.pipeline(transaction=True)
+        pipe.sismember(catalogue_key(), kb)
+        pipe.hmget(meta_key(kb), list(_PINNED))
+        listed, values = pipe.execute()
+    return SharedMeta(bool(listed), dict(zip(_PINNED, map(_text, values), strict=True)))
+
+
+def _unpinned() -> SharedMeta | None:
+    return None
+
+
 class MirroredManifest:
     """A `Manifest` whose truth is on Redis: writes go to the local mirror, then to Redis;
-    reads are the mirror's, which `sync` keeps up to date."""
+    reads are the mirror's, which `sync` keeps up to date. `pinned` returns the `SharedMeta`
+    the calling thread's operation read (None: read Redis), which the shared meta comes from."""
 
-    def __init__(self, path: Path, client: redis.Redis, kb: str) -> None:
+    def __init__(
+        self, path: Path, client: redis.Redis, kb: str, pinned: Callable[[], SharedMeta | None] = _unpinned
+    ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.mirror = SqliteManifest(path)
         self._redis = client
         self._kb = kb
+        self._pinned = pinned
         self._sync_lock = threading.Lock()
         # Set by the writer holding the KB's lease: raises once the lease is lost, so a writer
         # whose lease expired commits nothing more (another may have started).
@@ -146,17 +181,24 @@ class MirroredManifest:
         return self.mirror.totals()
 
     # -- shared meta --------------------------------------------------------------------
+    def _shared(
+        self, names: Sequence[str], doing: str = "reading the manifest", fresh: bool = False
+    ) -> list[str | None]:
+        """Fields of the shared meta: the pinned read's, else (or `fresh`) Redis's now."""
+        pin = None if fresh else self._pinned()
+        if pin is not None:
+            return [pin.fields[name] for name in names]
+        with translated(self._redis, doing):
+            return [_text(v) for v in self._redis.hmget(meta_key(self._kb), list(names))]
+
     def content_key(self) -> str:
-        with translated(self._redis, "reading the content version"):
-            generation, version = self._redis.hmget(meta_key(self._kb), ["generation", "content_version"])
-        return f"{_text(generation)}:{int(version or 0)}"
+        generation, version = self._shared(["generation", "content_version"], "reading the content version")
+        return f"{generation}:{int(version or 0)}"
 
     def get_meta(self, name: str) -> str | None:
         if name not in _SHARED_META:
             return self.mirror.get_meta(name)
-        with translated(self._redis, "reading the manifest"):
-            value = self._redis.hget(meta_key(self._kb), name)
-        return _text(value)
+        return self._shared([name])[0]
 
     def set_meta(self, name: str, value: str) -> None:
         if name not in _SHARED_META:
@@ -205,11 +247,10 @@ class MirroredManifest:
             pipe.execute()
 
     # -- keeping the mirror in step -----------------------------------------------------
-    def _records_key(self) -> str:
-        """Moves with every change of the shared records (and with the content key)."""
-        with translated(self._redis, "reading the manifest"):
-            values = self._redis.hmget(meta_key(self._kb), ["generation", "content_version", "records"])
-        return ":".join(_text(v) or "0" for v in values)
+    def _records_key(self, fresh: bool = False) -> str:
+        """Moves with every change of the shared records (and with the content key); `fresh`:
+        Redis's now, whatever is pinned."""
+        return ":".join(v or "0" for v in self._shared(_RECORDS_KEY, fresh=fresh))
 
     def is_synced(self) -> bool:
         return self.mirror.get_meta(_SYNCED) == self._records_key()
@@ -217,13 +258,13 @@ class MirroredManifest:
     def mark_synced(self) -> None:
         """Records that the mirror holds what the shared manifest holds now (a writer, whose
         own commits made both, calls this before it lets go of the lock)."""
-        self.mirror.set_meta(_SYNCED, self._records_key())
+        self.mirror.set_meta(_SYNCED, self._records_key(fresh=True))
 
     def sync(self, stored: Callable[[list[str]], list[StoredChunk]]) -> int:
         """Brings the mirror up to date with Redis; returns how many files changed. `stored`
         reads chunk texts from the vector store. Safe to repeat: it converges on Redis's state."""
         with self._sync_lock:
-            target = self._records_key()  # before the records: a write meanwhile means one more sync
+            target = self._records_key(fresh=True)  # before the records: a write meanwhile means one more sync
             if self.mirror.get_meta(_SYNCED) == target:
                 return 0
             with translated(self._redis, "reading the manifest"):
