@@ -31,6 +31,8 @@ def run_worker(settings: Settings, workers: int | None, say: Callable[[str], Non
     consumer = queue.consumer(count)
     for problem in secret_problems(settings):
         say(f"warning: {problem}")
+    if settings.embedding.kind == "local":  # loaded now, not inside the first job's time
+        library.home.embedder.embed(["kb worker starting"])
     runner.start_reclaimer()  # first round now: jobs of a worker that died are taken over at once
     say(
         f"kb worker {runner.worker}: {count} job slots on the {queue.backend} queue, {_encoder(settings)}; Ctrl-C stops"
