@@ -1,21 +1,24 @@
 """The web page at /ui in a real browser: Debian's chromium driven by Playwright, against a
 real `kb serve --worker` on 127.0.0.1 (hash embedder; a fake OpenAI-compatible server on
 loopback streams the answers, word by word). Each flow is walked as a person would: the
-token field, search, a streamed answer and its cited passages, uploads followed to their
-job's end, removal, jobs and retry, the stats charts; by keyboard where it matters. Every
-page asserts at teardown that no request left 127.0.0.1 and that its console showed no
-error (tests/service/browser.py). Screenshots land in each test's tmp folder, under
-screenshots/: every view, light and dark, at 1280×900 and at a phone's 390×844.
+token field, search and its filters (Ask's too), a streamed answer and its cited passages,
+uploads followed to their job's end, removal, jobs and retry, the stats charts; by keyboard
+where it matters. Every page asserts at teardown that no request left 127.0.0.1 and that
+its console showed no error (tests/service/browser.py). Screenshots land in each test's tmp
+folder, under screenshots/: every view, light and dark, at 1280×900 and at a phone's 390×844.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import random
 import re
 import shutil
 import time
 import tomllib
 from dataclasses import dataclass
+from datetime import datetime
 from fnmatch import fnmatch
 from pathlib import Path
 
@@ -41,6 +44,13 @@ ANSWER = (
 )
 SAMPLE_DOCS = 11
 VIEWS = ("search", "ask", "documents", "jobs", "stats")
+# The knowledge base "library": sample documents in folders, the manuals older than the rest
+# (a file's modification time, as ingest records it, is what a filter's since compares).
+LIBRARY = {
+    "manuals": (["bee_health_field_manual.pdf", "winter_preparation.pdf"], "2020-06-01"),
+    "notes": (["bee_biology.md", "hive_inspection.md", "honey_harvest.md", "swarming.txt"], "2024-06-01"),
+    "web": (["varroa_mites.html", "equipment.html"], "2024-06-01"),
+}
 
 
 @dataclass
@@ -48,6 +58,7 @@ class Site:
     server: Server
     home: Path
     docs: Path
+    library: Path
     tokens: dict[str, str]
     fake: FakeOpenAI
 
@@ -89,6 +100,14 @@ def site(tmp_path_factory):
     env = {"KB_MODEL": "hash", "KB_HOME": str(home)}
     assert run_kb("ingest", docs, env=env).code == 0
     assert run_kb("--kb", "notes", "ingest", docs / "honey_harvest.md", env=env).code == 0
+    library = root / "library"
+    for folder, (names, modified) in LIBRARY.items():
+        (library / folder).mkdir(parents=True)
+        stamp = datetime.fromisoformat(f"{modified}T12:00:00").timestamp()
+        for name in names:
+            shutil.copy(SAMPLE / name, library / folder / name)
+            os.utime(library / folder / name, (stamp, stamp))
+    assert run_kb("--kb", "library", "ingest", library, env=env).code == 0
     tokens = {}
     for name, scope in (("reader", "read"), ("writer", "write"), ("doomed", "read")):
         made = run_kb("tokens", "create", name, "--scope", scope, "--json", env=env)
@@ -99,7 +118,7 @@ def site(tmp_path_factory):
     write_config(home, provider_config(fake.url, timeout_s=30, max_retries=0))
     _seed_metrics(home)
     server = Server(home, {**env, "KB_SERVE_TOKENS": ADMIN, "KB_TEST_KEY": "sk-test"}, ["--worker"]).wait_ready()
-    yield Site(server, home, docs, tokens, fake)
+    yield Site(server, home, docs, library, tokens, fake)
     server.stop()
     fake.stop()
 
@@ -287,6 +306,159 @@ def test_ask_streams_the_answer_and_its_citations_open_the_passage(site, pages):
     dialog.get_by_role("button", name="Close").click()
     page.get_by_role("button", name="Ask", exact=True).click()
     expect(page.locator("#answer-meta")).to_contain_text("yes", timeout=30_000)  # the same question: cached
+
+
+def filters(page, view: str):
+    """The Filter group of the Search or Ask form."""
+    return page.get_by_role("region", name=view.capitalize()).get_by_role("group", name="Filter")
+
+
+def searched(page, query: str) -> dict:
+    """Searches for `query` from the keyboard, the answer shown; the body the page sent."""
+    page.get_by_role("searchbox", name="Search").fill(query)
+    with page.expect_request(lambda request: request.url.endswith("/v1/search")) as sent:
+        page.keyboard.press("Enter")
+    expect(page.locator("#search-status")).not_to_have_text("Searching…")  # the answer is shown
+    return sent.value.post_data_json
+
+
+def folders_and_files(page, root: Path) -> set[tuple[str, str]]:
+    """The folder and name of each passage's document, all under `root`."""
+    paths = [Path(p).relative_to(root) for p in page.locator("#search-results .path").all_inner_texts()]
+    return {(p.parent.as_posix(), p.name) for p in paths}
+
+
+def test_search_filters_by_source_type_and_date_and_shows_kbs_error(site, pages):
+    w = pages()
+    page = w.page
+    sign_in(site, page)
+    page.get_by_label("Knowledge base").select_option("library")
+    group = filters(page, "search")
+    source = group.get_by_role("textbox", name="Source")
+    kind = group.get_by_role("combobox", name="Type")
+    since = group.get_by_label("Modified since")
+    # The types offered are those of the knowledge base's documents, with their numbers.
+    expect(kind.locator("option")).to_have_text(["any", "html (2)", "md (3)", "pdf (2)", "txt (1)"])
+    expect(source).to_have_accessible_description(re.compile("a file or folder name, or a glob"))
+    expect(since).to_have_attribute("max", re.compile(r"^\d{4}-\d\d-\d\d$"))  # today: no date after it
+    status = page.locator("#search-status")
+
+    body = searched(page, "varroa mites treatment")
+    expect(status).to_have_text(re.compile(r"^\d+ passages? for “varroa mites treatment”$"))
+    assert "filter" not in body  # nothing filled in, nothing sent
+    assert len({folder for folder, _ in folders_and_files(page, site.library)}) > 1
+
+    # From the keyboard: the filters follow the search options in the tab order, and Enter
+    # in one of them searches.
+    page.get_by_label("One passage per document").focus()
+    page.keyboard.press("Tab")
+    expect(source).to_be_focused()
+    page.keyboard.type("manuals")
+    body = searched(page, "varroa mites treatment")
+    assert body["filter"] == {"source": ["manuals"]}
+    expect(status).to_have_text(re.compile("for “varroa mites treatment” in documents matching source “manuals”$"))
+    found = folders_and_files(page, site.library)
+    assert found and {folder for folder, _ in found} == {"manuals"}, found
+
+    source.fill("")
+    kind.select_option("md")
+    body = searched(page, "queen eggs")
+    assert body["filter"] == {"type": ["md"]}
+    found = folders_and_files(page, site.library)
+    assert found and all(name.endswith(".md") for _, name in found), found
+
+    source.fill("notes")
+    kind.select_option("txt")
+    body = searched(page, "queen eggs")
+    assert body["filter"] == {"source": ["notes"], "type": ["txt"]}
+    expect(status).to_contain_text("in documents matching source “notes”, type txt")
+    assert folders_and_files(page, site.library) == {("notes", "swarming.txt")}
+
+    # Since: the manuals were last changed in 2020, the rest in 2024.
+    source.fill("")
+    kind.select_option("")
+    since.fill("2023-01-01")
+    body = searched(page, "winter preparation varroa")
+    assert body["filter"] == {"since": "2023-01-01"}
+    found = folders_and_files(page, site.library)
+    assert found and "manuals" not in {folder for folder, _ in found}, found
+
+    # A filter that leaves no document: kb's own message, in the form's status line.
+    w.expect_console("status of 404")  # the browser logs the answer's status
+    since.fill("")
+    source.fill("attic")
+    source.press("Enter")
+    expect(status).to_have_text(
+        re.compile(r"^no document of knowledge base 'library' matches the filter \(source 'attic'\)")
+    )
+    expect(status).to_have_class(re.compile("error"))
+    expect(page.locator("#search-results > li")).to_have_count(0)
+    w.shot("search-filter-error")
+    source.fill("web")
+    source.press("Enter")
+    expect(status).to_have_text(re.compile("in documents matching source “web”$"))
+    expect(status).not_to_have_class(re.compile("error"))
+    # Another knowledge base: its own types; a type it lacks is let go.
+    kind.select_option("html")
+    page.get_by_label("Knowledge base").select_option("notes")
+    expect(kind.locator("option")).to_have_text(["any", "md (1)"])
+    expect(kind).to_have_value("")
+
+
+def test_ask_takes_the_same_filters(site, pages):
+    w = pages()
+    page = w.page
+    sign_in(site, page, fragment="ask")
+    page.get_by_label("Knowledge base").select_option("library")
+    group = filters(page, "ask")
+    group.get_by_role("combobox", name="Type").select_option("pdf")
+    with page.expect_request(lambda request: request.url.endswith("/v1/ask")) as sent:
+        ask(page, "How do I keep a colony dry in winter?")
+    assert sent.value.post_data_json["filter"] == {"type": ["pdf"]}
+    cited = [link.get_attribute("title") for link in page.locator("#citations a").all()]
+    assert cited and all(Path(c.split(" (")[0]).suffix == ".pdf" for c in cited), cited
+    prompt = json.dumps(site.fake.requests[-1]["messages"])
+    assert "winter_preparation.pdf" in prompt or "bee_health_field_manual.pdf" in prompt
+    assert ".md" not in prompt and ".html" not in prompt  # no passage of another type reached the model
+    w.shot("ask-filtered")
+    group.get_by_role("textbox", name="Source").fill("attic")
+    page.get_by_role("button", name="Ask", exact=True).click()
+    status = page.locator("#ask-status")
+    expect(status).to_have_text(
+        re.compile(r"^no document of knowledge base 'library' matches the filter \(source 'attic'; type pdf\)")
+    )
+    expect(status).to_have_class(re.compile("error"))
+    expect(page.locator("#answer")).to_be_hidden()
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize("size", ["wide", "phone"])
+def test_the_filters_fit_and_are_photographed(site, pages, size, scheme):
+    w = pages(size, scheme)
+    page = w.page
+    w.expect_console("status of 404")  # the filter that leaves nothing
+    sign_in(site, page)
+    page.get_by_label("Knowledge base").select_option("library")
+    group = filters(page, "search")
+    expect(group.get_by_role("combobox", name="Type").locator("option")).to_have_count(5)
+    group.get_by_role("textbox", name="Source").fill("notes")
+    group.get_by_role("combobox", name="Type").select_option("md")
+    group.get_by_label("Modified since").fill("2023-01-01")
+    search(page, "how many eggs does a queen lay")
+    assert w.fits(), f"the filters are wider than the {size} viewport"
+    w.shot(f"search-filters-{size}-{scheme}")
+    group.get_by_role("textbox", name="Source").fill("attic")
+    group.get_by_role("textbox", name="Source").press("Enter")
+    expect(page.locator("#search-status")).to_have_class(re.compile("error"))
+    assert w.fits()
+    w.shot(f"search-filter-error-{size}-{scheme}")
+    go(page, "ask")
+    group = filters(page, "ask")
+    group.get_by_role("textbox", name="Source").fill("manuals")
+    group.get_by_role("combobox", name="Type").select_option("pdf")
+    ask(page, "How do I keep a colony dry in winter?")
+    assert w.fits()
+    w.shot(f"ask-filters-{size}-{scheme}")
 
 
 def test_upload_follows_its_job_to_the_end_and_documents_can_be_removed(site, pages, tmp_path):

@@ -1,9 +1,11 @@
 // Ask: POST /v1/ask as server-sent events. The answer grows as the model writes it; the
 // last event carries the whole answer, whose citations become links (named by the cited
-// file) that open the cited passage, with provider, latency, tokens, cost and cache.
+// file) that open the cited passage, with provider, latency, tokens, cost and cache. The
+// filters of filters.js narrow the documents the passages come from.
 
 import { stream } from "./api.js";
 import { $, NO_KB, entry, fileName, h, ms, num, place, reflow, say, usd } from "./dom.js";
+import { filterOf, limitSince, loadTypes } from "./filters.js";
 
 // A citation as kb writes it: [n] or [n, m], not glued to a word, not a Markdown link.
 const CITATION = /(?<![\p{L}\p{N}_[])\[(\d{1,2}(?:[ \t]*,[ \t]*\d{1,2})*)\](?![(\p{L}\p{N}_])/gu;
@@ -89,6 +91,8 @@ export function askView(ctx) {
     if ($("ask-mode").value) body.mode = $("ask-mode").value;
     if ($("ask-k").value) body.top_k = Number($("ask-k").value);
     if ($("ask-fresh").checked) body.no_cache = true;
+    const filter = filterOf("ask");
+    if (filter) body.filter = filter;
     running = new AbortController();
     $("answer").hidden = false;
     $("answer").setAttribute("aria-busy", "true");
@@ -109,7 +113,7 @@ export function askView(ctx) {
           render(data);
           say(status, "");
         } else if (event === "error") {
-          throw new Error(data.error.message);
+          throw new Error(data.error.message); // kb's own words: a filter that leaves no document...
         }
       }
     } catch (error) {
@@ -140,7 +144,10 @@ export function askView(ctx) {
   $("passage-close").addEventListener("click", () => $("passage").close());
 
   return {
-    show() {},
+    show() {
+      limitSince("ask");
+      return loadTypes("ask", ctx.kb());
+    },
     hide() {
       if (running) running.abort();
     },

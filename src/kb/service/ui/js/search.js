@@ -1,8 +1,9 @@
 // Search: POST /v1/search, the passages with their source, place, score, and the query's
-// words marked in their text.
+// words marked in their text; the filters of filters.js narrow the documents searched.
 
 import { api } from "./api.js";
 import { $, NO_KB, fileName, h, place, reflow, say } from "./dom.js";
+import { describe, filterOf, limitSince, loadTypes } from "./filters.js";
 
 // Words too common to be worth marking; kb's keyword search ranks them low as well.
 const COMMON = new Set(
@@ -71,6 +72,8 @@ export function searchView(ctx) {
     if (ctx.kb()) body.kb = ctx.kb();
     if ($("search-mode").value) body.mode = $("search-mode").value;
     if ($("search-unique").checked) body.unique_sources = true;
+    const filter = filterOf("search");
+    if (filter) body.filter = filter;
     say(status, "Searching…");
     form.querySelector("button").disabled = true;
     try {
@@ -79,10 +82,11 @@ export function searchView(ctx) {
       lastKb = ctx.kb();
       const words = terms(query);
       list.replaceChildren(...hits.map((hit) => hitItem(hit, words)));
-      say(status, hits.length ? `${hits.length} passage${hits.length === 1 ? "" : "s"} for “${query}”` : `Nothing found for “${query}”.`);
+      const among = filter ? ` in documents matching ${describe(filter)}` : "";
+      say(status, hits.length ? `${hits.length} passage${hits.length === 1 ? "" : "s"} for “${query}”${among}` : `Nothing found for “${query}”${among}.`);
     } catch (error) {
       list.replaceChildren();
-      if (error.status !== 401) say(status, error.message, "error");
+      if (error.status !== 401) say(status, error.message, "error"); // kb's own words: which filter left nothing
     } finally {
       form.querySelector("button").disabled = false;
     }
@@ -95,8 +99,11 @@ export function searchView(ctx) {
   });
 
   return {
-    show() {
-      if (last && ctx.kb() !== lastKb) run(last);
+    async show() {
+      limitSince("search");
+      const kb = ctx.kb();
+      await loadTypes("search", kb); // the types of this knowledge base, before searching it again
+      if (last && kb === ctx.kb() && kb !== lastKb) run(last);
     },
   };
 }
