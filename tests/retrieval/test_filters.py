@@ -154,6 +154,15 @@ def test_a_filter_that_leaves_nothing_says_so_hash_embedder(crowded):
         assert error.details["filter"]["source"] == ["*.docx"]
 
 
+def test_dates_far_from_now_select_all_or_nothing_hash_embedder(crowded):
+    """Nanoseconds past 2262 or before 1677 overflow SQLite's integers: the filter still
+    answers (it failed with OverflowError, an HTTP 500)."""
+    kb, _ = crowded
+    with pytest.raises(NoMatchingDocuments):
+        kb.search("varroa", 3, options=SearchOptions(filter=SearchFilter.of(since="9999-12-31")))
+    assert kb.search("varroa", 3, options=SearchOptions(filter=SearchFilter.of(since="1600-01-01")))
+
+
 def test_the_answer_cache_keys_on_the_filter_hash_embedder(crowded):
     kb, _ = crowded
     only_log = SearchOptions(filter=SearchFilter.of(["log"]))

@@ -55,7 +55,7 @@ def scope_of(manifest: Manifest, search_filter: SearchFilter, kb: str) -> Scope 
     every document (nothing to restrict); NoMatchingDocuments when it leaves none."""
     if not search_filter:
         return None
-    since_ns = None if search_filter.since is None else int(search_filter.since * 1_000_000_000)
+    since_ns = None if search_filter.since is None else _clamped(int(search_filter.since * 1_000_000_000))
     matched, total, sources = manifest.files_matching(sql_globs(search_filter.sources), search_filter.types, since_ns)
     if matched == 0:
         raise NoMatchingDocuments(
@@ -65,3 +65,8 @@ def scope_of(manifest: Manifest, search_filter: SearchFilter, kb: str) -> Scope 
     if matched == total:
         return None
     return Scope(tuple(sources), tuple(manifest.chunk_ids_of(sources)))
+
+
+def _clamped(ns: int) -> int:
+    """Within SQLite's integers: a date past 2262 leaves nothing, one before 1677 everything."""
+    return max(-(2**63), min(ns, 2**63 - 1))
