@@ -9,7 +9,10 @@ under KB_HOME), or with --shared a redis-server and `chroma run` on 127.0.0.1.
 Each configuration starts its workers on a fresh KB_HOME, waits until they are up, queues
 one job and times it from the job's start to its end (the job record's own times: the
 planning, every part, the removals). Configurations alternate round by round; the ratio
-is of job seconds measured in this run.
+is of job seconds measured in this run. The workers' CPU time (user + system, every thread,
+from /proc) over the job's seconds says how many cores each configuration kept busy: one
+worker with one encoder thread still reads and chunks on a thread of its own and commits
+through Chroma's, so it uses more than one core, and two workers cannot reach twice it.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from benchmarks.corpus import prose_corpus  # noqa: E402
 from benchmarks.cpu import cpu_line  # noqa: E402
+from benchmarks.serve import _cpu_s  # noqa: E402
 from tests.service.processes import Worker, wait_for  # noqa: E402
 
 SCIFACT = HERE.parent.parent / "shared" / "eval-data" / "scifact-train"
@@ -51,6 +55,17 @@ def _kb(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
                           text=True, check=False, timeout=600)  # fmt: skip
 
 
+def _job_store(home: Path, shared: dict[str, str]) -> Any:
+    if shared:
+        from kb import state
+        from kb.jobs.redis_store import RedisJobStore
+
+        return RedisJobStore(state.connect(shared["KB_STATE_URL"]))
+    from kb.jobs.store import SqliteJobStore
+
+    return SqliteJobStore(home / "jobs.db")
+
+
 def _one(work: Path, label: str, workers: int, threads: int, corpus: Path, shared: dict[str, str]) -> dict[str, Any]:
     home = work / f"home-{time.time_ns()}"
     home.mkdir()
@@ -61,16 +76,23 @@ def _one(work: Path, label: str, workers: int, threads: int, corpus: Path, share
     try:
         for proc in procs:
             wait_for(lambda p=proc: "Ctrl-C stops" in p.output(), 120, "a worker to start")
+        cpu_before = sum(_cpu_s(p.pid) for p in procs)
         queued = _kb(env, "ingest", "--background", str(corpus), "--json")
         if queued.returncode != 0:
             raise SystemExit(f"queueing failed: {queued.stderr}")
         job_id = json.loads(queued.stdout)["id"]
+        # Read in this process: a `kb jobs show` twice a second would take CPU from the workers.
+        jobs = _job_store(home, shared)
+        try:
 
-        def finished() -> dict[str, Any] | None:
-            job = json.loads(_kb(env, "jobs", "show", job_id, "--json").stdout)
-            return job if job["state"] in ("done", "failed") else None
+            def finished() -> dict[str, Any] | None:
+                job = jobs.get(job_id).to_json()
+                return job if job["state"] in ("done", "failed") else None
 
-        job = wait_for(finished, 3600, f"job {job_id}", every=0.5)
+            job = wait_for(finished, 3600, f"job {job_id}", every=0.2)
+        finally:
+            jobs.close()
+        cpu_s = sum(_cpu_s(p.pid) for p in procs) - cpu_before
     finally:
         for proc in procs:
             proc.stop()
@@ -80,7 +102,8 @@ def _one(work: Path, label: str, workers: int, threads: int, corpus: Path, share
     seconds = float(report["seconds"])
     return {"config": label, "workers": workers, "threads": threads, "seconds": seconds,
             "chunks": report["chunks_added"], "files": report["added"], "chunks_per_s": report["chunks_added"] / seconds,
-            "parts": job["progress"].get("parts_total"), "job_workers": len(job["progress"].get("workers", []))}  # fmt: skip
+            "parts": job["progress"].get("parts_total"), "job_workers": len(job["progress"].get("workers", [])),
+            "worker_cpu_s": cpu_s, "cores_busy": cpu_s / seconds}  # fmt: skip
 
 
 def main() -> None:
@@ -111,7 +134,8 @@ def main() -> None:
                 r["round"] = round_
                 results.append(r)
                 print(f"round {round_} {label}: {r['seconds']:.1f} s, {r['chunks']} chunks, "
-                      f"{r['chunks_per_s']:.1f} chunks/s, {r['parts']} parts, run by {r['job_workers']} worker(s)",
+                      f"{r['chunks_per_s']:.1f} chunks/s, {r['parts']} parts, run by {r['job_workers']} worker(s), "
+                      f"workers' CPU {r['worker_cpu_s']:.1f} s ({r['cores_busy']:.2f} cores busy)",
                       flush=True)  # fmt: skip
         for round_ in range(1, args.rounds + 1):
             rows = {r["config"]: r for r in results if r["round"] == round_}

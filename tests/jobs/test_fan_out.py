@@ -82,6 +82,8 @@ def test_two_workers_embed_parts_of_one_job_at_once_fake_embeddings_service(tmp_
     assert job["progress"]["parts_total"] == 10 and job["progress"]["parts_done"] == 10
     assert job["progress"]["files_done"] == 60 and job["progress"]["files_total"] == 60
     assert len(job["progress"]["workers"]) == 2, job["progress"]
+    shown = run_kb("jobs", "show", job_id, env={**env, "KB_HOME": str(home)})
+    assert "60/60 files" in shown.out and "10/10 parts by 2 workers" in shown.out, shown.out
 
 
 def test_a_worker_killed_holding_a_part_leaves_it_to_the_other_and_the_kb_is_whole_hash_embedder(tmp_path):

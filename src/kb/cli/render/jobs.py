@@ -15,7 +15,11 @@ def _progress(job: dict) -> str:
     if not p:
         return ""
     total = p.get("files_total") or 0
-    return f"{p.get('files_done', 0)}/{total} files, {p.get('chunks', 0)} chunks"
+    text = f"{p.get('files_done', 0)}/{total} files, {p.get('chunks', 0)} chunks"
+    if p.get("parts_total"):
+        workers = len(p.get("workers") or [])
+        text += f"; {p.get('parts_done', 0)}/{p['parts_total']} parts by {workers} worker{'s' * (workers != 1)}"
+    return text
 
 
 def jobs(rows: list[dict], state: str | None = None) -> None:
