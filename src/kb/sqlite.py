@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +24,27 @@ from kb.errors import StoreError
 
 # A migration is a SQL script or a function of the connection, run inside a transaction.
 Migration = str | Callable[[sqlite3.Connection], None]
+
+
+BUSY_S = 30.0  # how long a statement waits for another connection's lock
+
+
+def _into_wal(conn: sqlite3.Connection) -> None:
+    """Switches the file to WAL (a no-op once it is). While another process creates the
+    same new file and switches it, SQLite answers "database is locked" at once, without
+    waiting out the busy timeout: processes started together (two `kb worker`s on a new
+    home) would fail. So this waits for it, as long as any other statement would."""
+    deadline = time.monotonic() + BUSY_S
+    pause = 0.005
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.25)
 
 
 class Database:
@@ -62,8 +84,8 @@ class Database:
             if self.readonly:
                 return self._open_readonly()
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
+            conn = sqlite3.connect(self.path, timeout=BUSY_S, isolation_level=None, check_same_thread=False)
+            _into_wal(conn)
             conn.execute("PRAGMA synchronous=NORMAL")
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open {self.path} ({exc}); check permissions or remove the file") from exc
@@ -75,7 +97,9 @@ class Database:
             raise StoreError(f"{self.path} does not exist")
         uri = self.path.resolve().as_uri()
         for suffix in ("?mode=ro", "?mode=ro&immutable=1") if not self._immutable else ("?mode=ro&immutable=1",):
-            conn = sqlite3.connect(uri + suffix, uri=True, timeout=30, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(
+                uri + suffix, uri=True, timeout=BUSY_S, isolation_level=None, check_same_thread=False
+            )
             try:
                 conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
             except sqlite3.OperationalError:
