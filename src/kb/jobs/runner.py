@@ -13,7 +13,10 @@ the plan found gone, records the report and sends one webhook.
 A worker that dies loses nothing: the lease of its part (or its job) runs out, and any
 other worker's reclaimer submits it again. A part that fails is tried again, up to
 `PART_RUNS` times in all; then the job fails with its reasons, and the parts committed
-stay. A job's retry plans afresh, so it skips what was committed.
+stay. A part that failed on its embedding service (a ProviderError) is not tried again:
+the embedder has retried with backoff already, and more tries would only reach the same
+service and open its breaker for every search. A job's retry plans afresh, so it skips
+what was committed.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import time
 from typing import TYPE_CHECKING, Any, Protocol
 
 from kb.config import Settings
-from kb.errors import KbError
+from kb.errors import KbError, ProviderError
 from kb.options import IngestScope, JobState
 
 if TYPE_CHECKING:
@@ -37,6 +40,7 @@ if TYPE_CHECKING:
 
 PROGRESS_EVERY_S = 0.5
 PART_RUNS = 3  # tries of a part before its job fails
+_FINAL = {"retry": False}  # a failed part's report when trying it again cannot help
 WAIT_S = 0.2  # how often the job's worker looks at its parts when it has none to run
 
 
@@ -88,11 +92,12 @@ class _Progress:
         self._write(force=True)
 
 
-def _outcome(run: Any) -> tuple[JobState, dict | None, str | None]:
+def _outcome(run: Any, final: type[KbError] | None = None) -> tuple[JobState, dict | None, str | None]:
+    """(state, report, error) of `run`; a failure of the `final` kind reports `_FINAL`."""
     try:
         report = run()
     except KbError as exc:
-        return "failed", None, str(exc)
+        return "failed", _FINAL if final is not None and isinstance(exc, final) else None, str(exc)
     except Exception as exc:  # a bug must fail the job, not leave it running forever
         return "failed", None, f"internal error ({type(exc).__name__}: {exc})"
     return "done", report.to_json(), None
@@ -212,8 +217,9 @@ class Runner:
                 return parts
             for part in parts:
                 if part.state == "failed":
-                    if part.runs >= PART_RUNS:
-                        raise KbError(f"part {_number(part)} of {len(parts)} failed {part.runs} times: {part.error}")
+                    if part.runs >= PART_RUNS or part.report == _FINAL:
+                        times = f" {part.runs} times" if part.runs > 1 else ""
+                        raise KbError(f"part {_number(part)} of {len(parts)} failed{times}: {part.error}")
                     self.jobs.requeue(part.id)
                     self.queue.submit(part.id)
             waiting = [p for p in parts if p.state == "queued" or _lapsed(p)]
@@ -224,7 +230,7 @@ class Runner:
 
     def _run_part(self, part: Job) -> None:
         with _Lease(self.jobs, part.id, self.worker, self.settings.queue.lease_s):
-            state, report, error = _outcome(lambda: self._part(part))
+            state, report, error = _outcome(lambda: self._part(part), final=ProviderError)
         self.jobs.finish(part.id, self.worker, state, report, error)
 
     def _part(self, part: Job) -> IngestReport:
