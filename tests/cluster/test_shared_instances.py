@@ -116,6 +116,20 @@ def test_removal_and_deletion_through_one_instance_reach_the_other(instances, co
         b.search("varroa mites", k=3)
 
 
+def test_a_kb_deleted_through_one_instance_is_not_found_by_a_new_process_with_an_old_mirror(instances, corpus):
+    a, b = instances("a"), instances("b")
+    a.ingest([corpus])
+    assert b.search("varroa mites", k=3)  # B's home now holds a mirror of the KB
+    b.close()  # B's process ends; its mirror stays on disk
+    a.access.close()
+    a.home.storage.delete(a.name)
+    later = instances("b")  # a new process on B's home
+    for mode in ("hybrid", "keyword", "dense"):
+        with pytest.raises(KbNotFound):
+            later.search("varroa mites", k=3, options=SearchOptions(mode=mode))
+    assert a.name not in a.home.names()  # the search did not list the deleted KB again
+
+
 def test_a_kb_deleted_and_built_again_through_one_instance_is_searched_through_the_other(instances, corpus):
     a, b = instances("a"), instances("b")
     a.ingest([corpus])

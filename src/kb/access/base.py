@@ -209,7 +209,7 @@ class KbAccess:
         keyword search. Skipped (the search falls back to dense) when the home is read-only
         or another process is writing: a search never waits for a writer."""
         with self._gate.shared():  # the manifest is closed and reopened under the gate (close, rebuild)
-            if not self.settings.kb_dir.exists() or self.manifest.readonly or self.manifest.keyword_ready():
+            if not self._may_open_manifest() or self.manifest.readonly or self.manifest.keyword_ready():
                 return
         try:
             with self.writing(lock_timeout_s=0, on_wait=_quiet):
@@ -217,6 +217,11 @@ class KbAccess:
                     self.build_keyword_index()
         except LockTimeout:
             return
+
+    def _may_open_manifest(self) -> bool:
+        """Whether a search may open the manifest before `reading` has checked that the KB
+        exists: opening it where it is missing would create the KB."""
+        return self.settings.kb_dir.exists()
 
     # -- kb doctor ----------------------------------------------------------------------------
     def index_health(self) -> tuple[list[str] | None, str | None]:

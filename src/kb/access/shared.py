@@ -118,6 +118,11 @@ class SharedAccess(KbAccess):
 
         return ServerChromaStore(self.storage.url, self.name)
 
+    def _may_open_manifest(self) -> bool:
+        # An old mirror outlives a KB that another instance deleted; opening its manifest
+        # would list the KB again. An open manifest costs no round trip to check.
+        return super()._may_open_manifest() and ("manifest" in self.__dict__ or self.storage.exists(self.name))
+
     def refresh(self) -> None:
         """Brings this instance's mirror up to date with the shared records."""
         with self._gate.shared():
