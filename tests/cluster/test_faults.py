@@ -69,7 +69,10 @@ def test_a_worker_killed_mid_job_leaves_the_job_to_the_other_worker(tmp_path, ow
     redis, chroma = own_servers
     docs = tmp_path / "docs"
     _notes(docs, 300)
-    env = _env(redis.url, chroma.url, KB_QUEUE_LEASE_S="2", KB_INGEST_BATCH="4")
+    # Parts of 4 files: 75 commits, so the job is still running when a `kb jobs show`
+    # (a process start) sees it part-way, however loaded the machine. With parts of 32 it
+    # could finish between two looks in a full test run.
+    env = _env(redis.url, chroma.url, KB_QUEUE_LEASE_S="2", KB_INGEST_BATCH="4", KB_QUEUE_PART_FILES="4")
     producer = {**env, "KB_HOME": str(tmp_path / "producer")}
     queued = run_kb("ingest", "--background", docs, "--json", env=producer)
     assert queued.code == 0, queued.err
