@@ -194,3 +194,51 @@ def test_metrics_show_the_batch_sizes_reached(sample_home, tmp_path):
         server.stop()
     assert "kb_batched_calls_total 4.0" in text
     assert "kb_batched_items_total 5.0" in text
+
+
+def _server_processes_env(pid: int) -> list[dict[str, str]]:
+    """The environments of uvicorn's server processes under `pid` (not its resource tracker)."""
+    from pathlib import Path
+
+    envs = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if stat.read_text().rsplit(")", 1)[1].split()[1] != str(pid):
+                continue
+            raw = (stat.parent / "environ").read_bytes()
+            if b"spawn_main" not in (stat.parent / "cmdline").read_bytes():
+                continue
+        except OSError:
+            continue
+        envs.append(dict(e.split("=", 1) for e in raw.decode(errors="replace").split("\0") if "=" in e))
+    return envs
+
+
+@pytest.mark.parametrize("user_threads", [None, "3"])
+def test_server_processes_share_the_cores_unless_the_user_set_threads(sample_home, tmp_path, user_threads):
+    """`kb serve --workers 2`: each process encodes with its share of the cores (an encoder with
+    threads for every core in each made them wait for each other), and answers as one does."""
+    import os
+    import shutil
+
+    home = tmp_path / "home"
+    shutil.copytree(sample_home, home)
+    env = {} if user_threads is None else {"OMP_NUM_THREADS": user_threads}
+    saved = os.environ.pop("OMP_NUM_THREADS", None)
+    try:
+        server = Server(home, env, ["--workers", "2"]).wait_ready()
+    finally:
+        if saved is not None:
+            os.environ["OMP_NUM_THREADS"] = saved
+    try:
+        with server.client() as client:
+            answers = [client.post("/v1/search", json={"query": q, "k": 3}) for q in QUERIES]
+        children = _server_processes_env(server.pid)
+    finally:
+        server.stop()
+    cores = len(os.sched_getaffinity(0))
+    expected = user_threads or str(max(1, cores // 2))
+    assert len(children) == 2 and all(e.get("OMP_NUM_THREADS") == expected for e in children), children
+    # What the encoders use: no more threads than cores.
+    assert f"2 server processes, each encoding with {min(cores, int(expected))} thread" in server.output()
+    assert all(a.status_code == 200 and a.json()["hits"] for a in answers)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from collections.abc import Callable
 
 from kb.config import Settings
 from kb.errors import ConfigError
@@ -51,7 +52,23 @@ def app_factory() -> object:
     return create_app(load_settings(), worker=os.environ.get("KB_SERVE_WORKER") == "1")
 
 
-def serve(settings: Settings, host: str, port: int, workers: int, worker: bool, log_level: str) -> None:
+def share_cores(processes: int) -> int:
+    """Gives each of `processes` server processes its share of the cores for its encoder (and
+    torch's and BLAS's threads), through OMP_NUM_THREADS, which they inherit and kb's encoders
+    read; a value the user set wins. Each process answers one batch of searches at a time (the
+    GIL), so processes use the cores, and an encoder with threads for every core in each of them
+    only made them wait for each other: on 2 cores, 2 processes of 2 threads served 133–198
+    searches/s, of 1 thread 214–216, 1 process 158–164 (docs/benchmarks.md)."""
+    from kb.embedding.onnx_bert import cpu_threads
+
+    if not os.environ.get("OMP_NUM_THREADS", "").strip():
+        os.environ["OMP_NUM_THREADS"] = str(max(1, cpu_threads() // processes))
+    return cpu_threads()
+
+
+def serve(
+    settings: Settings, host: str, port: int, workers: int, worker: bool, log_level: str, note: Callable[[str], None]
+) -> None:
     import uvicorn
 
     check_bind(host, settings)
@@ -60,6 +77,9 @@ def serve(settings: Settings, host: str, port: int, workers: int, worker: bool, 
     os.environ["KB_HOME"] = str(settings.home)
     os.environ["KB_NAME"] = settings.kb
     os.environ["KB_SERVE_WORKER"] = "1" if worker else "0"
+    if workers > 1:
+        threads = share_cores(workers)
+        note(f"{workers} server processes, each encoding with {threads} thread{'s' * (threads > 1)} (OMP_NUM_THREADS)")
     uvicorn.run(
         "kb.service.server:app_factory",
         factory=True,

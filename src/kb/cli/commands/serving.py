@@ -37,14 +37,21 @@ def serve(
     ctx: typer.Context,
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (not loopback: needs KB_SERVE_TOKENS)."),
     port: int = typer.Option(8765, "--port", min=1, max=65535, help="Port to listen on."),
-    workers: int = typer.Option(1, "--workers", min=1, max=64, help="Server processes."),
+    workers: int = typer.Option(
+        1,
+        "--workers",
+        min=1,
+        max=64,
+        help="Server processes. They share the cores: each encodes with cores/N threads (unless OMP_NUM_THREADS "
+        "is set). One process answers one batch of searches at a time; N processes on N cores answer the most.",
+    ),
     worker: bool = typer.Option(False, "--worker", help="Also run queued jobs in this process (one machine)."),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn's log level: critical, error, warning, info."),
 ) -> None:
     """Serve the HTTP API (OpenAPI docs at /docs) until stopped; Ctrl-C finishes in-flight requests."""
     from kb.service.server import serve as run_server
 
-    run_server(context.of(ctx).settings(), host, port, workers, worker, log_level)
+    run_server(context.of(ctx).settings(), host, port, workers, worker, log_level, ui.note)
 
 
 def mcp(ctx: typer.Context) -> None:
