@@ -445,8 +445,10 @@ class KnowledgeBase:
             from kb.answering.answerer import Answerer
 
             home = self.home
+            # The query encoder opens at its first use: an answer from the cache needs none.
             self._answerer = Answerer(
-                self.name, self.settings, home.cache, home.breakers, home.query_embedder.embed, home.model_id,
+                self.name, self.settings, home.cache, home.breakers, lambda texts: home.query_embedder.embed(texts),
+                home.model_id,
                 lambda query, search: self._retrieve(query, search, self._scope(search)),
                 self.access.manifest.content_key, self.access.require_content, self._record,
             )  # fmt: skip

@@ -60,14 +60,15 @@ def test_openai_provider_answers_and_falls_back(sample_kb, fake_openai, kb_home,
     assert [a.provider for a in forced.attempts] == ["extractive"]
 
 
-def test_cached_ask_loads_neither_model_nor_chroma(sample_kb, kb_home):
+def test_cached_ask_loads_neither_model_nor_query_encoder_nor_chroma(sample_kb, kb_home):
     question = "What is propolis?"
     sample_kb.ask(question)
     code = (
         "import sys, json\n"
         "from kb.cli.app import main\n"
         f"try:\n    main(['ask', {question!r}, '--json'])\nexcept SystemExit as e:\n    code = e.code\n"
-        "heavy = sorted(m for m in ('torch', 'sentence_transformers', 'transformers', 'chromadb') if m in sys.modules)\n"
+        "heavy = sorted(m for m in ('torch', 'sentence_transformers', 'transformers', 'chromadb', 'numpy',\n"
+        "                           'tokenizers', 'kb.embedding.bert') if m in sys.modules)\n"
         "print(json.dumps(heavy), file=sys.stderr)\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
