@@ -12,7 +12,8 @@ through the balancer. "1 instance" is the same balancer with serve-2's weight se
 HAProxy's stats socket, so no request reaches it (it stays up, idle); "2 instances" sets it
 back to 1. "direct" sends to serve-1's own port, without the balancer. Each configuration is
 measured in two interleaved rounds, after a warm-up through the balancer that reaches both
-instances. The load generator is benchmarks/load.py's (every search a query not seen before).
+instances. The load generator is benchmarks/loadgen.py's, as benchmarks/serve.py's (raw
+HTTP/1.1 on kept-alive connections, light on CPU; every search a query not seen before).
 
 The kill test runs searches through the balancer with both instances, posts ingest jobs
 before and around the kill, SIGKILLs serve-1 by its pid file, polls the stats socket until
@@ -48,7 +49,8 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.corpus import notes_corpus, prose_corpus  # noqa: E402
 from benchmarks.cpu import cpu_flags, cpu_line  # noqa: E402
-from benchmarks.load import Queries, _measure, _searches, _show, _words  # noqa: E402
+from benchmarks.load import Queries, _searches, _show, _words  # noqa: E402
+from benchmarks.loadgen import measure  # noqa: E402
 
 SCRIPT = ROOT / "scripts" / "cluster.py"
 CONFIGS = ("direct to serve-1", "balancer, 1 instance", "balancer, 2 instances")
@@ -161,7 +163,7 @@ def measure_all(cluster: Cluster, queries: Queries, clients: list[int], total: i
     searches = _searches(queries)
     direct = f"http://127.0.0.1:{cluster.ports['serve-1']}"
     # Warm-up through the balancer, both instances: model, keyword index, page cache, threads.
-    warm = asyncio.run(_measure(cluster.url, 8, 400, searches))
+    warm = asyncio.run(measure(cluster.url, 8, 400, searches))
     print(f"warm-up: {warm['requests']} searches, {warm['errors']} errors, {warm['throughput']} req/s", flush=True)
     results: dict[str, dict] = {}
     for round_ in range(1, ROUNDS + 1):
@@ -174,7 +176,7 @@ def measure_all(cluster: Cluster, queries: Queries, clients: list[int], total: i
             url = direct if config.startswith("direct") else cluster.url
             for n in clients:
                 before = cluster.cpu_seconds()
-                r = asyncio.run(_measure(url, n, total, searches))
+                r = asyncio.run(measure(url, n, total, searches))
                 used = {k: v - before[k] for k, v in cluster.cpu_seconds().items() if k in before}
                 cpu = {k: round(v * 1000 / r["requests"], 2) for k, v in used.items()}
                 r |= {"config": config, "round": round_, "cpu_ms_per_search": cpu,

