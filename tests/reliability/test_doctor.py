@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 from pathlib import Path
 
 import pytest
@@ -107,12 +108,22 @@ def _big_corpus(folder: Path) -> Path:
     return folder
 
 
+@pytest.fixture(scope="module")
+def big_kb(tmp_path_factory) -> tuple[Path, Path]:
+    """The big corpus and a KB_HOME holding its uninterrupted ingest, made once: each damage
+    starts from a copy, and a repair must give back exactly this."""
+    root = tmp_path_factory.mktemp("big-kb")
+    corpus, home = _big_corpus(root / "docs"), root / "home"
+    assert run_kb("ingest", corpus, env={**HASH, "KB_HOME": str(home)}).code == 0
+    return corpus, home
+
+
 @pytest.mark.parametrize("damage", ["hnsw-flips", "hnsw-invert", "sqlite"])
 def test_index_damaged_by_an_interrupted_write_gives_a_clear_error_and_doctor_rebuilds_it_hash_embedder(
-    tmp_path, kb_home, damage
+    kb_home, big_kb, damage
 ):
-    corpus = _big_corpus(tmp_path / "docs")
-    assert run_kb("ingest", corpus, env=HASH).code == 0
+    corpus, fresh = big_kb
+    shutil.copytree(fresh, kb_home)
     chroma = kb_home / "kbs" / "default" / "chroma"
     targets = list(chroma.glob("*/data_level0.bin")) if damage.startswith("hnsw") else [chroma / "chroma.sqlite3"]
     assert targets, sorted(p.name for p in chroma.rglob("*"))
@@ -132,7 +143,7 @@ def test_index_damaged_by_an_interrupted_write_gives_a_clear_error_and_doctor_re
     assert code == 0 and report["healthy"], report
     assert list(chroma.parent.glob("chroma.broken-*")), "the damaged index is kept for inspection"
     assert not (kb_home / "kbs" / "default" / "write.unfinished").exists()
-    _same_as_fresh_ingest(tmp_path, kb_home, corpus)
+    assert snapshot(kb_home, corpus) == snapshot(fresh, corpus)
     after = run_kb("search", "honey", "--json", env=HASH)
     assert after.code == 0, after.err
 

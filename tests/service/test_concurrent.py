@@ -9,7 +9,8 @@ import shutil
 
 import httpx
 
-from tests.conftest import SAMPLE, run_kb
+from kb import KnowledgeBase
+from kb.config import load_settings
 from tests.service.processes import Server
 
 QUERIES = [
@@ -26,12 +27,11 @@ QUERIES = [
 ]
 
 
-def test_fifty_concurrent_searches_and_asks_are_all_answered_correctly(tmp_path):
-    home, corpus = tmp_path / "home", tmp_path / "corpus"
-    shutil.copytree(SAMPLE, corpus)
-    assert run_kb("ingest", corpus, env={"KB_HOME": str(home)}).code == 0
+def test_fifty_concurrent_searches_and_asks_are_all_answered_correctly(tmp_path, sample_home):
+    home = tmp_path / "home"
+    shutil.copytree(sample_home, home)
     reference = tmp_path / "reference"
-    shutil.copytree(home, reference)  # asked alone, one process each, after the burst
+    shutil.copytree(home, reference)  # asked alone, one at a time, after the burst
     server = Server(home).wait_ready()
     try:
 
@@ -47,9 +47,12 @@ def test_fifty_concurrent_searches_and_asks_are_all_answered_correctly(tmp_path)
                 return await asyncio.gather(*calls)
 
         results = asyncio.run(burst())  # on a cold cache: the queries are encoded, concurrently
-        env = {"KB_HOME": str(reference)}
-        alone = {q: run_kb("search", q, "-k", "3", "--json", env=env).ndjson() for q in QUERIES}
-        answers = {q: run_kb("ask", q, "--json", env=env).json()["answer"] for q in QUERIES}
+        kb = KnowledgeBase(load_settings(home=str(reference)))
+        try:
+            alone = {q: kb.search(q, 3) for q in QUERIES}
+            answers = {q: kb.ask(q).answer for q in QUERIES}
+        finally:
+            kb.close()
         for i, res in enumerate(results):
             q = QUERIES[i % len(QUERIES)]
             assert res.status_code == 200, res.text
@@ -57,7 +60,7 @@ def test_fifty_concurrent_searches_and_asks_are_all_answered_correctly(tmp_path)
                 assert res.json()["answer"] == answers[q]
             else:
                 got = res.json()["hits"]
-                assert [h["chunk_id"] for h in got] == [h["chunk_id"] for h in alone[q]]
-                assert all(abs(a["score"] - b["score"]) < 1e-3 for a, b in zip(got, alone[q]))
+                assert [h["chunk_id"] for h in got] == [h.chunk_id for h in alone[q]]
+                assert all(abs(a["score"] - b.score) < 1e-3 for a, b in zip(got, alone[q]))
     finally:
         server.stop()
