@@ -111,3 +111,29 @@ def test_dry_run_with_background_or_watch_is_refused(tmp_path, cli, kb_home, oth
     r = cli("ingest", "--dry-run", other, tmp_path)
     assert r.code == 2 and "do not go together" in r.err
     assert not kb_home.exists()
+
+
+def test_a_dry_run_with_an_embedding_service_sends_it_nothing_and_works_when_it_is_down(tmp_path, kb_home, monkeypatch):
+    """The fake embeddings service stands at the network seam: a dry run would have sent it
+    the files' text to time it (billed by a hosted service), and failed when it was down."""
+    from tests.conftest import write_config
+    from tests.fake_embeddings import FakeEmbeddings
+
+    monkeypatch.delenv("KB_MODEL")
+    docs = _docs(tmp_path)
+    fake = FakeEmbeddings().start()
+    try:
+        write_config(
+            kb_home, f'[embedding]\nkind = "openai"\nbase_url = "{fake.url}"\nmodel = "fake"\nmax_retries = 0\n'
+        )
+        up = run_kb("ingest", "--dry-run", "--json", docs)
+        assert up.code == 0, up.err
+        assert fake.requests == []
+    finally:
+        fake.stop()
+    down = run_kb("ingest", "--dry-run", docs)  # the same URL, nothing listening now
+    assert down.code == 0, down.err
+    assert "would add" in down.out and "no time estimate: a dry run does not call the embedding service" in down.out
+    plan = up.json()
+    assert plan["added"] and plan["chunks_estimate"] > 0 and plan["chunks_per_s"] is None
+    assert plan["rate_source"] == "no estimate"

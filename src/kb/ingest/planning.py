@@ -34,7 +34,7 @@ class IngestPlan:
     chunks_estimate: int = 0
     seconds_estimate: float = 0.0
     chunks_per_s: float | None = None
-    rate_source: str = "nothing to embed"  # "past ingests" | "calibration" | "nothing to embed"
+    rate_source: str = "nothing to embed"  # "past ingests" | "calibration" | "no estimate" | "nothing to embed"
     rate_detail: str = ""
     texts: list[str] = field(default_factory=list, repr=False)  # for a calibration run
 
@@ -103,6 +103,14 @@ def estimate_time(result: IngestPlan, settings: Settings, model_id: str) -> None
         result.chunks_per_s, runs = past
         result.rate_source = "past ingests"
         result.rate_detail = f"{runs} past ingest(s) with this model on this KB_HOME, end to end"
+    elif settings.embedding.kind == "openai":
+        # Calibrating would send the files' text to the service (and bill it), and fail the
+        # dry run when the service is down: the plan stands without a time.
+        result.rate_source = "no estimate"
+        result.rate_detail = (
+            "a dry run does not call the embedding service; after a first ingest it estimates from that"
+        )
+        return
     else:
         from kb.embedding import open_embedder
 

@@ -141,6 +141,8 @@ def ingest_plan(plan) -> None:
             f", about {plan.seconds_estimate:g}s on this machine at {plan.chunks_per_s:g} chunks/s "
             f"({plan.rate_source}: {plan.rate_detail})"
         )
+    elif plan.rate_detail:
+        line += f" (no time estimate: {plan.rate_detail})"
     if plan.updated:
         line += "; an update embeds only the chunks whose text changed, so it may take less"
     out.print(line, markup=False)
