@@ -10,13 +10,16 @@ class CachedEmbedder:
         self.inner = inner
         self.cache = cache
         self.model_id = inner.model_id
+        # The text the model sees starts with the query prefix (Prefixed, OpenAIEmbedder):
+        # a vector cached under another prefix is another vector.
+        self.prefix: str = getattr(inner, "prefix", "")
 
     @property
     def dimension(self) -> int:
         return self.inner.dimension
 
     def _key(self, text: str) -> str:
-        return "qemb:" + hashlib.sha256(f"{self.model_id}\x1f{text}".encode()).hexdigest()
+        return "qemb:" + hashlib.sha256(f"{self.model_id}\x1f{self.prefix}{text}".encode()).hexdigest()
 
     def embed(self, texts: list[str]):
         import numpy as np
