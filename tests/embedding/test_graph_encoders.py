@@ -156,7 +156,7 @@ def test_threads_that_start_ingesting_together_load_the_model_once(kb_home, monk
 
 
 def test_graph_runtimes_take_the_cpus_kb_may_use_or_omp_num_threads(monkeypatch):
-    from kb.embedding.onnx_bert import cpu_threads
+    from kb.concurrency import cpu_threads
 
     available = len(os.sched_getaffinity(0))
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)

@@ -215,7 +215,7 @@ def _server_processes_env(pid: int) -> list[dict[str, str]]:
 
 
 @pytest.mark.parametrize("user_threads", [None, "3"])
-def test_server_processes_share_the_cores_unless_the_user_set_threads(sample_home, tmp_path, user_threads):
+def test_server_processes_share_the_cores_unless_the_user_set_threads(sample_home, tmp_path, monkeypatch, user_threads):
     """`kb serve --workers 2`: each process encodes with its share of the cores (an encoder with
     threads for every core in each made them wait for each other), and answers as one does."""
     import os
@@ -223,13 +223,9 @@ def test_server_processes_share_the_cores_unless_the_user_set_threads(sample_hom
 
     home = tmp_path / "home"
     shutil.copytree(sample_home, home)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     env = {} if user_threads is None else {"OMP_NUM_THREADS": user_threads}
-    saved = os.environ.pop("OMP_NUM_THREADS", None)
-    try:
-        server = Server(home, env, ["--workers", "2"]).wait_ready()
-    finally:
-        if saved is not None:
-            os.environ["OMP_NUM_THREADS"] = saved
+    server = Server(home, env, ["--workers", "2"]).wait_ready()
     try:
         with server.client() as client:
             answers = [client.post("/v1/search", json={"query": q, "k": 3}) for q in QUERIES]

@@ -13,13 +13,13 @@ Texts are sorted by length and batched as in torch_bert.py; rows come back L2-no
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from kb.concurrency import cpu_threads
 from kb.embedding.bert import BertModelFiles, length_batches
 from kb.embedding.onnx_graph import cached_graph
 
@@ -28,18 +28,6 @@ _BATCH = 32
 # second KnowledgeBase reuses it instead of hashing the weights and opening a session.
 _LOADED: dict[tuple[str, int], tuple[BertModelFiles, Any]] = {}
 _LOADING = threading.Lock()  # ingest jobs of two KBs may start at once: load and build once
-
-
-def cpu_threads() -> int:
-    """Threads for one forward pass: the CPUs this process may run on (taskset, cpusets),
-    or fewer where OMP_NUM_THREADS says so. torch and NumPy's BLAS honour that variable;
-    OpenVINO (TBB) and ONNX Runtime do not read it, so kb does."""
-    try:
-        available = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        available = os.cpu_count() or 1
-    limit = os.environ.get("OMP_NUM_THREADS", "").strip()
-    return min(available, int(limit)) if limit.isdigit() and int(limit) > 0 else available
 
 
 def open_session(model_file: Path | bytes, threads: int | None = None):

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from kb.concurrency import cpu_threads
 from kb.embedding.bert import BertModelFiles, length_batches
-from kb.embedding.onnx_bert import cpu_threads
 from kb.embedding.onnx_graph import cached_graph
 
 _BATCH = 32

@@ -56,13 +56,13 @@ def share_cores(processes: int) -> int:
     """Gives each of `processes` server processes its share of the cores for its encoder (and
     torch's and BLAS's threads), through OMP_NUM_THREADS, which they inherit and kb's encoders
     read; a value the user set wins. Each process answers one batch of searches at a time (the
-    GIL), so processes use the cores, and an encoder with threads for every core in each of them
-    only made them wait for each other: on 2 cores, 2 processes of 2 threads served 133–198
-    searches/s, of 1 thread 214–216, 1 process 158–164 (docs/benchmarks.md)."""
-    from kb.embedding.onnx_bert import cpu_threads
+    GIL), so processes use the cores: on 2 cores, 2 processes of 2 threads served 133–198
+    searches/s, of 1 thread 214–216, 1 process 158–164 (docs/benchmarks.md). Returns the
+    threads each encoder will use."""
+    from kb.concurrency import cpu_threads, process_share
 
     if not os.environ.get("OMP_NUM_THREADS", "").strip():
-        os.environ["OMP_NUM_THREADS"] = str(max(1, cpu_threads() // processes))
+        os.environ["OMP_NUM_THREADS"] = str(process_share(processes))
     return cpu_threads()
 
 
